@@ -1,0 +1,1 @@
+"""Internal package: not part of the public API."""
