@@ -1,0 +1,204 @@
+"""Listening sockets: bind specifications and their creation.
+
+A bind is ``host:port``, ``host`` (port 8000), ``[v6addr]:port``,
+``unix:/path`` or ``fd://N`` (an inherited descriptor). Sockets are created
+non-blocking and inheritable, so a process that forks after binding hands
+them to its children, and stream sockets are already listening: the accept
+queue exists before any worker does and outlives each of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hypercorn.shared.validators import ConfigError
+
+DEFAULT_PORT = 8000
+
+
+@dataclass
+class Sockets:
+    """The sockets a server listens on, by role."""
+
+    secure_sockets: list[socket.socket] = field(default_factory=list)
+    insecure_sockets: list[socket.socket] = field(default_factory=list)
+    quic_sockets: list[socket.socket] = field(default_factory=list)
+
+    def all(self) -> list[socket.socket]:
+        return [*self.secure_sockets, *self.insecure_sockets, *self.quic_sockets]
+
+    def close(self) -> None:
+        for sock in self.all():
+            sock.close()
+
+
+class SocketTypeError(Exception):
+    """An ``fd://`` bind names a descriptor of the wrong socket type."""
+
+    def __init__(self, expected: int, actual: int) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"unexpected socket type: wanted {socket.SocketKind(expected).name}, "
+            f"got {socket.SocketKind(actual).name}"
+        )
+
+
+class BindError(OSError):
+    """A listener could not be created; the message names the address."""
+
+
+@dataclass(frozen=True, slots=True)
+class BindSpec:
+    """One parsed bind."""
+
+    kind: Literal["tcp", "unix", "fd"]
+    text: str
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    fd: int = -1
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        if self.kind == "unix":
+            return socket.AF_UNIX
+        return socket.AF_INET6 if ":" in self.host else socket.AF_INET
+
+
+def parse_bind(text: str) -> BindSpec:
+    """Parse one bind string.
+
+    Args:
+        text: ``host:port``, ``host``, ``[::1]:port``, ``unix:/path`` or ``fd://N``.
+
+    Returns:
+        The parsed ``BindSpec``.
+
+    Raises:
+        ConfigError: the string is not a valid bind.
+    """
+    if text.startswith("unix:"):
+        path = text[len("unix:") :]
+        if not path:
+            raise ConfigError(f"invalid bind {text!r}: unix socket path is empty")
+        return BindSpec("unix", text, path=path)
+    if text.startswith("fd://"):
+        number = text[len("fd://") :]
+        if not number.isdigit():
+            raise ConfigError(f"invalid bind {text!r}: expected fd://<number>")
+        return BindSpec("fd", text, fd=int(number))
+    host, port_text = text, ""
+    if text.startswith("["):
+        closing = text.find("]")
+        if closing == -1:
+            raise ConfigError(f"invalid bind {text!r}: missing ']'")
+        host, rest = text[1:closing], text[closing + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ConfigError(f"invalid bind {text!r}")
+            port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    elif text.count(":") > 1:
+        # A bare IPv6 address: the last group is the port only when bracketed.
+        host = text
+    if port_text:
+        if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            raise ConfigError(f"invalid bind {text!r}: bad port {port_text!r}")
+        port = int(port_text)
+    else:
+        port = DEFAULT_PORT
+    if not host:
+        raise ConfigError(f"invalid bind {text!r}: host is empty")
+    return BindSpec("tcp", text, host=host, port=port)
+
+
+@dataclass(frozen=True, slots=True)
+class SocketOptions:
+    backlog: int = 100
+    umask: int | None = None
+    user: int | None = None
+    group: int | None = None
+    reuse_port: bool = False
+
+
+def create_socket(
+    spec: BindSpec, options: SocketOptions, type_: int = socket.SOCK_STREAM
+) -> socket.socket:
+    """Create, bind and (for stream sockets) listen on one socket.
+
+    Raises:
+        BindError: the address cannot be bound (in use, not permitted, ...).
+        SocketTypeError: an ``fd://`` descriptor is not of ``type_``.
+    """
+    if spec.kind == "fd":
+        sock = socket.socket(fileno=spec.fd)
+        actual = sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+        if actual != type_:
+            sock.detach()
+            raise SocketTypeError(type_, actual)
+    else:
+        sock = socket.socket(spec.family, type_)
+        try:
+            _bind(sock, spec, options, type_)
+        except OSError as error:
+            sock.close()
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            if error.errno == errno.EADDRINUSE:
+                reason = "address already in use"
+            raise BindError(error.errno, f"cannot listen on {spec.text}: {reason}") from error
+    if type_ == socket.SOCK_STREAM:
+        sock.listen(options.backlog)
+    sock.setblocking(False)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _bind(sock: socket.socket, spec: BindSpec, options: SocketOptions, type_: int) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if spec.kind == "unix":
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.stat(spec.path).st_mode):
+                os.remove(spec.path)
+        previous = os.umask(options.umask) if options.umask is not None else None
+        try:
+            sock.bind(spec.path)
+        finally:
+            if previous is not None:
+                os.umask(previous)
+        if options.user is not None or options.group is not None:
+            os.chown(
+                spec.path,
+                -1 if options.user is None else options.user,
+                -1 if options.group is None else options.group,
+            )
+        return
+    if type_ == socket.SOCK_STREAM:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if options.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((spec.host, spec.port))
+
+
+def create_sockets(
+    binds: Iterable[str], options: SocketOptions, type_: int = socket.SOCK_STREAM
+) -> list[socket.socket]:
+    """Create a socket for each bind; on failure close those already made."""
+    specs = [parse_bind(bind) for bind in binds]
+    created: list[socket.socket] = []
+    try:
+        for spec in specs:
+            created.append(create_socket(spec, options, type_))
+    except BaseException:
+        for sock in created:
+            sock.close()
+        raise
+    return created
