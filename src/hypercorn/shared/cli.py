@@ -1,0 +1,144 @@
+"""The command line, built from the settings table.
+
+Every setting with flags in ``shared/settings.py`` becomes an option; the
+config file (``-c``) is read first and options given on the command line
+override it. Errors a user can fix (a bad flag, a bad value, an unknown key,
+an unloadable certificate, a port in use, an app that cannot be found) end
+the command with one line on stderr and a distinct exit code, never a
+traceback of the server's own code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from hypercorn.shared.settings import SETTINGS, Setting
+from hypercorn.shared.validators import ConfigError
+
+PROG = "hypercorn"
+
+
+class ExitCode:
+    """Exit codes of the ``hypercorn`` command (documented in the README)."""
+
+    OK = 0
+    FAILURE = 1  # an unexpected error
+    USAGE = 2  # bad flags, bad configuration, unusable certificate
+    BOOT_FAILURE = 3  # workers kept failing to boot
+    APP_LOAD = 4  # the application could not be imported or found
+    BIND = 5  # a listener could not be created (port in use, permission)
+    LIFESPAN = 6  # the application's lifespan startup failed or timed out
+
+
+class UsageError(Exception):
+    """A command-line mistake; the message is shown as is."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
+    help_text = setting.doc.replace("%", "%%")
+    if setting.action == "store_true":
+        parser.add_argument(
+            *setting.flags,
+            dest=setting.name,
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help=help_text,
+        )
+        return
+    action = "append" if setting.action == "append" else "store"
+    parser.add_argument(
+        *setting.flags,
+        dest=setting.name,
+        action=action,
+        default=argparse.SUPPRESS,
+        metavar=setting.metavar or setting.name.upper(),
+        help=help_text + (" Repeatable." if action == "append" else ""),
+    )
+    for flag in setting.deprecated_flags:
+        parser.add_argument(
+            flag,
+            dest=f"deprecated:{flag}:{setting.name}",
+            default=argparse.SUPPRESS,
+            help=f"Deprecated alias of {setting.flags[0]}.",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hypercorn`` argument parser."""
+    from hypercorn import __version__
+
+    parser = _Parser(
+        prog=PROG,
+        description="Serve an ASGI or WSGI application over HTTP/1.1, HTTP/2, "
+        "WebSockets and HTTP/3.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "application",
+        help="The application as module:attribute (also mode:module:attribute, "
+        "path/to/file.py:attribute, module:factory()).",
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        help="A TOML config file, or `file:path.py` (a Python file), or `python:module`.",
+    )
+    parser.add_argument(
+        "--cert-reqs",
+        dest="verify_mode",
+        default=argparse.SUPPRESS,
+        help="Deprecated alias of --verify-mode, as an integer.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    for setting in SETTINGS:
+        if setting.flags:
+            _add_setting(parser, setting)
+    return parser
+
+
+def load_config_source(source: str | None) -> Any:
+    """Load the ``-c`` config: TOML file, ``file:`` Python file or ``python:`` module."""
+    from hypercorn.config import Config
+
+    if source is None:
+        return Config()
+    if source.startswith("python:"):
+        return Config.from_object(source[len("python:") :])
+    if source.startswith("file:"):
+        return Config.from_pyfile(source[len("file:") :])
+    return Config.from_toml(source)
+
+
+def config_from_args(argv: Sequence[str]) -> Any:
+    """Parse ``argv`` into a ``Config`` with ``application_path`` set.
+
+    Raises:
+        UsageError: the command line is malformed.
+        ConfigError: a value or config file is invalid.
+    """
+    args = vars(build_parser().parse_args(list(argv)))
+    config = load_config_source(args.pop("config"))
+    config.application_path = args.pop("application")
+    for key, value in args.items():
+        if key.startswith("deprecated:"):
+            _, flag, key = key.split(":")
+            new_flag = next(s.flags[0] for s in SETTINGS if s.name == key)
+            print(f"{PROG}: warning: {flag} is deprecated, use {new_flag}", file=sys.stderr)
+        try:
+            setattr(config, key, value)
+        except ConfigError as error:
+            flags = "/".join(_FLAGS.get(key, (key,)))
+            raise UsageError(f"argument {flags}: {error}") from None
+    return config
+
+
+_FLAGS: dict[str, tuple[str, ...]] = {s.name: s.flags for s in SETTINGS if s.flags}
