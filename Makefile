@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest bench docs clean
+.PHONY: run test tools lint typecheck pytest bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# System tools the tests drive (curl); installed from Debian when missing.
+tools:
+	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+
+test: tools lint typecheck pytest
 
 docs: $(STAMP)
 	$(BIN)/python -m hypercorn.shared.settings_doc > docs/settings.md
