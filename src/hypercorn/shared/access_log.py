@@ -70,10 +70,16 @@ def _printable(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii")
 
 
+def _text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("latin-1")
+    return str(value)
+
+
 def _add_headers(atoms: dict[str, Any], headers: Iterable[Any], suffix: str) -> None:
     for name, value in headers:
-        key = "{" + bytes(name).decode("latin-1").lower() + "}" + suffix
-        text = bytes(value).decode("latin-1")
+        key = "{" + _text(name).lower() + "}" + suffix
+        text = _text(value)
         previous = atoms.get(key)
         atoms[key] = text if previous is None else f"{previous},{text}"
 
@@ -128,12 +134,8 @@ class AccessLogAtoms(dict[str, Any]):
         protocol = f"HTTP/{version}" if version else "-"
         path = str(scope.get("path", ""))
         raw_path = scope.get("raw_path")
-        target = (
-            bytes(raw_path).decode("latin-1")
-            if raw_path
-            else quote(path, safe="/%:@!$&'()*+,;=-._~")
-        )
-        query = bytes(scope.get("query_string") or b"").decode("latin-1")
+        target = _text(raw_path) if raw_path else quote(path, safe="/%:@!$&'()*+,;=-._~")
+        query = _text(scope.get("query_string") or b"")
         if query:
             target = f"{target}?{query}"
         request_line = _printable(f"{method} {target} {protocol}")
@@ -159,7 +161,7 @@ class AccessLogAtoms(dict[str, Any]):
                 "m": method,
                 "U": _printable(path),
                 "Uq": _printable(f"{path}?{query}" if query else path),
-                "q": query,
+                "q": _printable(query),
                 "H": protocol,
                 "s": status_code,
                 "st": status_line,

@@ -69,7 +69,11 @@ class _LogFileHandler(logging.FileHandler):
     """A log file opened for appending, which ``Logger.reopen_files`` may reopen."""
 
 
-_OUR_HANDLERS = (_StandardStreamHandler, _LogFileHandler)
+class _DisabledHandler(logging.NullHandler):
+    """Swallows a disabled log's records, which would otherwise reach ``logging.lastResort``."""
+
+
+_OUR_HANDLERS = (_StandardStreamHandler, _LogFileHandler, _DisabledHandler)
 
 
 def _handler_for(target: str, stream_name: str) -> logging.Handler:
@@ -97,10 +101,10 @@ def _configure(
     formatter: logging.Formatter,
 ) -> logging.Logger | None:
     """The logger for one log: ``target`` itself, a named logger with a handler, or None."""
-    if isinstance(target, logging.Logger):
-        return target
     logger = logging.getLogger(name)
     _release(logger)
+    if isinstance(target, logging.Logger):
+        return target
     if target is None:
         return None
     handler = _handler_for(target, stream_name)
@@ -125,8 +129,12 @@ def _load_mapping(path: str, kind: str) -> dict[str, Any]:
 
 
 def _apply_dict(data: Mapping[str, Any], source: str) -> None:
+    config = dict(data)
+    # Loggers the mapping does not name (the server's, the app's) keep working
+    # unless the mapping says otherwise; dictConfig's own default disables them.
+    config.setdefault("disable_existing_loggers", False)
     try:
-        logging.config.dictConfig(dict(data))
+        logging.config.dictConfig(config)
     except (ValueError, TypeError, AttributeError, ImportError) as error:
         raise ConfigError(f"invalid log config in {source}: {error}") from None
 
@@ -138,6 +146,9 @@ def apply_logconfig(logconfig: str | None, logconfig_dict: Mapping[str, Any] | N
         logconfig: an ini file for ``logging.config.fileConfig``, or ``json:PATH``
             or ``toml:PATH`` for a ``dictConfig`` mapping stored in a file.
         logconfig_dict: a ``dictConfig`` mapping, applied after ``logconfig``.
+
+    Unlike plain ``dictConfig``, a mapping without ``disable_existing_loggers``
+    leaves the loggers it does not name enabled, as ``fileConfig`` is told to.
 
     Raises:
         ConfigError: the file cannot be read or the configuration is invalid;
@@ -183,6 +194,8 @@ class Logger:
         level = logging.getLevelName(config.loglevel.upper())
         if not isinstance(level, int):
             level = logging.INFO
+        if config.debug:
+            level = min(level, logging.DEBUG)
         formatter = logging.Formatter(ERROR_LOG_FORMAT, ERROR_LOG_DATEFMT)
         self.access_logger: logging.Logger | None = _configure(
             ACCESS_LOGGER_NAME,
@@ -195,6 +208,7 @@ class Logger:
         if error_logger is None:
             # Disabled: it keeps its name, so a logging config may still give it handlers.
             error_logger = logging.getLogger(ERROR_LOGGER_NAME)
+            error_logger.addHandler(_DisabledHandler())
             error_logger.setLevel(level)
             error_logger.propagate = False
         self.error_logger: logging.Logger = error_logger
@@ -203,6 +217,9 @@ class Logger:
         if self.access_logger is None and (config.logconfig or config.logconfig_dict):
             configured = logging.getLogger(ACCESS_LOGGER_NAME)
             if configured.handlers:
+                # Access lines are INFO records: a config that names no level still shows them.
+                if configured.level == logging.NOTSET:
+                    configured.setLevel(logging.INFO)
                 self.access_logger = configured
 
     # ------------------------------------------------------------------ access
@@ -219,8 +236,9 @@ class Logger:
                 the denial's; None when no response was sent.
             request_time: the duration in seconds.
         """
-        if self.access_logger is not None:
-            self.access_sync(request, response, request_time)
+        logger = self.access_logger
+        if logger is not None and logger.isEnabledFor(logging.INFO):
+            logger.info(self.access_log_format, self.atoms(request, response, request_time))
 
     def access_sync(
         self, request: Mapping[str, Any], response: Mapping[str, Any] | None, request_time: float
@@ -240,22 +258,27 @@ class Logger:
 
     async def critical(self, message: str, *args: Any, **kwargs: Any) -> None:
         """Log ``message % args`` at CRITICAL level on the error log."""
+        kwargs.setdefault("stacklevel", 2)
         self.error_logger.critical(message, *args, **kwargs)
 
     async def error(self, message: str, *args: Any, **kwargs: Any) -> None:
         """Log ``message % args`` at ERROR level on the error log."""
+        kwargs.setdefault("stacklevel", 2)
         self.error_logger.error(message, *args, **kwargs)
 
     async def warning(self, message: str, *args: Any, **kwargs: Any) -> None:
         """Log ``message % args`` at WARNING level on the error log."""
+        kwargs.setdefault("stacklevel", 2)
         self.error_logger.warning(message, *args, **kwargs)
 
     async def info(self, message: str, *args: Any, **kwargs: Any) -> None:
         """Log ``message % args`` at INFO level on the error log."""
+        kwargs.setdefault("stacklevel", 2)
         self.error_logger.info(message, *args, **kwargs)
 
     async def debug(self, message: str, *args: Any, **kwargs: Any) -> None:
         """Log ``message % args`` at DEBUG level on the error log."""
+        kwargs.setdefault("stacklevel", 2)
         self.error_logger.debug(message, *args, **kwargs)
 
     async def exception(self, message: str, *args: Any, **kwargs: Any) -> None:
@@ -265,6 +288,7 @@ class Logger:
 
     async def log(self, level: int, message: str, *args: Any, **kwargs: Any) -> None:
         """Log ``message % args`` at ``level`` on the error log."""
+        kwargs.setdefault("stacklevel", 2)
         self.error_logger.log(level, message, *args, **kwargs)
 
     # --------------------------------------------------------------- lifecycle
