@@ -1,0 +1,552 @@
+"""The server side of an HTTP/1.1 connection, sans I/O (RFC 9112).
+
+Theory of operation
+-------------------
+One request is served at a time; requests are numbered 1, 3, 5, ... The
+connection is in one of five states, and every transition happens here:
+
+``HEAD``        waiting for a request head. Leading CRLFs are skipped; a bare
+                LF or a head over ``h11_max_incomplete_size`` is refused at
+                once, however the bytes were split. A complete head is checked
+                by ``http11_head.parse_head`` and becomes ``RequestReceived``.
+``BODY``        the request's body is arriving; it is handed out as
+                ``BodyReceived`` as soon as it is framed, then ``BodyEnded``.
+``RESPONDING``  the body is complete and the response is not. Bytes that
+                arrive now are a pipelined request: they are held, unparsed,
+                until the response ends (reading pauses once they exceed the
+                head limit), so a later request can never overtake or confuse
+                an earlier one.
+``DRAINING``    the response ended before its request body did: the rest of
+                the body (up to ``DRAIN_LIMIT``) is read and dropped so the
+                connection can be kept alive; a longer body closes it.
+``CLOSED``      nothing more is read; the I/O layer closes the transport once
+                ``data_to_send`` is empty.
+
+The response side is written here, not by h11: it needs HTTP/1.0 keep-alive,
+which h11 refuses, and it is the hot path. Its framing follows the app's
+``content-length`` if any, else chunked (HTTP/1.1) or close-delimited
+(HTTP/1.0); HEAD, 204 and 304 responses never carry body bytes.
+
+A malformed request is answered by the protocol itself (400, 405, 408, 431,
+501, 505) with ``connection: close`` and reported as ``RequestRejected``. A
+body that turns out malformed after its head was delivered closes the stream
+(``StreamClosed``) and, if no response has started, is answered with 400 too.
+
+Time is an argument. ``next_deadline`` is the keep-alive deadline while
+waiting for a head (from the moment the connection became idle), and also
+``last byte + read_timeout`` once part of a head is buffered; in ``BODY`` it is
+``last byte + read_timeout`` (none while the client waits for 100 Continue);
+while the app works on a complete request there is no deadline.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Protocol, assert_never
+
+from hypercorn.worker.protocol.events import (
+    BodyEnded,
+    BodyReceived,
+    Headers,
+    InboundEvent,
+    InformationalResponse,
+    OutboundEvent,
+    RequestReceived,
+    RequestRejected,
+    ResponseData,
+    ResponseEnded,
+    ResponseStarted,
+    StreamAborted,
+    StreamClosed,
+)
+from hypercorn.worker.protocol.http11_chunked import ChunkedDecoder, ChunkedError
+from hypercorn.worker.protocol.http11_head import CHUNKED, HeadError, RequestHead, parse_head
+
+DRAIN_LIMIT = 64 * 1024
+"""Most request-body bytes read and dropped after an early response."""
+
+
+class H11Settings(Protocol):
+    """The settings the protocol reads (``hypercorn.config.Config`` has them)."""
+
+    @property
+    def h11_max_incomplete_size(self) -> int: ...
+    @property
+    def keep_alive_timeout(self) -> float: ...
+    @property
+    def keep_alive_max_requests(self) -> int: ...
+    @property
+    def read_timeout(self) -> float | None: ...
+
+
+class _State(enum.Enum):
+    HEAD = enum.auto()
+    BODY = enum.auto()
+    RESPONDING = enum.auto()
+    DRAINING = enum.auto()
+    CLOSED = enum.auto()
+
+
+class _Framing(enum.Enum):
+    UNSTARTED = enum.auto()
+    NONE = enum.auto()
+    LENGTH = enum.auto()
+    CHUNKED = enum.auto()
+    CLOSE = enum.auto()
+
+
+def _status_line(status: int) -> bytes:
+    try:
+        phrase = HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        phrase = b""
+    return b"HTTP/1.1 %d %s\r\n" % (status, phrase)
+
+
+_STATUS_LINES = {status: _status_line(status) for status in range(100, 600)}
+_ERROR_TAIL = b"content-length: 0\r\nconnection: close\r\n\r\n"
+_CLOSE = b"connection: close\r\n"
+_KEEP_ALIVE = b"connection: keep-alive\r\n"
+_CHUNKED = b"transfer-encoding: chunked\r\n"
+_FRAMING_NAME_LENGTHS = frozenset((10, 14, 17))  # connection, content-length, ...
+_TCHARS = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def _tokens(value: bytes) -> set[bytes]:
+    return {token.strip(b" \t") for token in value.lower().split(b",")}
+
+
+class H11Protocol:
+    """An HTTP/1.1 server connection implementing ``ServerProtocol``."""
+
+    __slots__ = (
+        "_body_left",
+        "_body_seen",
+        "_buf",
+        "_chunked",
+        "_continue_sent",
+        "_drain_left",
+        "_events",
+        "_framing",
+        "_head",
+        "_idle_since",
+        "_keep",
+        "_keep_alive_max",
+        "_keep_alive_timeout",
+        "_last_rx",
+        "_max_head",
+        "_next_id",
+        "_out",
+        "_read_timeout",
+        "_requests",
+        "_resp_left",
+        "_scanned",
+        "_state",
+        "_stream_id",
+        "tls",
+    )
+
+    def __init__(self, config: H11Settings, *, tls: bool, now: float) -> None:
+        """Args:
+        config: the settings (limits and timeouts) to apply.
+        tls: whether the connection is encrypted (kept for the I/O layer).
+        now: the loop time at which the connection was accepted.
+        """
+        self.tls = tls
+        self._max_head = config.h11_max_incomplete_size
+        self._keep_alive_timeout = config.keep_alive_timeout
+        self._keep_alive_max = config.keep_alive_max_requests
+        self._read_timeout = config.read_timeout
+        self._buf = bytearray()
+        self._scanned = 0
+        self._events: list[InboundEvent] = []
+        self._out: list[bytes] = []
+        self._state = _State.HEAD
+        self._idle_since = now
+        self._last_rx = now
+        self._next_id = 1
+        self._stream_id = 0
+        self._requests = 0
+        self._head: RequestHead | None = None
+        self._body_left = 0
+        self._chunked: ChunkedDecoder | None = None
+        self._body_seen = False
+        self._continue_sent = False
+        self._drain_left = 0
+        self._framing = _Framing.UNSTARTED
+        self._resp_left = 0
+        self._keep = True
+
+    # -- the seam ------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Feed bytes read from the peer; ``b""`` signals EOF."""
+        state = self._state
+        if state is _State.CLOSED:
+            return
+        if not data:
+            if state is _State.BODY or state is _State.RESPONDING:
+                self._events.append(StreamClosed(self._stream_id))
+            self._close()
+            return
+        self._last_rx = now
+        self._buf += data
+        self._process(now)
+
+    def connection_lost(self) -> None:
+        """The transport is gone; an open stream is reported closed."""
+        if self._state is _State.BODY or self._state is _State.RESPONDING:
+            self._events.append(StreamClosed(self._stream_id))
+        self._close()
+
+    def events_received(self) -> list[InboundEvent]:
+        """Return (and forget) the events parsed since the last call."""
+        events = self._events
+        self._events = []
+        return events
+
+    def send(self, event: OutboundEvent, now: float) -> None:
+        """Queue an outbound event for the current stream.
+
+        Events for a stream that is no longer open are dropped: the peer is
+        gone or the stream was already closed.
+
+        Raises:
+            RuntimeError: the events of the stream are out of order.
+            ValueError: a status code or ``content-length`` is invalid.
+        """
+        state = self._state
+        if (state is not _State.BODY and state is not _State.RESPONDING) or (
+            event.stream_id != self._stream_id
+        ):
+            return
+        match event:
+            case ResponseData():
+                self._send_data(event.data)
+            case ResponseStarted():
+                self._start_response(event.status_code, event.headers)
+            case ResponseEnded():
+                self._end_response(event.trailers, now)
+            case InformationalResponse():
+                self._send_informational(event.status_code, event.headers, now)
+            case StreamAborted():
+                self._close()
+            case _:
+                assert_never(event)
+
+    def data_to_send(self) -> bytes:
+        """Return (and forget) the bytes to write to the peer."""
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def handle_timer(self, now: float) -> None:
+        """Act on an expired deadline (see ``next_deadline``)."""
+        deadline = self.next_deadline()
+        if deadline is None or now < deadline:
+            return
+        if self._state is _State.HEAD and self._buf:
+            self._reject(408, "request head not received in time")
+        else:
+            if self._state is _State.BODY:
+                self._events.append(StreamClosed(self._stream_id))
+            self._close()
+
+    def next_deadline(self) -> float | None:
+        """The loop time at which ``handle_timer`` must next run, if any."""
+        state = self._state
+        read_timeout = self._read_timeout
+        if state is _State.HEAD or state is _State.DRAINING:
+            deadline = self._idle_since + self._keep_alive_timeout
+            if self._buf and read_timeout is not None:
+                return min(deadline, self._last_rx + read_timeout)
+            return deadline
+        if state is _State.BODY and read_timeout is not None and not self._awaiting_continue():
+            return self._last_rx + read_timeout
+        return None
+
+    @property
+    def should_close(self) -> bool:
+        """True once the connection must close after writing what is queued."""
+        return self._state is _State.CLOSED
+
+    @property
+    def reading_paused(self) -> bool:
+        """True while more than a head's worth of pipelined input is held."""
+        return self._state is _State.CLOSED or len(self._buf) > self._max_head
+
+    # -- inbound -------------------------------------------------------------
+
+    def _process(self, now: float) -> None:
+        try:
+            while True:
+                state = self._state
+                if state is _State.HEAD:
+                    if not self._read_head():
+                        return
+                elif state is _State.BODY or state is _State.DRAINING:
+                    if not self._read_body(now):
+                        return
+                else:
+                    return
+        except HeadError as exc:
+            self._reject(exc.status, exc.reason)
+        except ChunkedError as exc:
+            if self._state is _State.BODY:
+                self._events.append(StreamClosed(self._stream_id))
+                if self._framing is _Framing.UNSTARTED:
+                    self._events.append(RequestRejected(self._stream_id, 400, str(exc)))
+                    self._out += (_STATUS_LINES[400], _ERROR_TAIL)
+            self._close()
+
+    def _read_head(self) -> bool:
+        buf = self._buf
+        if buf[:2] == b"\r\n":
+            # RFC 9112 section 2.2: ignore empty lines before a request-line.
+            while buf[:2] == b"\r\n":
+                del buf[:2]
+            self._scanned = 0
+        if not buf:
+            return False
+        if buf[0] not in _TCHARS and buf != b"\r":
+            # Fail fast on what cannot be a request (e.g. TLS sent to a plain port).
+            raise HeadError(400, "invalid request line")
+        scanned = self._scanned
+        end = buf.find(b"\r\n\r\n", max(0, scanned - 3))
+        if end < 0:
+            if buf.count(b"\n", scanned) != buf.count(b"\r\n", max(0, scanned - 1)):
+                raise HeadError(400, "bare LF in request head")
+            if len(buf) > self._max_head:
+                raise HeadError(431, "request head too large")
+            self._scanned = len(buf)
+            return False
+        end += 4
+        if end > self._max_head:
+            raise HeadError(431, "request head too large")
+        head = bytes(buf[:end])
+        del buf[:end]
+        self._scanned = 0
+        self._start_request(parse_head(head))
+        return True
+
+    def _start_request(self, head: RequestHead) -> None:
+        self._requests += 1
+        stream_id = self._stream_id = self._next_id
+        self._next_id += 2
+        self._head = head
+        self._events.append(
+            RequestReceived(
+                stream_id,
+                head.method,
+                head.target,
+                head.headers,
+                head.http_version,
+                head.expects_continue,
+            )
+        )
+        length = head.body_length
+        if length == 0:
+            self._events.append(BodyEnded(stream_id))
+            self._state = _State.RESPONDING
+        else:
+            if length == CHUNKED:
+                self._chunked = ChunkedDecoder(self._max_head)
+            else:
+                self._body_left = length
+            self._state = _State.BODY
+
+    def _read_body(self, now: float) -> bool:
+        buf = self._buf
+        if not buf:
+            return False
+        chunked = self._chunked
+        if chunked is None:
+            take = min(self._body_left, len(buf))
+            if take == len(buf):
+                piece = bytes(buf)
+                buf.clear()
+            else:
+                piece = bytes(buf[:take])
+                del buf[:take]
+            self._body_left -= take
+            return self._body_read((piece,), not self._body_left, now)
+        pieces: list[bytes] = []
+        try:
+            done = chunked.feed(buf, pieces)
+        except ChunkedError:
+            # Hand out what was framed before the error, as a split feed would have.
+            self._body_read(pieces, False, now)
+            raise
+        return self._body_read(pieces, done, now)
+
+    def _body_read(self, pieces: Iterable[bytes], done: bool, now: float) -> bool:
+        if self._state is _State.BODY:
+            self._body_seen = True
+            stream_id = self._stream_id
+            self._events.extend(BodyReceived(stream_id, piece) for piece in pieces)
+            if done:
+                self._events.append(BodyEnded(stream_id))
+                self._state = _State.RESPONDING
+        else:
+            self._drain_left -= sum(map(len, pieces))
+            if self._drain_left < 0:
+                self._close()
+            elif done:
+                self._next_cycle(now)
+        return done
+
+    def _awaiting_continue(self) -> bool:
+        head = self._head
+        return (
+            head is not None
+            and head.expects_continue
+            and not self._continue_sent
+            and not self._body_seen
+        )
+
+    # -- outbound ------------------------------------------------------------
+
+    def _send_informational(self, status: int, headers: Headers, now: float) -> None:
+        if not 100 <= status < 200:
+            raise ValueError(f"not an informational status: {status}")
+        head = self._head
+        assert head is not None
+        if self._framing is not _Framing.UNSTARTED or head.http_version == "1.0" or status == 101:
+            return  # RFC 9110 section 15.2: no 1xx to HTTP/1.0; upgrades are not events here
+        if status == 100:
+            if self._state is not _State.BODY or not self._awaiting_continue():
+                return
+            self._continue_sent = True
+            self._last_rx = now  # the client starts sending only now
+        out = self._out
+        out.append(_STATUS_LINES[status])
+        for name, value in headers:
+            out.append(b"%s: %s\r\n" % (name, value))
+        out.append(b"\r\n")
+
+    def _start_response(self, status: int, headers: Headers) -> None:
+        if self._framing is not _Framing.UNSTARTED:
+            raise RuntimeError("response already started")
+        if not 200 <= status < 600:
+            raise ValueError(f"not a final status: {status}")
+        head = self._head
+        assert head is not None
+        out = self._out
+        out.append(_STATUS_LINES[status])
+        length = -1
+        close = False
+        for name, value in headers:
+            if len(name) in _FRAMING_NAME_LENGTHS:
+                lower = name.lower()
+                if lower == b"content-length":
+                    if not value.isdigit() or (length >= 0 and int(value) != length):
+                        raise ValueError(f"invalid content-length: {value!r}")
+                    length = int(value)
+                    continue
+                if lower == b"connection":
+                    close = close or b"close" in _tokens(value)
+                    continue
+                if lower == b"transfer-encoding":
+                    continue
+            out.append(b"%s: %s\r\n" % (name, value))
+        if head.method == "HEAD" or status == 304 or status == 204:
+            self._framing = _Framing.NONE
+            if length >= 0 and status != 204:  # RFC 9110 section 8.6
+                out.append(b"content-length: %d\r\n" % length)
+        elif length >= 0:
+            self._framing = _Framing.LENGTH
+            self._resp_left = length
+            out.append(b"content-length: %d\r\n" % length)
+        elif head.http_version == "1.1":
+            self._framing = _Framing.CHUNKED
+            out.append(_CHUNKED)
+        else:
+            self._framing = _Framing.CLOSE
+            close = True
+        # RFC 9110 section 10.1.1: answering before a body the client holds back
+        # for 100 Continue leaves that body unsent, so the connection cannot be reused.
+        keep = (
+            head.keep_alive
+            and not close
+            and self._requests < self._keep_alive_max
+            and not (self._state is _State.BODY and self._awaiting_continue())
+        )
+        self._keep = keep
+        if not keep:
+            out.append(_CLOSE)
+        elif head.http_version == "1.0":
+            out.append(_KEEP_ALIVE)
+        out.append(b"\r\n")
+
+    def _send_data(self, data: bytes) -> None:
+        framing = self._framing
+        if not data or framing is _Framing.NONE:
+            return
+        if framing is _Framing.LENGTH:
+            left = self._resp_left
+            if len(data) > left:
+                data = data[:left]
+                self._keep = False  # the app broke its own framing
+            self._resp_left = left - len(data)
+            if data:
+                self._out.append(data)
+        elif framing is _Framing.CHUNKED:
+            self._out += (b"%x\r\n" % len(data), data, b"\r\n")
+        elif framing is _Framing.CLOSE:
+            self._out.append(data)
+        else:
+            raise RuntimeError("response data before the response started")
+
+    def _end_response(self, trailers: Headers, now: float) -> None:
+        framing = self._framing
+        if framing is _Framing.CHUNKED:
+            out = self._out
+            out.append(b"0\r\n")
+            for name, value in trailers:
+                out.append(b"%s: %s\r\n" % (name, value))
+            out.append(b"\r\n")
+        elif framing is _Framing.LENGTH:
+            if self._resp_left:
+                self._keep = False  # a short body: only a close tells the client
+        elif framing is _Framing.UNSTARTED:
+            raise RuntimeError("response ended before it started")
+        if not self._keep:
+            self._close()
+        elif self._state is _State.RESPONDING:
+            self._next_cycle(now)
+            self._process(now)
+        elif self._chunked is not None or self._body_left <= DRAIN_LIMIT:
+            self._state = _State.DRAINING
+            self._idle_since = now
+            self._drain_left = DRAIN_LIMIT
+        else:
+            self._close()
+
+    # -- transitions ---------------------------------------------------------
+
+    def _next_cycle(self, now: float) -> None:
+        self._state = _State.HEAD
+        self._idle_since = self._last_rx = now
+        self._head = None
+        self._chunked = None
+        self._body_left = 0
+        self._body_seen = self._continue_sent = False
+        self._framing = _Framing.UNSTARTED
+        self._keep = True
+
+    def _reject(self, status: int, reason: str) -> None:
+        self._events.append(RequestRejected(self._next_id, status, reason))
+        self._out += (_STATUS_LINES[status], _ERROR_TAIL)
+        self._close()
+
+    def _close(self) -> None:
+        self._state = _State.CLOSED
+        self._buf.clear()
+        self._chunked = None
+        self._head = None

@@ -1,0 +1,196 @@
+"""Parse and validate one HTTP/1.1 request head (RFC 9112 sections 2 to 7).
+
+h11 checks the grammar of the request-line and of every field line. It is
+lenient or lossy in places that matter to a server sitting behind proxies,
+so the framing rules are ours and run on the raw bytes first:
+
+- every line ends in CRLF (h11 also accepts a bare LF);
+- no obs-fold continuation lines (h11 joins them);
+- Content-Length: one field line, digits only (h11 merges duplicates and
+  ``5, 5`` into one value, so it cannot tell us they were there);
+- Transfer-Encoding: exactly ``chunked``, never with Content-Length, never
+  on HTTP/1.0 (h11 answers 501 for every other coding, we answer 400 when the
+  framing is ambiguous and 501 only for a well-formed coding list that ends in
+  ``chunked``, as RFC 9112 section 6.1 asks);
+- versions other than 1.x answer 505; 1.x above 1.1 reads as 1.1;
+- exactly one Host on HTTP/1.1, at most one on 1.0, with a valid value;
+- origin-form, absolute-form (reduced to its path, its authority becoming
+  the Host) and asterisk-form with OPTIONS only; CONNECT answers 405.
+
+No request that another reading of the same bytes could frame differently
+gets through: anything ambiguous is refused, and the connection then closes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import h11
+
+from hypercorn.worker.protocol.events import Headers
+
+CHUNKED = -1
+"""``RequestHead.body_length`` of a chunked body."""
+
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
+_TOKEN_RE = re.compile(_TOKEN)
+_DIGITS_RE = re.compile(rb"[0-9]{1,19}")
+# Framing fields, found on the lower-cased head: a field line always follows a
+# CRLF, so the request-line can never match.
+_FRAMING_RE = re.compile(rb"\r\n(content-length|transfer-encoding):([^\r]*)")
+_HOST_RE = re.compile(rb"(?:\[[0-9a-fA-F:.]+\]|[-a-zA-Z0-9._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+_ABSOLUTE_RE = re.compile(rb"(?i:https?)://([^/?#@]+)([/?][\x21-\x7e]*)?")
+
+
+class HeadError(Exception):
+    """The head is refused; the protocol answers ``status`` and closes."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """A validated request head, ready to become a ``RequestReceived``."""
+
+    method: str
+    target: bytes
+    headers: Headers
+    http_version: str
+    keep_alive: bool
+    expects_continue: bool
+    body_length: int  # bytes of Content-Length, or CHUNKED
+
+
+def parse_head(head: bytes) -> RequestHead:
+    """Parse a complete head: request-line, field lines and the blank line.
+
+    Args:
+        head: the bytes up to and including the CRLF CRLF that ends the head.
+
+    Returns:
+        The validated head.
+
+    Raises:
+        HeadError: the request must be answered with ``status`` and the
+            connection closed.
+    """
+    if head.count(b"\n") != head.count(b"\r\n"):
+        raise HeadError(400, "bare LF in request head")
+    if b"\r\n " in head or b"\r\n\t" in head:
+        raise HeadError(400, "obsolete line folding in request head")
+    body_length = _framing(head)
+
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=len(head) + 1)
+    conn.receive_data(head)
+    try:
+        event = conn.next_event()
+    except h11.RemoteProtocolError as exc:
+        raise HeadError(400, str(exc)) from None
+    # A complete head (checked above) always yields a Request or an error.
+    assert isinstance(event, h11.Request)
+
+    version = event.http_version
+    if version == b"1.1" or version == b"1.0":
+        http_version = version.decode()
+    elif version[:2] == b"1.":
+        http_version = "1.1"  # RFC 9112 section 2.3: a higher minor version reads as ours
+    else:
+        raise HeadError(505, "unsupported HTTP version")
+    if body_length == CHUNKED and http_version == "1.0":
+        raise HeadError(400, "Transfer-Encoding in an HTTP/1.0 request")
+
+    headers = tuple(event.headers)
+    host_index = -1
+    connection = b""
+    expect = b""
+    for index, (name, value) in enumerate(headers):
+        if name == b"host":
+            if host_index >= 0:
+                raise HeadError(400, "more than one Host")
+            host_index = index
+        elif name == b"connection":
+            connection += b"," + value.lower()
+        elif name == b"expect":
+            expect += b"," + value.lower()
+    if host_index < 0:
+        if http_version == "1.1":
+            raise HeadError(400, "missing Host")
+    elif _HOST_RE.fullmatch(headers[host_index][1]) is None:
+        raise HeadError(400, "invalid Host")
+
+    method = event.method.decode("ascii")
+    target = event.target
+    if target[0] != 0x2F:  # not origin-form
+        target, headers = _other_form(method, target, headers, host_index)
+
+    tokens = {token.strip(b" \t") for token in connection.split(b",")}
+    if http_version == "1.1":
+        keep_alive = b"close" not in tokens
+        expects_continue = b"100-continue" in {t.strip(b" \t") for t in expect.split(b",")}
+    else:
+        keep_alive = b"keep-alive" in tokens and b"close" not in tokens
+        # RFC 9110 section 10.1.1: ignore 100-continue from an HTTP/1.0 client.
+        expects_continue = False
+    return RequestHead(
+        method, target, headers, http_version, keep_alive, expects_continue, body_length
+    )
+
+
+def _framing(head: bytes) -> int:
+    """Return the body length the framing fields announce (or ``CHUNKED``)."""
+    lower = head.lower()
+    if b"\r\ncontent-length:" not in lower and b"\r\ntransfer-encoding:" not in lower:
+        return 0
+    lengths: list[bytes] = []
+    codings: list[bytes] = []
+    for match in _FRAMING_RE.finditer(lower):
+        value = match[2].strip(b" \t")
+        if match[1] == b"content-length":
+            lengths.append(value)
+        else:
+            codings.extend(coding.strip(b" \t") for coding in value.split(b","))
+    if codings:
+        if lengths:
+            raise HeadError(400, "both Content-Length and Transfer-Encoding")
+        if codings == [b"chunked"]:
+            return CHUNKED
+        # RFC 9112 section 6.3: chunked must be the final coding, applied once.
+        if (
+            codings[-1] == b"chunked"
+            and b"chunked" not in codings[:-1]
+            and all(_TOKEN_RE.fullmatch(coding) for coding in codings)
+        ):
+            raise HeadError(501, "unsupported transfer coding")
+        raise HeadError(400, "invalid Transfer-Encoding")
+    if len(lengths) > 1:
+        raise HeadError(400, "more than one Content-Length")
+    if _DIGITS_RE.fullmatch(lengths[0]) is None:
+        raise HeadError(400, "invalid Content-Length")
+    return int(lengths[0])
+
+
+def _other_form(
+    method: str, target: bytes, headers: Headers, host_index: int
+) -> tuple[bytes, Headers]:
+    """Reduce an asterisk-form or absolute-form target (RFC 9112 section 3.2)."""
+    if method == "CONNECT":
+        raise HeadError(405, "CONNECT is not supported")
+    if target == b"*":
+        if method != "OPTIONS":
+            raise HeadError(400, "asterisk-form target without OPTIONS")
+        return target, headers
+    match = _ABSOLUTE_RE.fullmatch(target)
+    if match is None or _HOST_RE.fullmatch(match[1]) is None:
+        raise HeadError(400, "invalid request target")
+    path = match[2] or b"/"
+    if path[0] == 0x3F:  # "?query" with an empty path
+        path = b"/" + path
+    # RFC 9112 section 3.2.2: the target's authority replaces any Host field.
+    host = (b"host", match[1])
+    if host_index < 0:
+        return path, (*headers, host)
+    return path, (*headers[:host_index], host, *headers[host_index + 1 :])
