@@ -27,9 +27,6 @@ def _user_traceback(error: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
-    from hypercorn.run import run
-    from hypercorn.shared.errors import LifespanFailureError, LifespanTimeoutError, NoAppError
-    from hypercorn.shared.sockets import BindError, SocketTypeError
     from hypercorn.shared.validators import ConfigError
 
     try:
@@ -38,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(error), ExitCode.USAGE)
     except SyntaxError as error:
         return _fail(f"invalid Python config file: {error}", ExitCode.USAGE)
+    from hypercorn.run import run
+    from hypercorn.shared.errors import LifespanFailureError, LifespanTimeoutError, NoAppError
+    from hypercorn.shared.sockets import BindError, SocketTypeError
+
     try:
         return run(config)
     except ConfigError as error:

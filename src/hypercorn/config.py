@@ -140,7 +140,7 @@ class Config:
         setting = SETTINGS_BY_NAME.get(name)
         if setting is not None:
             value = setting.convert(name, value)
-        elif name not in _STATE:
+        elif name not in _STATE and not isinstance(getattr(type(self), name, None), property):
             raise _unknown(name)
         object.__setattr__(self, name, value)
         if name in {"logger_class", "accesslog", "errorlog", "loglevel", "logconfig"}:

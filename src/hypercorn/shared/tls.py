@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import TYPE_CHECKING
 
@@ -34,12 +35,13 @@ def create_ssl_context(config: Config) -> ssl.SSLContext | None:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION
     context.set_alpn_protocols(config.alpn_protocols)
+    for path in (config.certfile, config.keyfile):
+        if not os.path.isfile(path):
+            raise ConfigError(f"cannot load certificate: {path}: file not found")
     try:
         context.load_cert_chain(
             certfile=config.certfile, keyfile=config.keyfile, password=config.keyfile_password
         )
-    except FileNotFoundError as error:
-        raise ConfigError(f"cannot load certificate: {error.filename}: file not found") from None
     except (ssl.SSLError, OSError) as error:
         raise ConfigError(
             f"cannot load certificate {config.certfile} with key {config.keyfile}: "
