@@ -153,6 +153,11 @@ class TestRequestAtoms:
         scope = http_scope(headers=[[b"host", b"h.example"]])
         assert AccessLogAtoms(scope, None, 0)["{host}i"] == "h.example"
 
+    def test_header_names_that_are_not_bytes(self) -> None:
+        scope = http_scope(headers=[(memoryview(b"Host"), bytearray(b"m.example")), ("X-S", 1)])
+        atoms = AccessLogAtoms(scope, None, 0)
+        assert (atoms["{host}i"], atoms["{x-s}i"]) == ("m.example", "1")
+
 
 class TestResponseAtoms:
     def test_status_and_phrase(self) -> None:

@@ -77,10 +77,15 @@ def _text(value: Any) -> str:
 
 
 def _add_headers(atoms: dict[str, Any], headers: Iterable[Any], suffix: str) -> None:
+    get = atoms.get
     for name, value in headers:
-        key = "{" + _text(name).lower() + "}" + suffix
-        text = _text(value)
-        previous = atoms.get(key)
+        try:  # ASGI headers are bytes; anything else takes the slow path
+            key = f"{{{name.decode('latin-1').lower()}}}{suffix}"
+            text = value.decode("latin-1")
+        except AttributeError:
+            key = f"{{{_text(name).lower()}}}{suffix}"
+            text = _text(value)
+        previous = get(key)
         atoms[key] = text if previous is None else f"{previous},{text}"
 
 

@@ -14,8 +14,10 @@ gives ``hypercorn.access`` a handler; otherwise ``access_logger`` is ``None``
 and ``access`` returns at once.
 
 The async methods (``access``, ``info``, ...) are the Hypercorn API that
-subclasses override. Code outside an event loop logs through the stdlib
-loggers directly: ``logger.error_logger.warning(...)``.
+subclasses override; their records name the caller's function and line
+(``stacklevel=2``), not this module. Code outside an event loop logs through
+the stdlib logger directly, ``logger.error_logger.warning(...)``, or writes an
+access line with ``access_sync``.
 """
 
 from __future__ import annotations
@@ -191,9 +193,7 @@ class Logger:
 
     def __init__(self, config: Config) -> None:
         self.access_log_format: str = config.access_log_format
-        level = logging.getLevelName(config.loglevel.upper())
-        if not isinstance(level, int):
-            level = logging.INFO
+        level = logging.getLevelNamesMapping().get(config.loglevel.upper(), logging.INFO)
         if config.debug:
             level = min(level, logging.DEBUG)
         formatter = logging.Formatter(ERROR_LOG_FORMAT, ERROR_LOG_DATEFMT)
