@@ -1,0 +1,426 @@
+"""One HTTP request as an ASGI ``http`` connection scope (ASGI HTTP spec 2.4).
+
+Theory of operation
+-------------------
+The connection creates an ``HTTPStream`` for each ``RequestReceived`` and feeds
+it the request's ``BodyReceived``/``BodyEnded``/``StreamClosed`` events; the
+stream runs the application in one task and turns its ``send`` messages into
+outbound protocol events. Two independent halves:
+
+Request body (``receive``). Body bytes are appended to one buffer; a
+``receive()`` hands out everything buffered as one ``http.request``. Once the
+buffer holds ``BODY_HIGH_WATER`` bytes or ``max_app_queue_size`` chunks the
+stream asks the connection to pause reading, and lets it resume as soon as
+the app takes the buffer: a slow app back-pressures the client. The first
+``receive()`` of a request that expects it sends ``100 Continue``. After the
+response is complete, or once the client is gone, ``receive()`` returns
+``http.disconnect`` (and body still arriving is dropped).
+
+Response (``send``). ``ResponseState`` checks the order of messages; a
+message out of order, or of an unknown type, raises
+``UnexpectedMessageError`` inside ``send``. ``http.response.start`` is held
+until the first body message so that a complete small response leaves in one
+write. Default headers (``date``, ``server``, ``alt-svc``) are prepended unless
+the app set the same name; while the worker drains, ``connection: close`` is
+added. When the transport's buffer is full, ``send`` waits for it to drain: a
+slow client back-pressures the app. ``send`` on a disconnected client raises
+``ClientDisconnectedError`` (an ``OSError``, spec 2.4), which the stream
+expects and does not log; messages after the response is complete are
+ignored, as the spec says.
+
+Ending. The app raises before a response head left: 500. It raises after:
+the stream is aborted (HTTP/1.1 closes the connection, so the client sees a
+truncated body rather than a complete-looking one). It returns without
+sending a response: 500. It returns mid-body: aborted likewise, since ending
+the body normally would pass a truncated response off as whole. All of these
+are logged once; the access log gets one line per response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote_to_bytes
+
+from hypercorn.shared.errors import UnexpectedMessageError
+from hypercorn.utils import build_and_validate_headers, valid_server_name
+from hypercorn.worker.protocol.events import (
+    Headers,
+    InformationalResponse,
+    OutboundEvent,
+    RequestReceived,
+    ResponseData,
+    ResponseEnded,
+    ResponseStarted,
+    StreamAborted,
+)
+
+if TYPE_CHECKING:
+    from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent, HTTPScope
+    from hypercorn.worker.context import WorkerContext
+
+ASGI_VERSIONS: dict[str, str] = {"version": "3.0", "spec_version": "2.4"}
+BODY_HIGH_WATER = 64 * 1024
+"""Buffered request-body bytes past which reading pauses until the app receives."""
+
+_CLOSE_HEADER = (b"connection", b"close")
+_ERROR_HEADERS: Headers = ((b"content-length", b"0"),)
+
+
+class ClientDisconnectedError(OSError):
+    """Raised by ``send`` once the client has gone (ASGI HTTP spec 2.4)."""
+
+
+class StreamHost(Protocol):
+    """What a stream needs from its connection."""
+
+    def send_events(self, *events: OutboundEvent) -> None:
+        """Hand events to the protocol and write the resulting bytes (one write)."""
+
+    @property
+    def write_paused(self) -> bool:
+        """True while the transport's write buffer is above its high-water mark."""
+        ...
+
+    async def drain(self) -> None:
+        """Wait until the transport accepts more data.
+
+        Raises:
+            ClientDisconnectedError: the connection was lost meanwhile.
+        """
+
+    def set_receive_paused(self, stream_id: int, paused: bool) -> None:
+        """Ask for reading to pause (or allow it to resume) for this stream's sake."""
+
+    def stream_finished(self, stream_id: int) -> None:
+        """The stream's response is complete or aborted."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """What a connection knows once, for every request on it."""
+
+    protocol: str  # "h11" (the ``server`` header names it)
+    scheme: str  # "http" or "https"
+    client: tuple[str, int] | None
+    server: tuple[str, int | None] | None
+    tls: dict[object, object] | None = None
+
+
+class ResponseState(enum.Enum):
+    WAITING = "waiting for http.response.start"
+    STARTED = "response head held until the first body message"
+    BODY = "response head sent; body messages flow"
+    COMPLETE = "response complete or aborted"
+
+
+def build_scope(
+    event: RequestReceived, info: ConnectionInfo, root_path: str, state: dict[str, Any]
+) -> HTTPScope:
+    """The ASGI ``http`` scope for a request (ASGI HTTP spec, connection scope)."""
+    target = event.target
+    if not target.startswith(b"/") and b"://" in target:
+        # Absolute form (RFC 9112 section 3.2.2): keep the path and query only.
+        rest = target.split(b"://", 1)[1]
+        slash = rest.find(b"/")
+        target = rest[slash:] if slash >= 0 else b"/"
+    raw_path, _, query_string = target.partition(b"?")
+    extensions: dict[str, dict[object, object]] = {"http.response.early_hint": {}}
+    if info.tls is not None:
+        extensions["tls"] = info.tls
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": ASGI_VERSIONS["spec_version"]},
+        "http_version": event.http_version,
+        "method": event.method,
+        "scheme": info.scheme,
+        "path": unquote_to_bytes(raw_path).decode("utf-8", "replace"),
+        "raw_path": raw_path,
+        "query_string": query_string,
+        "root_path": root_path,
+        "headers": list(event.headers),
+        "client": info.client,
+        "server": info.server,
+        "state": dict(state),
+        "extensions": extensions,
+    }
+
+
+def _can_frame(start: ResponseStarted, method: str) -> bool:
+    """True if a content-length may be added to a response whose body is complete."""
+    if method == "HEAD" or start.status_code in {204, 304}:
+        return False  # RFC 9110 sections 8.6, 9.3.2: the length would be wrong or forbidden
+    return all(name != b"content-length" for name, _ in start.headers)
+
+
+class HTTPStream:
+    """One request/response exchange and its application task."""
+
+    __slots__ = (
+        "_body",
+        "_body_chunks",
+        "_body_done",
+        "_body_sent",
+        "_continue_sent",
+        "_ctx",
+        "_disconnected",
+        "_host",
+        "_pending_start",
+        "_protocol_name",
+        "_receive_paused",
+        "_response",
+        "_start_time",
+        "_wakeup",
+        "body_size",
+        "request",
+        "scope",
+        "state",
+        "stream_id",
+    )
+
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        host: StreamHost,
+        info: ConnectionInfo,
+        request: RequestReceived,
+        now: float,
+    ) -> None:
+        self._ctx = ctx
+        self._host = host
+        self.request = request
+        self.stream_id = request.stream_id
+        self._protocol_name = info.protocol
+        self.scope = build_scope(request, info, ctx.config.root_path, ctx.state)
+        self.state = ResponseState.WAITING
+        self.body_size = 0
+        self._start_time = now
+        self._body = bytearray()
+        self._body_chunks = 0
+        self._body_done = False
+        self._body_sent = False
+        self._continue_sent = False
+        self._disconnected = False
+        self._receive_paused = False
+        self._pending_start: ResponseStarted | None = None
+        self._response: dict[str, Any] | None = None
+        self._wakeup = asyncio.Event()
+
+    # -- events from the connection -------------------------------------------
+
+    def start(self) -> None:
+        """Start the application task."""
+        self._ctx.requests_served += 1
+        self._ctx.spawn(self._run())
+
+    def body_received(self, data: bytes) -> None:
+        if self.state is ResponseState.COMPLETE or self._disconnected:
+            return
+        self._body += data
+        self._body_chunks += 1
+        if not self._receive_paused and (
+            len(self._body) >= BODY_HIGH_WATER
+            or self._body_chunks >= self._ctx.config.max_app_queue_size
+        ):
+            self._receive_paused = True
+            self._host.set_receive_paused(self.stream_id, True)
+        self._wakeup.set()
+
+    def body_ended(self) -> None:
+        self._body_done = True
+        self._wakeup.set()
+
+    def closed(self) -> None:
+        """The client went away (or the request was cut short)."""
+        self._disconnected = True
+        self._release_receive()
+        self._wakeup.set()
+        if self.state is not ResponseState.COMPLETE:
+            self._host.stream_finished(self.stream_id)
+
+    # -- the ASGI callables ---------------------------------------------------
+
+    async def receive(self) -> ASGIReceiveEvent:
+        """ASGI ``receive``: the request body, then ``http.disconnect``."""
+        while True:
+            if self._disconnected or self.state is ResponseState.COMPLETE:
+                return {"type": "http.disconnect"}
+            if self._body or (self._body_done and not self._body_sent):
+                data = bytes(self._body)
+                self._body.clear()
+                self._body_chunks = 0
+                self._release_receive()
+                more_body = not self._body_done
+                self._body_sent = not more_body
+                return {"type": "http.request", "body": data, "more_body": more_body}
+            if (
+                self.request.expects_continue
+                and not self._continue_sent
+                and self.state is ResponseState.WAITING
+            ):
+                self._continue_sent = True
+                self._host.send_events(InformationalResponse(self.stream_id, 100))
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def send(self, message: ASGISendEvent) -> None:
+        """ASGI ``send``: validate the message against the state and pass it on.
+
+        Raises:
+            UnexpectedMessageError: the message is out of order or unknown.
+            ClientDisconnectedError: the client is gone.
+            TypeError, ValueError: the message's fields are invalid.
+        """
+        kind = message.get("type")
+        state = self.state
+        if kind == "http.response.body":
+            if state is ResponseState.BODY or state is ResponseState.STARTED:
+                await self._send_body(message)
+            elif state is not ResponseState.COMPLETE:
+                raise UnexpectedMessageError(state.name, str(kind))
+        elif kind == "http.response.start":
+            if state is ResponseState.WAITING:
+                self._start(message)
+            elif state is not ResponseState.COMPLETE:
+                raise UnexpectedMessageError(state.name, str(kind))
+        elif kind == "http.response.early_hint":
+            if state is ResponseState.WAITING:
+                self._early_hint(message)
+            elif state is not ResponseState.COMPLETE:
+                raise UnexpectedMessageError(state.name, str(kind))
+        else:
+            raise UnexpectedMessageError(state.name, str(kind))
+
+    # -- response -------------------------------------------------------------
+
+    def _start(self, message: Any) -> None:
+        if self._disconnected:
+            raise ClientDisconnectedError("client disconnected")
+        status = message["status"]
+        if type(status) is not int or not 200 <= status <= 599:
+            raise ValueError(f"invalid HTTP status {status!r} in http.response.start")
+        app_headers = build_and_validate_headers(message.get("headers", ()))
+        names = {name for name, _ in app_headers}
+        headers = [
+            header
+            for header in self._ctx.config.response_headers(self._protocol_name)
+            if header[0] not in names
+        ]
+        headers.extend(header for header in app_headers if header[0] != b"transfer-encoding")
+        if self._ctx.draining:
+            headers.append(_CLOSE_HEADER)
+        self._pending_start = ResponseStarted(self.stream_id, status, tuple(headers))
+        self._response = {"type": "http.response.start", "status": status, "headers": headers}
+        self.state = ResponseState.STARTED
+
+    async def _send_body(self, message: Any) -> None:
+        if self._disconnected:
+            raise ClientDisconnectedError("client disconnected")
+        body = message.get("body", b"")
+        if type(body) is not bytes:
+            if not isinstance(body, bytearray | memoryview):
+                raise TypeError(f"http.response.body 'body' must be bytes, not {type(body)}")
+            body = bytes(body)
+        more_body = bool(message.get("more_body", False))
+        events: list[OutboundEvent] = []
+        if (start := self._pending_start) is not None:
+            if not more_body and _can_frame(start, self.request.method):
+                # The whole body is known: frame it by length, not chunks.
+                headers = (*start.headers, (b"content-length", b"%d" % len(body)))
+                start = ResponseStarted(self.stream_id, start.status_code, headers)
+            events.append(start)
+            self._pending_start = None
+            self.state = ResponseState.BODY
+        if body:
+            self.body_size += len(body)
+            events.append(ResponseData(self.stream_id, body))
+        if not more_body:
+            events.append(ResponseEnded(self.stream_id))
+            self._complete()
+        self._host.send_events(*events)
+        if not more_body:
+            await self._log_access()
+        elif self._host.write_paused:
+            await self._host.drain()
+
+    def _early_hint(self, message: Any) -> None:
+        if self._disconnected or self.request.http_version == "1.0":
+            return  # RFC 9110 section 15.2: no 1xx to HTTP/1.0 clients
+        links = [(b"link", bytes(link)) for link in message.get("links", ())]
+        if links:
+            self._host.send_events(InformationalResponse(self.stream_id, 103, tuple(links)))
+
+    def _complete(self) -> None:
+        self.state = ResponseState.COMPLETE
+        self._release_receive()
+        self._body.clear()
+        self._wakeup.set()
+        if not self._disconnected:
+            self._host.stream_finished(self.stream_id)
+
+    def _release_receive(self) -> None:
+        if self._receive_paused:
+            self._receive_paused = False
+            self._host.set_receive_paused(self.stream_id, False)
+
+    async def _log_access(self) -> None:
+        if self._ctx.access_log_enabled and self._response is not None:
+            response = {**self._response, "body_size": self.body_size}
+            await self._ctx.log.access(
+                self.scope, response, self._ctx.loop.time() - self._start_time
+            )
+
+    async def _respond_error(self, status: int) -> None:
+        """Send a bodiless error response in place of the app's."""
+        self._pending_start = None
+        headers = (*self._ctx.config.response_headers(self._protocol_name), *_ERROR_HEADERS)
+        self._response = {"type": "http.response.start", "status": status, "headers": headers}
+        self._complete()
+        self._host.send_events(
+            ResponseStarted(self.stream_id, status, headers), ResponseEnded(self.stream_id)
+        )
+        await self._log_access()
+
+    def _abort(self) -> None:
+        self._complete()
+        self._host.send_events(StreamAborted(self.stream_id))
+
+    # -- the application task -------------------------------------------------
+
+    async def _run(self) -> None:
+        log = self._ctx.log
+        if not valid_server_name(self._ctx.config, self.request):
+            await self._respond_error(404)
+            return
+        try:
+            await self._ctx.app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            if self.state is not ResponseState.COMPLETE and not self._disconnected:
+                self._abort()
+            raise
+        except Exception as error:
+            if self._disconnected and isinstance(error, OSError):
+                await log.debug("client disconnected during %s", self._describe())
+            else:
+                await log.exception("Error in ASGI application during %s", self._describe())
+        else:
+            if self.state is not ResponseState.COMPLETE and not self._disconnected:
+                await log.error(
+                    "ASGI application returned without completing the response to %s",
+                    self._describe(),
+                )
+        if self.state is ResponseState.COMPLETE:
+            return
+        if self._disconnected:
+            self.state = ResponseState.COMPLETE
+        elif self.state is ResponseState.BODY:
+            self._abort()
+            await self._log_access()
+        else:
+            await self._respond_error(500)
+
+    def _describe(self) -> str:
+        scope = self.scope
+        return f"{scope['method']} {scope['path']}"

@@ -1,0 +1,128 @@
+"""What every connection of one worker shares: the app, the config, the loop,
+the lifespan state, and the registry that graceful shutdown drains.
+
+Theory of operation
+-------------------
+A ``WorkerContext`` is created per ``serve`` call. Connections register
+themselves in ``connections`` when the transport is made and leave when it is
+lost; every application task is started through ``spawn`` and leaves
+``tasks`` when it finishes. Shutdown sets ``draining`` (new responses then
+say ``connection: close``, idle connections close at once, busy ones close
+when their response ends) and waits, up to ``graceful_timeout``, for both
+sets to empty; ``abort`` then ends what is left. The ``_idle`` event is set
+exactly when draining and both sets are empty, so the wait needs no polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
+
+from hypercorn.shared.logging import Logger
+
+if TYPE_CHECKING:
+    from hypercorn.config import Config
+    from hypercorn.typing import ASGIFramework
+
+
+class Drainable(Protocol):
+    """A connection as seen by shutdown."""
+
+    def shutdown(self) -> None:
+        """Close now if idle, else once the current response ends."""
+
+    def abort(self) -> None:
+        """Close at once, dropping whatever is unsent."""
+
+
+class WorkerContext:
+    """State shared by the connections of one serving worker.
+
+    Args:
+        app: the ASGI application (already wrapped).
+        config: the server's config.
+        loop: the running loop.
+        state: the lifespan state; each request gets a shallow copy.
+    """
+
+    def __init__(
+        self,
+        app: ASGIFramework,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
+        state: dict[str, Any],
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.loop = loop
+        self.state = state
+        self.log: Logger = config.log
+        # Cheap per-response test: only a configured access log, or a logger
+        # class that overrides ``access`` (e.g. to count metrics), is called.
+        self.access_log_enabled = (
+            self.log.access_logger is not None or type(self.log).access is not Logger.access
+        )
+        self.connections: set[Drainable] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.draining = False
+        self.requests_served = 0
+        self._idle = asyncio.Event()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run an application coroutine as a tracked task."""
+        task = self.loop.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # Streams catch the app's errors themselves; this is a bug of ours.
+            self.log.error_logger.error("worker task failed", exc_info=error)
+        self._check_idle()
+
+    def add_connection(self, connection: Drainable) -> None:
+        self.connections.add(connection)
+
+    def remove_connection(self, connection: Drainable) -> None:
+        self.connections.discard(connection)
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if self.draining and not self.connections and not self.tasks:
+            self._idle.set()
+
+    def begin_drain(self) -> None:
+        """Stop reusing connections: idle ones close now, busy ones after their response."""
+        self.draining = True
+        for connection in list(self.connections):
+            connection.shutdown()
+        self._check_idle()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every connection and task to end.
+
+        Returns:
+            True if everything ended in time.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        return self._idle.is_set()
+
+    async def abort(self, timeout: float = 1.0) -> None:
+        """Close every connection and cancel every task, waiting up to ``timeout`` for them."""
+        for connection in list(self.connections):
+            connection.abort()
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            if pending:
+                self.log.error_logger.log(
+                    logging.WARNING, "%d application task(s) ignored cancellation", len(pending)
+                )

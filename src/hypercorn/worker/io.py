@@ -1,0 +1,322 @@
+"""The worker's TCP I/O: one ``asyncio.Protocol`` per connection.
+
+Theory of operation
+-------------------
+An ``HTTPConnection`` owns a transport and a sans-IO ``ServerProtocol`` and
+drives it as ``worker/protocol/base.py`` describes: bytes in go to
+``receive_data`` with the loop time, the events that come out are handed to
+the streams they name, and after every step ``_flush`` makes exactly one
+``transport.write`` of ``data_to_send()``, closes the transport once
+``should_close``, pauses or resumes reading, and keeps one timer armed at
+``next_deadline()`` (re-armed only when the deadline changes). Streams call
+back through ``send_events``, which runs the same step, so events the
+protocol produces while sending (the next pipelined request, once a
+response ends) are dispatched at once.
+
+Reading is paused while the protocol holds enough unparsed input, or while
+any stream has asked for it (its app is not reading the body it was given).
+Writing is flow-controlled by the transport: between ``pause_writing`` and
+``resume_writing`` a stream's ``drain()`` waits, so the app's ``send`` blocks
+while the client does not read. Connection loss ends every stream
+(``StreamClosed`` from ``connection_lost``) and wakes every drain waiter.
+
+There is no task per connection: only the application's task per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from typing import TYPE_CHECKING
+
+from hypercorn.utils import parse_socket_addr
+from hypercorn.worker.asgi.http import ClientDisconnectedError, ConnectionInfo, HTTPStream
+from hypercorn.worker.protocol.events import (
+    BodyEnded,
+    BodyReceived,
+    OutboundEvent,
+    RequestReceived,
+    RequestRejected,
+    StreamClosed,
+)
+from hypercorn.worker.protocol.http11 import H11Protocol
+
+if TYPE_CHECKING:
+    from hypercorn.worker.context import WorkerContext
+
+SERVED_ALPN_PROTOCOLS = ("http/1.1",)
+"""ALPN protocols this worker can speak; the configured list is filtered to these."""
+
+_TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+_RDN_NAMES = {
+    "commonName": "CN",
+    "countryName": "C",
+    "domainComponent": "DC",
+    "localityName": "L",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "stateOrProvinceName": "ST",
+    "streetAddress": "STREET",
+    "userId": "UID",
+}
+
+
+class HTTPConnection(asyncio.Protocol):
+    """One client connection: transport <-> sans-IO protocol <-> streams."""
+
+    def __init__(self, ctx: WorkerContext, *, secure: bool) -> None:
+        self.ctx = ctx
+        self.loop = ctx.loop
+        self.secure = secure
+        self.transport: asyncio.Transport | None = None
+        self.protocol: H11Protocol | None = None
+        self.info: ConnectionInfo | None = None
+        self.streams: dict[int, HTTPStream] = {}
+        self._closing = False
+        self._lost = False
+        self._reading_paused = False
+        self._receive_paused: set[int] = set()
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.info = connection_info(transport, self.secure)
+        self.protocol = H11Protocol(self.ctx.config, tls=self.secure, now=self.loop.time())
+        self.ctx.add_connection(self)
+        if self.ctx.draining:
+            self._close()
+            return
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        assert self.protocol is not None
+        self.protocol.receive_data(data, self.loop.time())
+        self._step()
+
+    def eof_received(self) -> bool:
+        assert self.protocol is not None
+        self.protocol.receive_data(b"", self.loop.time())
+        self._step()
+        # Keep a half-closed plain socket open while the protocol still wants to
+        # write; TLS transports close on EOF whatever we answer.
+        return not self.secure and not self.protocol.should_close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._closing = True
+        self._cancel_timer()
+        if self.protocol is not None:
+            self.protocol.connection_lost()
+            self._dispatch()
+        self._wake_drain_waiters()
+        self.ctx.remove_connection(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drain_waiters()
+
+    # -- the StreamHost seam ------------------------------------------------------
+
+    def send_events(self, *events: OutboundEvent) -> None:
+        protocol = self.protocol
+        if protocol is None or self._lost:
+            return
+        now = self.loop.time()
+        for event in events:
+            protocol.send(event, now)
+        self._step()
+
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused and not self._lost
+
+    async def drain(self) -> None:
+        if self._lost:
+            raise ClientDisconnectedError("client disconnected")
+        if not self._write_paused:
+            return
+        waiter = self.loop.create_future()
+        self._drain_waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._drain_waiters:
+                self._drain_waiters.remove(waiter)
+        if self._lost:
+            raise ClientDisconnectedError("client disconnected")
+
+    def set_receive_paused(self, stream_id: int, paused: bool) -> None:
+        if paused:
+            self._receive_paused.add(stream_id)
+        else:
+            self._receive_paused.discard(stream_id)
+        if not self._lost:
+            self._update_reading()
+
+    def stream_finished(self, stream_id: int) -> None:
+        self.streams.pop(stream_id, None)
+        self._receive_paused.discard(stream_id)
+        if self.ctx.draining and not self.streams:
+            self._close()
+
+    # -- Drainable (shutdown) -------------------------------------------------------
+
+    def shutdown(self) -> None:
+        if not self.streams:
+            self._close()
+
+    def abort(self) -> None:
+        self._closing = True
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- driving the protocol ---------------------------------------------------------
+
+    def _step(self) -> None:
+        self._dispatch()
+        self._flush()
+
+    def _dispatch(self) -> None:
+        assert self.protocol is not None and self.info is not None
+        for event in self.protocol.events_received():
+            if isinstance(event, BodyReceived):
+                if (stream := self.streams.get(event.stream_id)) is not None:
+                    stream.body_received(event.data)
+            elif isinstance(event, RequestReceived):
+                stream = HTTPStream(self.ctx, self, self.info, event, self.loop.time())
+                self.streams[event.stream_id] = stream
+                stream.start()
+            elif isinstance(event, BodyEnded):
+                if (stream := self.streams.get(event.stream_id)) is not None:
+                    stream.body_ended()
+            elif isinstance(event, StreamClosed):
+                if (stream := self.streams.pop(event.stream_id, None)) is not None:
+                    stream.closed()
+            elif isinstance(event, RequestRejected):
+                pass  # the protocol answered it; no app runs
+
+    def _flush(self) -> None:
+        protocol = self.protocol
+        transport = self.transport
+        assert protocol is not None and transport is not None
+        if self._closing:
+            return
+        data = protocol.data_to_send()
+        if data:
+            transport.write(data)
+        if protocol.should_close:
+            self._close()
+            return
+        self._update_reading()
+        deadline = protocol.next_deadline()
+        if deadline != self._deadline:
+            self._cancel_timer()
+            self._deadline = deadline
+            if deadline is not None:
+                self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _update_reading(self) -> None:
+        assert self.protocol is not None and self.transport is not None
+        paused = self.protocol.reading_paused or bool(self._receive_paused)
+        if paused != self._reading_paused and not self._closing:
+            self._reading_paused = paused
+            if paused:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._deadline = None
+        if self.protocol is not None and not self._closing:
+            self.protocol.handle_timer(self.loop.time())
+            self._step()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = None
+
+    def _close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _wake_drain_waiters(self) -> None:
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+
+def connection_info(transport: asyncio.BaseTransport, secure: bool) -> ConnectionInfo:
+    """Client, server, scheme and TLS details of a new connection."""
+    sock: socket.socket | None = transport.get_extra_info("socket")
+    family = sock.family if sock is not None else socket.AF_INET
+    client = server = None
+    if family == socket.AF_UNIX:
+        sockname = transport.get_extra_info("sockname")
+        server = (sockname if isinstance(sockname, str) else "", None)
+    else:
+        peer = parse_socket_addr(family, transport.get_extra_info("peername"))
+        local = parse_socket_addr(family, transport.get_extra_info("sockname"))
+        client = peer if isinstance(peer, tuple) else None
+        server = local if isinstance(local, tuple) else None
+    tls = None
+    if secure:
+        ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            tls = tls_extension(ssl_object)
+    return ConnectionInfo(
+        protocol="h11",
+        scheme="https" if secure else "http",
+        client=client,
+        server=server,
+        tls=tls,
+    )
+
+
+_cipher_ids: dict[str, int] = {}
+
+
+def _cipher_suite(context: ssl.SSLContext, name: str) -> int | None:
+    if name not in _cipher_ids:
+        for cipher in context.get_ciphers():
+            _cipher_ids[cipher["name"]] = cipher["id"] & 0xFFFF
+    return _cipher_ids.get(name)
+
+
+def tls_extension(ssl_object: ssl.SSLObject) -> dict[object, object]:
+    """The ASGI TLS extension for a connection (``scope["extensions"]["tls"]``)."""
+    version = ssl_object.version()
+    cipher = ssl_object.cipher()
+    der = ssl_object.getpeercert(binary_form=True)
+    subject = (ssl_object.getpeercert() or {}).get("subject", ())
+    name = ",".join(
+        f"{_RDN_NAMES.get(key, key)}={value}"
+        for rdn in reversed(subject)  # RFC 4514 lists the most specific RDN first
+        for key, value in rdn
+    )
+    return {
+        "server_cert": None,
+        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+        "client_cert_name": name or None,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(version) if version else None,
+        "cipher_suite": _cipher_suite(ssl_object.context, cipher[0]) if cipher else None,
+    }

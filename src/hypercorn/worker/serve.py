@@ -1,0 +1,269 @@
+"""One worker: serve an application on listening sockets until told to stop.
+
+Theory of operation
+-------------------
+``serve_sockets`` is the worker's life, in order:
+
+1. lifespan startup (a failure or timeout raises, and nothing is served);
+2. one ``asyncio`` server per listening socket, each creating an
+   ``HTTPConnection`` per accepted connection (TLS on the secure sockets,
+   with ALPN limited to the protocols this worker speaks);
+3. wait for the shutdown trigger: the caller's awaitable, a
+   ``multiprocessing.Event`` watched by polling, and/or SIGINT/SIGTERM;
+4. graceful shutdown: close the servers (stop accepting), close idle
+   keep-alive connections at once and busy ones after their response, wait
+   up to ``graceful_timeout`` for in-flight requests and app tasks, then
+   abort what is left;
+5. lifespan shutdown.
+
+If the worker is cancelled or fails at any point after step 1, steps 4 (at
+once, without the grace period) and 5 still run, so no socket, transport or
+task outlives ``serve_sockets``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import signal
+import ssl
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from hypercorn.shared.errors import ShutdownError
+from hypercorn.utils import (
+    check_multiprocess_shutdown_event,
+    load_application,
+    repr_socket_addr,
+    wrap_app,
+)
+from hypercorn.worker import loop as worker_loop
+from hypercorn.worker.asgi.lifespan import Lifespan
+from hypercorn.worker.context import WorkerContext
+from hypercorn.worker.io import SERVED_ALPN_PROTOCOLS, HTTPConnection
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event as MPEvent
+
+    from hypercorn.config import Config
+    from hypercorn.shared.sockets import Sockets
+    from hypercorn.typing import ASGIFramework, Framework
+
+ShutdownTrigger = Callable[..., Awaitable[Any]]
+
+_SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def serve(
+    app: Framework,
+    config: Config,
+    *,
+    shutdown_trigger: ShutdownTrigger | None = None,
+    mode: Literal["asgi", "wsgi"] | None = None,
+) -> None:
+    """Serve ``app`` in the running event loop until shutdown.
+
+    Binds ``config``'s listeners, runs the app's lifespan, and serves until
+    ``shutdown_trigger()`` returns (or raises ``ShutdownError``); without a
+    trigger, until SIGINT or SIGTERM when called in the main thread, else until
+    cancelled. Then shuts down gracefully.
+
+    Args:
+        app: an ASGI or WSGI application.
+        config: the server's settings.
+        shutdown_trigger: an async callable whose return starts shutdown.
+        mode: ``"asgi"`` or ``"wsgi"`` to force how ``app`` is called.
+
+    Raises:
+        BindError: a listener cannot be created.
+        LifespanFailureError, LifespanTimeoutError: the app's startup failed.
+    """
+    wrapped = wrap_app(app, config.wsgi_max_body_size, mode)
+    sockets = config.create_sockets()
+    try:
+        await serve_sockets(
+            wrapped,
+            config,
+            sockets,
+            shutdown_trigger=shutdown_trigger,
+            handle_signals=shutdown_trigger is None,
+        )
+    finally:
+        sockets.close()
+
+
+def run_worker(
+    config: Config,
+    sockets: Sockets,
+    shutdown_event: MPEvent | None = None,
+    *,
+    ready: Callable[[], None] | None = None,
+) -> int:
+    """Load ``config.application_path`` and serve it on ``sockets`` in a new event loop.
+
+    The loop is asyncio's or uvloop's per ``config.worker_class``. Serving stops
+    gracefully when ``shutdown_event`` is set, or on SIGINT/SIGTERM when this is
+    the main thread.
+
+    Args:
+        config: the server's settings.
+        sockets: the listening sockets (already bound); they are closed on return.
+        shutdown_event: a ``multiprocessing.Event`` that, once set, stops the worker.
+        ready: called once the app started and the sockets are served.
+
+    Returns:
+        The exit code, 0.
+
+    Raises:
+        NoAppError: the application cannot be found.
+        LifespanFailureError, LifespanTimeoutError: the app's startup failed.
+        ConfigError: the worker class or the TLS settings cannot be used.
+    """
+    assert config.application_path is not None, "config.application_path is not set"
+    app = load_application(config.application_path, config.wsgi_max_body_size)
+    trigger: ShutdownTrigger | None = None
+    if shutdown_event is not None:
+        trigger = functools.partial(
+            check_multiprocess_shutdown_event, shutdown_event, asyncio.sleep
+        )
+    main = serve_sockets(
+        app, config, sockets, shutdown_trigger=trigger, handle_signals=True, ready=ready
+    )
+    worker_loop.run(main, config.worker_class, debug=config.debug)
+    return 0
+
+
+async def serve_sockets(
+    app: ASGIFramework,
+    config: Config,
+    sockets: Sockets,
+    *,
+    shutdown_trigger: ShutdownTrigger | None = None,
+    handle_signals: bool = False,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve an (already wrapped) app on ``sockets`` until shutdown; see the module doc.
+
+    Args:
+        app: the ASGI application (wrapped by ``wrap_app``).
+        config: the server's settings.
+        sockets: listening sockets; the servers close them when they stop.
+        shutdown_trigger: an async callable whose return starts shutdown.
+        handle_signals: also stop on SIGINT/SIGTERM (main thread only).
+        ready: called once serving starts.
+
+    Raises:
+        LifespanFailureError, LifespanTimeoutError: the app's startup or shutdown failed.
+    """
+    loop = asyncio.get_running_loop()
+    state: dict[str, Any] = {}
+    lifespan = Lifespan(app, config, state)
+    try:
+        await lifespan.startup()
+    except BaseException:
+        await lifespan.close()
+        raise
+    ctx = WorkerContext(app, config, loop, state)
+    servers: list[asyncio.Server] = []
+    drained = False
+    try:
+        servers = await _start_servers(ctx, sockets)
+        if ready is not None:
+            ready()
+        await _wait_for_shutdown(loop, shutdown_trigger, handle_signals)
+        for server in servers:
+            server.close()
+        ctx.begin_drain()
+        if not await ctx.wait_idle(config.graceful_timeout):
+            await config.log.info(
+                "graceful timeout: closing %d connection(s), cancelling %d task(s)",
+                len(ctx.connections),
+                len(ctx.tasks),
+            )
+        drained = True
+    finally:
+        for server in servers:
+            server.close()
+        ctx.draining = True
+        await ctx.abort()
+        for server in servers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        if drained:
+            await lifespan.shutdown()
+        else:
+            with contextlib.suppress(Exception):
+                await lifespan.shutdown()
+
+
+async def _start_servers(ctx: WorkerContext, sockets: Sockets) -> list[asyncio.Server]:
+    config = ctx.config
+    ssl_context = _ssl_context(config) if sockets.secure_sockets else None
+    listeners = [(sock, True) for sock in sockets.secure_sockets]
+    listeners += [(sock, False) for sock in sockets.insecure_sockets]
+    servers: list[asyncio.Server] = []
+    try:
+        for sock, secure in listeners:
+            address = repr_socket_addr(sock.family, sock.getsockname())
+            factory = functools.partial(HTTPConnection, ctx, secure=secure)
+            if secure:
+                server = await ctx.loop.create_server(
+                    factory,
+                    sock=sock,
+                    backlog=config.backlog,
+                    ssl=ssl_context,
+                    ssl_handshake_timeout=config.ssl_handshake_timeout,
+                )
+            else:
+                server = await ctx.loop.create_server(factory, sock=sock, backlog=config.backlog)
+            servers.append(server)
+            scheme = "https" if secure else "http"
+            await config.log.info("Running on %s://%s (CTRL + C to quit)", scheme, address)
+    except BaseException:
+        for server in servers:
+            server.close()
+        raise
+    return servers
+
+
+def _ssl_context(config: Config) -> ssl.SSLContext | None:
+    context = config.create_ssl_context()
+    if context is not None:
+        # Offer only what this worker speaks: a client that negotiated a
+        # protocol we do not serve would be answered in the wrong one.
+        offered = [name for name in config.alpn_protocols if name in SERVED_ALPN_PROTOCOLS]
+        context.set_alpn_protocols(offered or list(SERVED_ALPN_PROTOCOLS))
+    return context
+
+
+async def _wait_for_shutdown(
+    loop: asyncio.AbstractEventLoop, trigger: ShutdownTrigger | None, handle_signals: bool
+) -> None:
+    """Return once the trigger returns (or raises ``ShutdownError``) or a signal arrives."""
+    signalled = asyncio.Event()
+    installed: list[signal.Signals] = []
+    if handle_signals and threading.current_thread() is threading.main_thread():
+        for signum in _SHUTDOWN_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, signalled.set)
+                installed.append(signum)
+    waiters: list[asyncio.Future[Any]] = []
+    try:
+        if installed:
+            waiters.append(loop.create_task(signalled.wait()))
+        if trigger is not None:
+            waiters.append(asyncio.ensure_future(trigger()))
+        if not waiters:
+            waiters.append(loop.create_future())  # serve until cancelled
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in done:
+            with contextlib.suppress(ShutdownError):
+                waiter.result()
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        for signum in installed:
+            loop.remove_signal_handler(signum)

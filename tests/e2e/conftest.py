@@ -1,0 +1,181 @@
+"""Run a real server on 127.0.0.1, port 0, for a test.
+
+``running_server(app, **settings)`` serves in the test's own event loop (use
+an async client); ``server_thread(app, **settings)`` serves from a thread with
+its own loop (use a blocking client, or choose ``worker_class="uvloop"``).
+Both yield a ``ServerAddress`` (a ``(host, port)`` tuple with ``url``), stop
+the server gracefully on exit, and re-raise whatever the server raised.
+Settings are ``Config`` attribute names; ``bind`` defaults to 127.0.0.1:0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal, NamedTuple
+
+from hypercorn.config import Config
+from hypercorn.utils import wrap_app
+from hypercorn.worker import loop as worker_loop
+from hypercorn.worker.serve import serve_sockets
+from tests.cli_server import TIMEOUT_SCALE
+
+Mode = Literal["asgi", "wsgi"] | None
+
+
+class ServerAddress(NamedTuple):
+    host: str
+    port: int
+    scheme: str = "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+def scaled(seconds: float) -> float:
+    """A timeout scaled for slow machines (HYPERCORN_TEST_TIMEOUT_SCALE)."""
+    return seconds * TIMEOUT_SCALE
+
+
+def make_config(**settings: Any) -> Config:
+    settings.setdefault("bind", ["127.0.0.1:0"])
+    settings.setdefault("errorlog", None)
+    return Config.from_mapping(settings)
+
+
+def _address(config: Config, sock: socket.socket) -> ServerAddress:
+    host, port = sock.getsockname()[:2]
+    return ServerAddress(host, port, "https" if config.ssl_enabled else "http")
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, config: Config, *, mode: Mode = None) -> AsyncIterator[ServerAddress]:
+    """Serve ``app`` with ``config`` in the running loop until the block exits."""
+    sockets = config.create_sockets()
+    address = _address(config, sockets.all()[0])
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        serve_sockets(
+            wrap_app(app, config.wsgi_max_body_size, mode),
+            config,
+            sockets,
+            shutdown_trigger=stop.wait,
+            ready=ready.set,
+        )
+    )
+    try:
+        ready_wait = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, ready_wait}, timeout=scaled(10), return_when="FIRST_COMPLETED")
+        ready_wait.cancel()
+        if task.done():
+            task.result()  # startup failed: raise its error
+        assert ready.is_set(), "server did not start in time"
+        yield address
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, scaled(config.graceful_timeout + 10))
+        finally:
+            sockets.close()
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    app: Any, *, mode: Mode = None, **settings: Any
+) -> AsyncIterator[ServerAddress]:
+    """Serve ``app`` with ``Config`` settings in the running loop; yield its address."""
+    async with serving(app, make_config(**settings), mode=mode) as address:
+        yield address
+
+
+@contextlib.contextmanager
+def server_thread(app: Any, *, mode: Mode = None, **settings: Any) -> Iterator[ServerAddress]:
+    """Serve ``app`` from a thread with its own loop (``worker_class`` picks it)."""
+    config = make_config(**settings)
+    sockets = config.create_sockets()
+    address = _address(config, sockets.all()[0])
+    ready = threading.Event()
+    loop_box: list[asyncio.AbstractEventLoop] = []
+    stop_box: list[asyncio.Event] = []
+    errors: list[BaseException] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop_box.append(asyncio.get_running_loop())
+        stop_box.append(stop)
+        await serve_sockets(
+            wrap_app(app, config.wsgi_max_body_size, mode),
+            config,
+            sockets,
+            shutdown_trigger=stop.wait,
+            ready=ready.set,
+        )
+
+    def target() -> None:
+        try:
+            worker_loop.run(main(), config.worker_class)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=target, name="hypercorn-test-server")
+    thread.start()
+    try:
+        assert ready.wait(scaled(10)), "server did not start in time"
+        if errors:
+            raise errors[0]
+        yield address
+    finally:
+        if loop_box and not loop_box[0].is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop may just have closed
+                loop_box[0].call_soon_threadsafe(stop_box[0].set)
+        thread.join(scaled(config.graceful_timeout + 10))
+        sockets.close()
+        assert not thread.is_alive(), "server thread did not stop"
+    if errors:
+        raise errors[0]
+
+
+async def open_raw(address: ServerAddress) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw TCP connection to the server."""
+    return await asyncio.wait_for(asyncio.open_connection(address.host, address.port), scaled(5))
+
+
+async def read_response(
+    reader: asyncio.StreamReader, *, no_body: bool = False
+) -> tuple[bytes, bytes]:
+    """Read one response (head, body) framed by content-length or chunked encoding.
+
+    ``no_body`` for a response that has none whatever its headers say (HEAD).
+    """
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), scaled(5))
+    if no_body:
+        return head, b""
+    lines = head.lower().split(b"\r\n")
+    length = next(
+        (int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length:")), None
+    )
+    if length is not None:
+        return head, await asyncio.wait_for(reader.readexactly(length), scaled(5))
+    if any(line.startswith(b"transfer-encoding:") and b"chunked" in line for line in lines):
+        body = b""
+        while True:
+            size_line = await asyncio.wait_for(reader.readuntil(b"\r\n"), scaled(5))
+            size = int(size_line.split(b";")[0], 16)
+            chunk = await asyncio.wait_for(reader.readexactly(size + 2), scaled(5))
+            if size == 0:
+                return head, body
+            body += chunk[:-2]
+    return head, b""
+
+
+async def close_raw(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(OSError):
+        await asyncio.wait_for(writer.wait_closed(), scaled(5))
