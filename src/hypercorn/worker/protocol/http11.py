@@ -235,7 +235,7 @@ class H11Protocol:
                 self._send_informational(event.status_code, event.headers, now)
             case StreamAborted():
                 self._close()
-            case _:
+            case _:  # pragma: no cover
                 assert_never(event)
 
     def data_to_send(self) -> bytes:

@@ -1,0 +1,398 @@
+"""The HTTP/1.1 server protocol: lifecycle, framing, keep-alive, 100-continue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hypercorn.config import Config
+from hypercorn.worker.protocol.base import ServerProtocol
+from hypercorn.worker.protocol.events import (
+    BodyEnded,
+    BodyReceived,
+    Headers,
+    InformationalResponse,
+    RequestReceived,
+    RequestRejected,
+    ResponseData,
+    ResponseEnded,
+    ResponseStarted,
+    StreamAborted,
+)
+from hypercorn.worker.protocol.http11 import H11Protocol
+
+HOST = ((b"host", b"a"),)
+GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+CL2 = ((b"content-length", b"2"),)
+
+
+def make(now: float = 0.0, **settings: Any) -> H11Protocol:
+    config = Config()
+    for name, value in settings.items():
+        setattr(config, name, value)
+    return H11Protocol(config, tls=False, now=now)
+
+
+def closing(protocol: H11Protocol) -> bool:
+    """``should_close``, read through a call so type checkers do not narrow it."""
+    return protocol.should_close
+
+
+def paused(protocol: H11Protocol) -> bool:
+    """``reading_paused``, read through a call so type checkers do not narrow it."""
+    return protocol.reading_paused
+
+
+def respond(
+    protocol: H11Protocol,
+    stream_id: int,
+    headers: Headers = CL2,
+    body: bytes = b"ok",
+    status: int = 200,
+    now: float = 0.0,
+) -> bytes:
+    protocol.send(ResponseStarted(stream_id, status, headers), now)
+    protocol.send(ResponseData(stream_id, body), now)
+    protocol.send(ResponseEnded(stream_id), now)
+    return protocol.data_to_send()
+
+
+def test_is_a_server_protocol() -> None:
+    protocol: ServerProtocol = make()
+    assert not protocol.should_close
+    assert not protocol.reading_paused
+
+
+class TestMessageExchange:
+    """RFC 9112 section 2: one request, one response."""
+
+    def test_get(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        assert protocol.events_received() == [
+            RequestReceived(1, "GET", b"/", HOST, "1.1", False),
+            BodyEnded(1),
+        ]
+        assert protocol.events_received() == []
+        assert respond(protocol, 1) == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        assert protocol.data_to_send() == b""
+        assert not closing(protocol)
+
+    def test_post_body_is_handed_out_as_it_arrives(self) -> None:
+        protocol = make()
+        protocol.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nabc", 0.0)
+        assert protocol.events_received()[1:] == [BodyReceived(1, b"abc")]
+        protocol.receive_data(b"def", 0.0)
+        assert protocol.events_received() == [BodyReceived(1, b"def"), BodyEnded(1)]
+
+    def test_headers_pass_in_order_and_unknown_status_has_no_phrase(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        headers = ((b"x-b", b"1"), (b"Set-Cookie", b"a=b"), (b"content-length", b"0"))
+        assert respond(protocol, 1, headers, b"", status=599) == (
+            b"HTTP/1.1 599 \r\nx-b: 1\r\nSet-Cookie: a=b\r\ncontent-length: 0\r\n\r\n"
+        )
+
+    def test_events_for_other_streams_are_dropped(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        protocol.send(ResponseStarted(3, 200, CL2), 0.0)
+        protocol.send(StreamAborted(3), 0.0)
+        assert protocol.data_to_send() == b""
+        assert not closing(protocol)
+
+    def test_events_before_any_request_are_dropped(self) -> None:
+        protocol = make()
+        protocol.send(ResponseData(1, b"x"), 0.0)
+        assert protocol.data_to_send() == b""
+
+
+class TestResponseFraming:
+    """RFC 9112 section 6: how the response body is delimited."""
+
+    def test_chunked_without_content_length(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        protocol.send(ResponseStarted(1, 200, ()), 0.0)
+        protocol.send(ResponseData(1, b"hello"), 0.0)
+        protocol.send(ResponseData(1, b""), 0.0)
+        protocol.send(ResponseData(1, b"x" * 26), 0.0)
+        protocol.send(ResponseEnded(1, ((b"x-checksum", b"abc"),)), 0.0)
+        assert protocol.data_to_send() == (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n1a\r\n" + b"x" * 26 + b"\r\n0\r\nx-checksum: abc\r\n\r\n"
+        )
+        assert not closing(protocol)
+
+    def test_app_framing_headers_are_replaced(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        headers = ((b"Transfer-Encoding", b"chunked"), (b"Connection", b"keep-alive"), *CL2)
+        assert respond(protocol, 1, headers) == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+    def test_app_connection_close_closes(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        out = respond(protocol, 1, ((b"connection", b"Upgrade, Close"), *CL2))
+        assert out == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+        assert protocol.should_close
+
+    def test_trailers_are_dropped_without_chunking(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        protocol.send(ResponseStarted(1, 200, CL2), 0.0)
+        protocol.send(ResponseData(1, b"ok"), 0.0)
+        protocol.send(ResponseEnded(1, ((b"x-t", b"1"),)), 0.0)
+        assert protocol.data_to_send().endswith(b"\r\n\r\nok")
+
+    def test_head_response_has_no_body(self) -> None:
+        protocol = make()
+        protocol.receive_data(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", 0.0)
+        protocol.events_received()
+        out = respond(protocol, 1, ((b"content-length", b"5"),), b"hello")
+        assert out == b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"
+        assert not closing(protocol)
+
+    def test_head_response_without_length_is_not_chunked(self) -> None:
+        protocol = make()
+        protocol.receive_data(b"HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0.0)
+        out = respond(protocol, 1, (), b"hello")
+        assert out == b"HTTP/1.1 200 OK\r\nconnection: keep-alive\r\n\r\n"
+        assert not closing(protocol)
+
+    @pytest.mark.parametrize(
+        ("status", "expected"),
+        [
+            (204, b"HTTP/1.1 204 No Content\r\n\r\n"),
+            (304, b"HTTP/1.1 304 Not Modified\r\ncontent-length: 5\r\n\r\n"),
+        ],
+    )
+    def test_no_body_statuses(self, status: int, expected: bytes) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        assert respond(protocol, 1, ((b"content-length", b"5"),), b"hello", status) == expected
+        assert not closing(protocol)
+
+    def test_too_much_data_is_cut_and_closes(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        protocol.send(ResponseStarted(1, 200, CL2), 0.0)
+        protocol.send(ResponseData(1, b"okay"), 0.0)
+        protocol.send(ResponseData(1, b"more"), 0.0)
+        protocol.send(ResponseEnded(1), 0.0)
+        assert protocol.data_to_send().endswith(b"\r\n\r\nok")
+        assert protocol.should_close
+
+    def test_too_little_data_closes(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        respond(protocol, 1, ((b"content-length", b"5"),), b"ok")
+        assert protocol.should_close
+
+    def test_stream_aborted_closes_without_last_chunk(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        protocol.send(ResponseStarted(1, 200, ()), 0.0)
+        protocol.send(ResponseData(1, b"part"), 0.0)
+        protocol.send(StreamAborted(1), 0.0)
+        assert protocol.should_close
+        assert protocol.data_to_send().endswith(b"4\r\npart\r\n")
+        protocol.send(ResponseEnded(1), 0.0)
+        assert protocol.data_to_send() == b""
+
+    def test_abort_before_the_response(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        protocol.send(StreamAborted(1), 0.0)
+        assert protocol.should_close
+        assert protocol.data_to_send() == b""
+        assert protocol.events_received() == [
+            RequestReceived(1, "GET", b"/", HOST, "1.1", False),
+            BodyEnded(1),
+        ]
+
+    @pytest.mark.parametrize(
+        ("events", "error"),
+        [
+            ([ResponseData(1, b"x")], RuntimeError),
+            ([ResponseEnded(1)], RuntimeError),
+            ([ResponseStarted(1, 200, ()), ResponseStarted(1, 200, ())], RuntimeError),
+            ([ResponseStarted(1, 101, ())], ValueError),
+            ([ResponseStarted(1, 200, ((b"content-length", b"-1"),))], ValueError),
+            ([ResponseStarted(1, 200, ((b"content-length", b"1"),) * 2 + CL2)], ValueError),
+            ([InformationalResponse(1, 200)], ValueError),
+        ],
+    )
+    def test_misuse_by_the_stream_layer_raises(self, events: list[Any], error: type) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        with pytest.raises(error):
+            for event in events:
+                protocol.send(event, 0.0)
+
+
+class TestPersistence:
+    """RFC 9112 section 9.3: keep-alive, HTTP/1.0, Connection: close."""
+
+    def test_requests_are_numbered_one_three_five(self) -> None:
+        protocol = make()
+        for stream_id in (1, 3, 5):
+            protocol.receive_data(GET, 0.0)
+            assert protocol.events_received()[0] == RequestReceived(
+                stream_id, "GET", b"/", HOST, "1.1", False
+            )
+            respond(protocol, stream_id)
+
+    def test_connection_close_request(self) -> None:
+        protocol = make()
+        protocol.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 0.0)
+        protocol.send(ResponseStarted(1, 200, CL2), 0.0)
+        assert not closing(protocol)
+        assert protocol.data_to_send().endswith(b"connection: close\r\n\r\n")
+        protocol.send(ResponseData(1, b"ok"), 0.0)
+        protocol.send(ResponseEnded(1), 0.0)
+        assert protocol.should_close
+        assert protocol.reading_paused
+
+    def test_http10_closes_by_default(self) -> None:
+        protocol = make()
+        protocol.receive_data(b"GET / HTTP/1.0\r\n\r\n", 0.0)
+        out = respond(protocol, 1, (), b"body")
+        assert out == b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nbody"
+        assert protocol.should_close
+
+    def test_http10_keep_alive(self) -> None:
+        protocol = make()
+        protocol.receive_data(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 0.0)
+        protocol.events_received()
+        out = respond(protocol, 1)
+        assert out == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok"
+        assert not closing(protocol)
+        protocol.receive_data(b"GET /2 HTTP/1.0\r\n\r\n", 0.0)
+        assert protocol.events_received()[0].stream_id == 3
+
+    def test_http10_keep_alive_without_length_closes(self) -> None:
+        protocol = make()
+        protocol.receive_data(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0.0)
+        assert respond(protocol, 1, (), b"x").endswith(b"connection: close\r\n\r\nx")
+        assert protocol.should_close
+
+    def test_keep_alive_max_requests(self) -> None:
+        protocol = make(keep_alive_max_requests=2)
+        protocol.receive_data(GET, 0.0)
+        assert b"connection" not in respond(protocol, 1)
+        protocol.receive_data(GET, 0.0)
+        assert respond(protocol, 3).endswith(b"connection: close\r\n\r\nok")
+        assert protocol.should_close
+
+
+class TestPipelining:
+    """RFC 9112 section 9.3.2: requests are answered in order, one at a time."""
+
+    def test_pipelined_requests_wait_for_the_response(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET + b"GET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\n", 0.0)
+        assert [type(e) for e in protocol.events_received()] == [RequestReceived, BodyEnded]
+        assert not paused(protocol)
+        respond(protocol, 1)
+        events = protocol.events_received()
+        assert events[0] == RequestReceived(3, "GET", b"/2", HOST, "1.1", False)
+        respond(protocol, 3)
+        assert protocol.events_received() == []
+        protocol.receive_data(b"Host: a\r\n\r\n", 0.0)
+        assert protocol.events_received()[0].stream_id == 5
+
+    def test_backlog_over_the_head_limit_pauses_reading(self) -> None:
+        protocol = make(h11_max_incomplete_size=100)
+        protocol.receive_data(GET, 0.0)
+        protocol.receive_data(GET * 3, 0.0)
+        assert not paused(protocol)
+        protocol.receive_data(GET, 0.0)
+        assert protocol.reading_paused
+        respond(protocol, 1)
+        assert not paused(protocol)
+
+    def test_invalid_pipelined_request_waits_its_turn(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET + b"BAD\n\n", 0.0)
+        assert protocol.data_to_send() == b""
+        assert not closing(protocol)
+        protocol.events_received()
+        out = respond(protocol, 1)
+        assert out.startswith(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 400 ")
+        assert protocol.events_received() == [RequestRejected(3, 400, "bare LF in request head")]
+        assert protocol.should_close
+
+
+class TestContinue:
+    """RFC 9110 section 10.1.1: Expect: 100-continue."""
+
+    EXPECT = b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"
+    HEADERS = (*HOST, (b"expect", b"100-continue"), (b"content-length", b"4"))
+
+    def test_continue_is_sent_when_the_stream_asks(self) -> None:
+        protocol = make()
+        protocol.receive_data(self.EXPECT, 0.0)
+        assert protocol.events_received() == [
+            RequestReceived(1, "PUT", b"/", self.HEADERS, "1.1", expects_continue=True)
+        ]
+        assert protocol.data_to_send() == b""
+        protocol.send(InformationalResponse(1, 100), 0.0)
+        protocol.send(InformationalResponse(1, 100), 0.0)
+        assert protocol.data_to_send() == b"HTTP/1.1 100 Continue\r\n\r\n"
+        protocol.receive_data(b"data", 0.0)
+        assert protocol.events_received() == [BodyReceived(1, b"data"), BodyEnded(1)]
+        assert b"connection" not in respond(protocol, 1)
+        assert not closing(protocol)
+
+    def test_early_response_skips_continue_and_closes(self) -> None:
+        protocol = make()
+        protocol.receive_data(self.EXPECT, 0.0)
+        protocol.send(ResponseStarted(1, 417, CL2), 0.0)
+        protocol.send(InformationalResponse(1, 100), 0.0)
+        protocol.send(ResponseData(1, b"no"), 0.0)
+        protocol.send(ResponseEnded(1), 0.0)
+        out = protocol.data_to_send()
+        assert out == (
+            b"HTTP/1.1 417 Expectation Failed\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno"
+        )
+        assert protocol.should_close
+
+    def test_no_continue_once_the_body_arrives(self) -> None:
+        protocol = make()
+        protocol.receive_data(self.EXPECT + b"da", 0.0)
+        protocol.send(InformationalResponse(1, 100), 0.0)
+        assert protocol.data_to_send() == b""
+
+    @pytest.mark.parametrize(
+        "request_bytes",
+        [
+            b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n",
+            b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+        ],
+    )
+    def test_no_continue_unless_expected(self, request_bytes: bytes) -> None:
+        protocol = make()
+        protocol.receive_data(request_bytes, 0.0)
+        protocol.send(InformationalResponse(1, 100), 0.0)
+        assert protocol.data_to_send() == b""
+
+    def test_early_hints(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        protocol.send(InformationalResponse(1, 103, ((b"link", b"</s.css>; rel=preload"),)), 0.0)
+        protocol.send(InformationalResponse(1, 101), 0.0)
+        assert protocol.data_to_send() == (
+            b"HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload\r\n\r\n"
+        )
+        protocol.send(ResponseStarted(1, 200, CL2), 0.0)
+        protocol.send(InformationalResponse(1, 103), 0.0)
+        assert protocol.data_to_send() == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+
+    def test_no_informational_to_http10(self) -> None:
+        protocol = make()
+        protocol.receive_data(b"GET / HTTP/1.0\r\n\r\n", 0.0)
+        protocol.send(InformationalResponse(1, 103), 0.0)
+        assert protocol.data_to_send() == b""
