@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from hypercorn.utils import parse_socket_addr
 from hypercorn.worker.asgi.http import ClientDisconnectedError, ConnectionInfo, HTTPStream
@@ -85,8 +85,8 @@ class HTTPConnection(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement the interface without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
         self.info = connection_info(transport, self.secure)
         self.protocol = H11Protocol(self.ctx.config, tls=self.secure, now=self.loop.time())
         self.ctx.add_connection(self)

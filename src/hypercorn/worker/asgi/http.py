@@ -338,9 +338,9 @@ class HTTPStream:
             events.append(ResponseData(self.stream_id, body))
         if not more_body:
             events.append(ResponseEnded(self.stream_id))
-            self._complete()
         self._host.send_events(*events)
         if not more_body:
+            self._complete()
             await self._log_access()
         elif self._host.write_paused:
             await self._host.drain()
@@ -377,15 +377,15 @@ class HTTPStream:
         self._pending_start = None
         headers = (*self._ctx.config.response_headers(self._protocol_name), *_ERROR_HEADERS)
         self._response = {"type": "http.response.start", "status": status, "headers": headers}
-        self._complete()
         self._host.send_events(
             ResponseStarted(self.stream_id, status, headers), ResponseEnded(self.stream_id)
         )
+        self._complete()
         await self._log_access()
 
     def _abort(self) -> None:
-        self._complete()
         self._host.send_events(StreamAborted(self.stream_id))
+        self._complete()
 
     # -- the application task -------------------------------------------------
 
