@@ -231,6 +231,14 @@ class TestResponseFraming:
             for event in events:
                 protocol.send(event, 0.0)
 
+    def test_a_refused_head_writes_nothing(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        with pytest.raises(ValueError):
+            protocol.send(ResponseStarted(1, 200, ((b"x", b"y"), (b"content-length", b"x"))), 0.0)
+        assert protocol.data_to_send() == b""
+        assert respond(protocol, 1) == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
 
 class TestPersistence:
     """RFC 9112 section 9.3: keep-alive, HTTP/1.0, Connection: close."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
 
 import pytest
 
+from hypercorn.config import Config
 from hypercorn.worker.protocol.events import (
     BodyEnded,
     BodyReceived,
@@ -25,17 +25,9 @@ from hypercorn.worker.protocol.events import (
     ResponseStarted,
 )
 from hypercorn.worker.protocol.http11 import H11Protocol
-from tests.corpus_http1 import Case, ExpectedRequest, load_cases
+from tests.corpus_http1 import Case, ExpectedRequest, decode_raw, load_cases, parse_case
 
-
-@dataclass(frozen=True)
-class Settings:
-    h11_max_incomplete_size: int = 16 * 1024
-    keep_alive_timeout: float = 5.0
-    keep_alive_max_requests: int = 1000
-    read_timeout: float | None = None
-
-
+CONFIG = Config()
 CASES = load_cases()
 SEEDS = range(5)
 
@@ -63,7 +55,7 @@ def _merge(events: list[InboundEvent]) -> list[InboundEvent]:
 
 def replay(raw: bytes, sizes: list[int]) -> tuple[list[InboundEvent], bytes, bool]:
     """Feed ``raw`` split into ``sizes``; answer each complete request."""
-    protocol = H11Protocol(Settings(), tls=False, now=0.0)
+    protocol = H11Protocol(CONFIG, tls=False, now=0.0)
     events: list[InboundEvent] = []
     out = bytearray()
     position = 0
@@ -134,3 +126,26 @@ def test_corpus_covers_the_brief() -> None:
     assert {400, 405, 431, 501, 505} <= statuses
     assert len([n for n in names if n.startswith("valid-")]) >= 10
     assert len([n for n in names if n.startswith(("smuggle-", "chunk-"))]) >= 40
+
+
+class TestCorpusFormat:
+    def test_escapes(self) -> None:
+        assert decode_raw("a\\r\\n\\t\\0\\\\\\x7f\n b\\{3*xy}") == b"a\r\n\t\0\\\x7f bxyxyxy"
+
+    @pytest.mark.parametrize("text", ["a ", "a\t", "\\q", "caf\u00e9", "\x01"])
+    def test_refused_raw_text(self, text: str) -> None:
+        with pytest.raises(ValueError):
+            decode_raw(text)
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "expect-status: 400\nGET",
+            "description: nothing\n---\nGET",
+            "expect-state: 400\n---\nGET",
+            'expect-request: {"method": "GET", "path": "/"}\n---\nGET',
+        ],
+    )
+    def test_refused_case_files(self, text: str) -> None:
+        with pytest.raises((ValueError, KeyError)):
+            parse_case("bad", text)

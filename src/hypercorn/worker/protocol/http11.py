@@ -22,10 +22,11 @@ connection is in one of five states, and every transition happens here:
 ``CLOSED``      nothing more is read; the I/O layer closes the transport once
                 ``data_to_send`` is empty.
 
-The response side is written here, not by h11: it needs HTTP/1.0 keep-alive,
-which h11 refuses, and it is the hot path. Its framing follows the app's
-``content-length`` if any, else chunked (HTTP/1.1) or close-delimited
-(HTTP/1.0); HEAD, 204 and 304 responses never carry body bytes.
+Responses are encoded by us (``http11_response``), not by h11: they need
+HTTP/1.0 keep-alive, which h11 refuses, and they are the hot path. Framing
+follows the app's ``content-length`` if any, else chunked (HTTP/1.1) or
+close-delimited (HTTP/1.0); HEAD, 204 and 304 responses never carry body
+bytes. A response that does not match its own length closes the connection.
 
 A malformed request is answered by the protocol itself (400, 405, 408, 431,
 501, 505) with ``connection: close`` and reported as ``RequestRejected``. A
@@ -43,7 +44,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from http import HTTPStatus
 from typing import Protocol, assert_never
 
 from hypercorn.worker.protocol.events import (
@@ -63,6 +63,15 @@ from hypercorn.worker.protocol.events import (
 )
 from hypercorn.worker.protocol.http11_chunked import ChunkedDecoder, ChunkedError
 from hypercorn.worker.protocol.http11_head import CHUNKED, HeadError, RequestHead, parse_head
+from hypercorn.worker.protocol.http11_response import (
+    CLOSE,
+    KEEP_ALIVE,
+    STATUS_LINES,
+    Framing,
+    error_response,
+    fields,
+    response_head,
+)
 
 DRAIN_LIMIT = 64 * 1024
 """Most request-body bytes read and dropped after an early response."""
@@ -89,35 +98,9 @@ class _State(enum.Enum):
     CLOSED = enum.auto()
 
 
-class _Framing(enum.Enum):
-    UNSTARTED = enum.auto()
-    NONE = enum.auto()
-    LENGTH = enum.auto()
-    CHUNKED = enum.auto()
-    CLOSE = enum.auto()
-
-
-def _status_line(status: int) -> bytes:
-    try:
-        phrase = HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        phrase = b""
-    return b"HTTP/1.1 %d %s\r\n" % (status, phrase)
-
-
-_STATUS_LINES = {status: _status_line(status) for status in range(100, 600)}
-_ERROR_TAIL = b"content-length: 0\r\nconnection: close\r\n\r\n"
-_CLOSE = b"connection: close\r\n"
-_KEEP_ALIVE = b"connection: keep-alive\r\n"
-_CHUNKED = b"transfer-encoding: chunked\r\n"
-_FRAMING_NAME_LENGTHS = frozenset((10, 14, 17))  # connection, content-length, ...
 _TCHARS = frozenset(
     b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
-
-
-def _tokens(value: bytes) -> set[bytes]:
-    return {token.strip(b" \t") for token in value.lower().split(b",")}
 
 
 class H11Protocol:
@@ -177,7 +160,7 @@ class H11Protocol:
         self._body_seen = False
         self._continue_sent = False
         self._drain_left = 0
-        self._framing = _Framing.UNSTARTED
+        self._framing = Framing.UNSTARTED
         self._resp_left = 0
         self._keep = True
 
@@ -300,9 +283,9 @@ class H11Protocol:
         except ChunkedError as exc:
             if self._state is _State.BODY:
                 self._events.append(StreamClosed(self._stream_id))
-                if self._framing is _Framing.UNSTARTED:
+                if self._framing is Framing.UNSTARTED:
                     self._events.append(RequestRejected(self._stream_id, 400, str(exc)))
-                    self._out += (_STATUS_LINES[400], _ERROR_TAIL)
+                    self._out.append(error_response(400))
             self._close()
 
     def _read_head(self) -> bool:
@@ -417,58 +400,29 @@ class H11Protocol:
             raise ValueError(f"not an informational status: {status}")
         head = self._head
         assert head is not None
-        if self._framing is not _Framing.UNSTARTED or head.http_version == "1.0" or status == 101:
+        if self._framing is not Framing.UNSTARTED or head.http_version == "1.0" or status == 101:
             return  # RFC 9110 section 15.2: no 1xx to HTTP/1.0; upgrades are not events here
         if status == 100:
             if self._state is not _State.BODY or not self._awaiting_continue():
                 return
             self._continue_sent = True
             self._last_rx = now  # the client starts sending only now
-        out = self._out
-        out.append(_STATUS_LINES[status])
-        for name, value in headers:
-            out.append(b"%s: %s\r\n" % (name, value))
-        out.append(b"\r\n")
+        self._out += (STATUS_LINES[status], fields(headers), b"\r\n")
 
     def _start_response(self, status: int, headers: Headers) -> None:
-        if self._framing is not _Framing.UNSTARTED:
+        if self._framing is not Framing.UNSTARTED:
             raise RuntimeError("response already started")
-        if not 200 <= status < 600:
-            raise ValueError(f"not a final status: {status}")
         head = self._head
         assert head is not None
         out = self._out
-        out.append(_STATUS_LINES[status])
-        length = -1
-        close = False
-        for name, value in headers:
-            if len(name) in _FRAMING_NAME_LENGTHS:
-                lower = name.lower()
-                if lower == b"content-length":
-                    if not value.isdigit() or (length >= 0 and int(value) != length):
-                        raise ValueError(f"invalid content-length: {value!r}")
-                    length = int(value)
-                    continue
-                if lower == b"connection":
-                    close = close or b"close" in _tokens(value)
-                    continue
-                if lower == b"transfer-encoding":
-                    continue
-            out.append(b"%s: %s\r\n" % (name, value))
-        if head.method == "HEAD" or status == 304 or status == 204:
-            self._framing = _Framing.NONE
-            if length >= 0 and status != 204:  # RFC 9110 section 8.6
-                out.append(b"content-length: %d\r\n" % length)
-        elif length >= 0:
-            self._framing = _Framing.LENGTH
-            self._resp_left = length
-            out.append(b"content-length: %d\r\n" % length)
-        elif head.http_version == "1.1":
-            self._framing = _Framing.CHUNKED
-            out.append(_CHUNKED)
-        else:
-            self._framing = _Framing.CLOSE
-            close = True
+        mark = len(out)
+        try:
+            self._framing, self._resp_left, close = response_head(
+                out, status, headers, head.method, head.http_version
+            )
+        except ValueError:
+            del out[mark:]  # nothing of a refused head may reach the wire
+            raise
         # RFC 9110 section 10.1.1: answering before a body the client holds back
         # for 100 Continue leaves that body unsent, so the connection cannot be reused.
         keep = (
@@ -479,16 +433,16 @@ class H11Protocol:
         )
         self._keep = keep
         if not keep:
-            out.append(_CLOSE)
+            out.append(CLOSE)
         elif head.http_version == "1.0":
-            out.append(_KEEP_ALIVE)
+            out.append(KEEP_ALIVE)
         out.append(b"\r\n")
 
     def _send_data(self, data: bytes) -> None:
         framing = self._framing
-        if not data or framing is _Framing.NONE:
+        if not data or framing is Framing.NONE:
             return
-        if framing is _Framing.LENGTH:
+        if framing is Framing.LENGTH:
             left = self._resp_left
             if len(data) > left:
                 data = data[:left]
@@ -496,25 +450,21 @@ class H11Protocol:
             self._resp_left = left - len(data)
             if data:
                 self._out.append(data)
-        elif framing is _Framing.CHUNKED:
+        elif framing is Framing.CHUNKED:
             self._out += (b"%x\r\n" % len(data), data, b"\r\n")
-        elif framing is _Framing.CLOSE:
+        elif framing is Framing.CLOSE:
             self._out.append(data)
         else:
             raise RuntimeError("response data before the response started")
 
     def _end_response(self, trailers: Headers, now: float) -> None:
         framing = self._framing
-        if framing is _Framing.CHUNKED:
-            out = self._out
-            out.append(b"0\r\n")
-            for name, value in trailers:
-                out.append(b"%s: %s\r\n" % (name, value))
-            out.append(b"\r\n")
-        elif framing is _Framing.LENGTH:
+        if framing is Framing.CHUNKED:
+            self._out += (b"0\r\n", fields(trailers), b"\r\n")
+        elif framing is Framing.LENGTH:
             if self._resp_left:
                 self._keep = False  # a short body: only a close tells the client
-        elif framing is _Framing.UNSTARTED:
+        elif framing is Framing.UNSTARTED:
             raise RuntimeError("response ended before it started")
         if not self._keep:
             self._close()
@@ -537,12 +487,12 @@ class H11Protocol:
         self._chunked = None
         self._body_left = 0
         self._body_seen = self._continue_sent = False
-        self._framing = _Framing.UNSTARTED
+        self._framing = Framing.UNSTARTED
         self._keep = True
 
     def _reject(self, status: int, reason: str) -> None:
         self._events.append(RequestRejected(self._next_id, status, reason))
-        self._out += (_STATUS_LINES[status], _ERROR_TAIL)
+        self._out.append(error_response(status))
         self._close()
 
     def _close(self) -> None:

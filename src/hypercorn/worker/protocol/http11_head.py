@@ -24,7 +24,7 @@ gets through: anything ambiguous is refused, and the connection then closes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import h11
 
@@ -52,9 +52,11 @@ class HeadError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class RequestHead:
-    """A validated request head, ready to become a ``RequestReceived``."""
+class RequestHead(NamedTuple):
+    """A validated request head, ready to become a ``RequestReceived``.
+
+    A named tuple: it is built once per request, on the hot path.
+    """
 
     method: str
     target: bytes
@@ -127,10 +129,12 @@ def parse_head(head: bytes) -> RequestHead:
     if target[0] != 0x2F:  # not origin-form
         target, headers = _other_form(method, target, headers, host_index)
 
-    tokens = {token.strip(b" \t") for token in connection.split(b",")}
+    tokens = {token.strip(b" \t") for token in connection.split(b",")} if connection else ()
     if http_version == "1.1":
         keep_alive = b"close" not in tokens
-        expects_continue = b"100-continue" in {t.strip(b" \t") for t in expect.split(b",")}
+        expects_continue = bool(expect) and b"100-continue" in {
+            token.strip(b" \t") for token in expect.split(b",")
+        }
     else:
         keep_alive = b"keep-alive" in tokens and b"close" not in tokens
         # RFC 9110 section 10.1.1: ignore 100-continue from an HTTP/1.0 client.
