@@ -218,7 +218,7 @@ async def test_slow_reader_back_pressures_the_app() -> None:
             last = sent[0]
             await asyncio.sleep(0.2)
         assert 0 < sent[0] < total // 2 and not finished.is_set()
-        head, body = await asyncio.wait_for(read_response(reader), scaled(30))
+        _, body = await asyncio.wait_for(read_response(reader), scaled(30))
         await asyncio.wait_for(finished.wait(), scaled(5))
         await close_raw(writer)
     assert len(body) == total * len(chunk)

@@ -279,19 +279,19 @@ class HTTPStream:
             if state is ResponseState.BODY or state is ResponseState.STARTED:
                 await self._send_body(message)
             elif state is not ResponseState.COMPLETE:
-                raise UnexpectedMessageError(state.name, str(kind))
+                raise UnexpectedMessageError(state, str(kind))
         elif kind == "http.response.start":
             if state is ResponseState.WAITING:
                 self._start(message)
             elif state is not ResponseState.COMPLETE:
-                raise UnexpectedMessageError(state.name, str(kind))
+                raise UnexpectedMessageError(state, str(kind))
         elif kind == "http.response.early_hint":
             if state is ResponseState.WAITING:
                 self._early_hint(message)
             elif state is not ResponseState.COMPLETE:
-                raise UnexpectedMessageError(state.name, str(kind))
+                raise UnexpectedMessageError(state, str(kind))
         else:
-            raise UnexpectedMessageError(state.name, str(kind))
+            raise UnexpectedMessageError(state, str(kind))
 
     # -- response -------------------------------------------------------------
 

@@ -181,4 +181,4 @@ class Lifespan:
         elif state is LifespanState.STOPPING and kind == "lifespan.shutdown.failed":
             self._resolve(str(message.get("message", "")))
         else:
-            raise UnexpectedMessageError(state.name, str(kind))
+            raise UnexpectedMessageError(state, str(kind))
