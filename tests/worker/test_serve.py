@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +192,7 @@ def test_uvloop_worker_class_from_a_thread() -> None:
     assert response.text.startswith("uvloop")
 
 
-def test_run_worker_stops_when_the_multiprocessing_event_is_set() -> None:
+def test_run_worker_beats_and_stops_when_the_multiprocessing_event_is_set() -> None:
     config = make_config(worker_class="uvloop")
     config.application_path = f"{__name__}:loop_app"
     sockets = config.create_sockets()
@@ -199,14 +200,22 @@ def test_run_worker_stops_when_the_multiprocessing_event_is_set() -> None:
     shutdown = multiprocessing.get_context("spawn").Event()
     ready = threading.Event()
     result: list[int] = []
-    thread = threading.Thread(
-        target=lambda: result.append(run_worker(config, sockets, shutdown, ready=ready.set))
-    )
+    beats: list[int] = []
+
+    def worker() -> None:
+        kwargs: Any = {"ready": ready.set, "heartbeat": beats.append, "heartbeat_interval": 0.02}
+        result.append(run_worker(config, sockets, shutdown, **kwargs))
+
+    thread = threading.Thread(target=worker)
     thread.start()
     try:
         assert ready.wait(scaled(10))
         response = httpx.get(f"http://{host}:{port}/", timeout=scaled(5))
         assert response.text.startswith("uvloop")
+        end = time.monotonic() + scaled(5)
+        while not (beats and beats[-1] == 1):  # the heartbeat counts the request
+            assert time.monotonic() < end, beats
+            time.sleep(0.01)
     finally:
         shutdown.set()
         thread.join(scaled(10))

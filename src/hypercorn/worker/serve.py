@@ -100,6 +100,8 @@ def run_worker(
     shutdown_event: MPEvent | None = None,
     *,
     ready: Callable[[], None] | None = None,
+    heartbeat: Callable[[int], None] | None = None,
+    heartbeat_interval: float = 1.0,
 ) -> int:
     """Load ``config.application_path`` and serve it on ``sockets`` in a new event loop.
 
@@ -112,6 +114,9 @@ def run_worker(
         sockets: the listening sockets (already bound); they are closed on return.
         shutdown_event: a ``multiprocessing.Event`` that, once set, stops the worker.
         ready: called once the app started and the sockets are served.
+        heartbeat: called from the event loop every ``heartbeat_interval`` seconds
+            while serving, with the number of requests served so far.
+        heartbeat_interval: seconds between heartbeats.
 
     Returns:
         The exit code, 0.
@@ -129,7 +134,14 @@ def run_worker(
             check_multiprocess_shutdown_event, shutdown_event, asyncio.sleep
         )
     main = serve_sockets(
-        app, config, sockets, shutdown_trigger=trigger, handle_signals=True, ready=ready
+        app,
+        config,
+        sockets,
+        shutdown_trigger=trigger,
+        handle_signals=True,
+        ready=ready,
+        heartbeat=heartbeat,
+        heartbeat_interval=heartbeat_interval,
     )
     worker_loop.run(main, config.worker_class, debug=config.debug)
     return 0
@@ -143,6 +155,8 @@ async def serve_sockets(
     shutdown_trigger: ShutdownTrigger | None = None,
     handle_signals: bool = False,
     ready: Callable[[], None] | None = None,
+    heartbeat: Callable[[int], None] | None = None,
+    heartbeat_interval: float = 1.0,
 ) -> None:
     """Serve an (already wrapped) app on ``sockets`` until shutdown; see the module doc.
 
@@ -153,6 +167,9 @@ async def serve_sockets(
         shutdown_trigger: an async callable whose return starts shutdown.
         handle_signals: also stop on SIGINT/SIGTERM (main thread only).
         ready: called once serving starts.
+        heartbeat: called every ``heartbeat_interval`` seconds while serving, with
+            the number of requests served so far.
+        heartbeat_interval: seconds between heartbeats.
 
     Raises:
         LifespanFailureError, LifespanTimeoutError: the app's startup or shutdown failed.
@@ -167,11 +184,14 @@ async def serve_sockets(
         raise
     ctx = WorkerContext(app, config, loop, state)
     servers: list[asyncio.Server] = []
+    beat: _Heartbeat | None = None
     drained = False
     try:
         servers = await _start_servers(ctx, sockets)
         if ready is not None:
             ready()
+        if heartbeat is not None:
+            beat = _Heartbeat(ctx, heartbeat, heartbeat_interval)
         await _wait_for_shutdown(loop, shutdown_trigger, handle_signals)
         for server in servers:
             server.close()
@@ -184,6 +204,8 @@ async def serve_sockets(
             )
         drained = True
     finally:
+        if beat is not None:
+            beat.stop()
         for server in servers:
             server.close()
         ctx.draining = True
@@ -226,6 +248,25 @@ async def _start_servers(ctx: WorkerContext, sockets: Sockets) -> list[asyncio.S
             server.close()
         raise
     return servers
+
+
+class _Heartbeat:
+    """Calls ``callback(requests_served)`` on a loop timer; no task of its own."""
+
+    def __init__(
+        self, ctx: WorkerContext, callback: Callable[[int], None], interval: float
+    ) -> None:
+        self._ctx = ctx
+        self._callback = callback
+        self._interval = interval
+        self._handle = ctx.loop.call_soon(self._beat)
+
+    def _beat(self) -> None:
+        self._handle = self._ctx.loop.call_later(self._interval, self._beat)
+        self._callback(self._ctx.requests_served)
+
+    def stop(self) -> None:
+        self._handle.cancel()
 
 
 def _ssl_context(config: Config) -> ssl.SSLContext | None:

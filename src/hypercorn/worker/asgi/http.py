@@ -136,7 +136,9 @@ def build_scope(
         "http_version": event.http_version,
         "method": event.method,
         "scheme": info.scheme,
-        "path": unquote_to_bytes(raw_path).decode("utf-8", "replace"),
+        "path": (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode(
+            "utf-8", "replace"
+        ),
         "raw_path": raw_path,
         "query_string": query_string,
         "root_path": root_path,
