@@ -30,7 +30,7 @@ import socket
 import ssl
 from typing import TYPE_CHECKING, cast
 
-from hypercorn.utils import parse_socket_addr
+from hypercorn.shared.addresses import parse_socket_addr
 from hypercorn.worker.asgi.http import ClientDisconnectedError, ConnectionInfo, HTTPStream
 from hypercorn.worker.protocol.events import (
     BodyEnded,
@@ -268,10 +268,11 @@ def connection_info(transport: asyncio.BaseTransport, secure: bool) -> Connectio
     """Client, server, scheme and TLS details of a new connection."""
     sock: socket.socket | None = transport.get_extra_info("socket")
     family = sock.family if sock is not None else socket.AF_INET
-    client = server = None
+    client: tuple[str, int] | None = None
+    server: tuple[str, int | None] | None = None
     if family == socket.AF_UNIX:
-        sockname = transport.get_extra_info("sockname")
-        server = (sockname if isinstance(sockname, str) else "", None)
+        path = parse_socket_addr(family, transport.get_extra_info("sockname"))
+        server = (path if isinstance(path, str) else "", None)
     else:
         peer = parse_socket_addr(family, transport.get_extra_info("peername"))
         local = parse_socket_addr(family, transport.get_extra_info("sockname"))

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 from hypercorn.shared.errors import UnexpectedMessageError
-from hypercorn.utils import build_and_validate_headers, valid_server_name
+from hypercorn.shared.headers import build_and_validate_headers, valid_server_name
 from hypercorn.worker.protocol.events import (
     Headers,
     InformationalResponse,
