@@ -289,3 +289,19 @@ async def test_early_hints_are_sent_before_the_response() -> None:
         await close_raw(writer)
     assert hint.startswith(b"HTTP/1.1 103") and b"</s.css>; rel=preload" in hint
     assert head.startswith(b"HTTP/1.1 200") and body == b"ok"
+
+
+async def test_a_head_the_protocol_refuses_becomes_a_500() -> None:
+    logger, capture = capturing_logger("badlength")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = [(b"content-length", b"abc")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"x"})
+
+    async with running_server(app, errorlog=logger) as server, httpx.AsyncClient() as client:
+        response = await client.get(server.url)
+        again = await client.get(server.url)
+    assert response.status_code == 500 and again.status_code == 500
+    assert sum(r.levelno >= logging.ERROR for r in capture.records) == 2

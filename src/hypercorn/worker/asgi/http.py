@@ -327,7 +327,8 @@ class HTTPStream:
             body = bytes(body)
         more_body = bool(message.get("more_body", False))
         events: list[OutboundEvent] = []
-        if (start := self._pending_start) is not None:
+        start = self._pending_start
+        if start is not None:
             if not more_body and _can_frame(start, self.request.method):
                 # The whole body is known: frame it by length, not chunks.
                 headers = (*start.headers, (b"content-length", b"%d" % len(body)))
@@ -340,7 +341,14 @@ class HTTPStream:
             events.append(ResponseData(self.stream_id, body))
         if not more_body:
             events.append(ResponseEnded(self.stream_id))
-        self._host.send_events(*events)
+        try:
+            self._host.send_events(*events)
+        except (ValueError, RuntimeError):
+            if start is not None:
+                # The protocol refused the head (e.g. a bad content-length): nothing
+                # was written, so the app's error can still become a 500.
+                self.state = ResponseState.WAITING
+            raise
         if not more_body:
             self._complete()
             await self._log_access()
