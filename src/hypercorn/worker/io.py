@@ -65,6 +65,24 @@ _RDN_NAMES = {
 class HTTPConnection(asyncio.Protocol):
     """One client connection: transport <-> sans-IO protocol <-> streams."""
 
+    __slots__ = (
+        "_closing",
+        "_deadline",
+        "_drain_waiters",
+        "_lost",
+        "_reading_paused",
+        "_receive_paused",
+        "_timer",
+        "_write_paused",
+        "ctx",
+        "info",
+        "loop",
+        "protocol",
+        "secure",
+        "streams",
+        "transport",
+    )
+
     def __init__(self, ctx: WorkerContext, *, secure: bool) -> None:
         self.ctx = ctx
         self.loop = ctx.loop
