@@ -33,9 +33,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from hypercorn.shared.addresses import repr_socket_addr
+from hypercorn.shared.apploading import load_application, wrap_app
 from hypercorn.shared.errors import ShutdownError
 from hypercorn.shared.shutdown import check_multiprocess_shutdown_event
-from hypercorn.utils import load_application, wrap_app
 from hypercorn.worker import loop as worker_loop
 from hypercorn.worker.asgi.lifespan import Lifespan
 from hypercorn.worker.context import WorkerContext
