@@ -1,37 +1,50 @@
 """``run(config)``: what the ``hypercorn`` command runs.
 
-Until the master process arrives, every configuration is served by one
-worker in the calling process: the listeners are bound here, the PID file
-written, and the worker serves until it is told to stop (SIGINT or SIGTERM).
+With ``workers`` >= 1 a master process binds the listeners and supervises
+that many worker processes (``hypercorn.supervisor.arbiter``). With
+``workers=0`` one worker serves in the calling process, with no master: the
+listeners are bound here, the PID file written, and the worker serves until
+it is told to stop (SIGINT or SIGTERM).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
+from collections.abc import Callable
 
 from hypercorn.config import Config
-from hypercorn.shared.files import write_pid_file
+from hypercorn.supervisor.pidfile import remove_pid_file, write_pid_file
 
 
-def run(config: Config) -> int:
+def run(config: Config, *, reload_config: Callable[[], Config] | None = None) -> int:
     """Serve ``config.application_path`` with ``config``; returns an exit code.
+
+    Args:
+        config: the settings, with ``application_path`` set.
+        reload_config: builds a fresh ``Config`` when the master reloads (HUP);
+            without it a reload restarts the workers with the same settings.
 
     Raises:
         BindError: a listener cannot be created.
         ConfigError: the TLS settings cannot be loaded.
-        NoAppError: the application cannot be found.
-        LifespanFailureError: the application's startup failed.
+        NoAppError: the application cannot be found (``workers=0``).
+        LifespanFailureError: the application's startup failed (``workers=0``).
     """
-    from hypercorn.worker.serve import run_worker
-
-    if config.workers > 1:
-        config.log.error_logger.warning(
-            "workers=%d: serving from one process until the master process is available",
-            config.workers,
-        )
     config.create_ssl_context()  # fail early, before binding, on a bad certificate
     sockets = config.create_sockets()
+    if config.workers >= 1:
+        from hypercorn.supervisor.arbiter import Arbiter
+
+        if config.preload_app:
+            from hypercorn.utils import load_application
+
+            assert config.application_path is not None
+            load_application(config.application_path, config.wsgi_max_body_size)
+        try:
+            return Arbiter(config, sockets, reload_config).run()
+        finally:
+            sockets.close()
+    from hypercorn.worker.serve import run_worker
+
     try:
         if config.pid_path is not None:
             write_pid_file(config.pid_path)
@@ -39,15 +52,6 @@ def run(config: Config) -> int:
             return run_worker(config, sockets)
         finally:
             if config.pid_path is not None:
-                _remove_pid_file(config.pid_path)
+                remove_pid_file(config.pid_path)
     finally:
         sockets.close()
-
-
-def _remove_pid_file(path: str) -> None:
-    """Remove the PID file only while it still names this process."""
-    with contextlib.suppress(OSError, ValueError):
-        with open(path) as file:
-            if int(file.read().strip()) != os.getpid():
-                return
-        os.remove(path)

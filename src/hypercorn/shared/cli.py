@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -142,3 +143,47 @@ def config_from_args(argv: Sequence[str]) -> Any:
 
 
 _FLAGS: dict[str, tuple[str, ...]] = {s.name: s.flags for s in SETTINGS if s.flags}
+
+
+def fail(message: str, code: int) -> int:
+    """Print ``hypercorn: error: message`` on stderr; returns ``code``."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _user_traceback(error: BaseException) -> str:
+    """The traceback of an error raised by the user's code, without the server's frames."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if "/hypercorn/" not in frame.filename and "importlib" not in frame.filename
+    ]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    return "".join(lines + traceback.format_exception_only(type(error), error))
+
+
+def report_error(error: BaseException, application_path: str | None) -> int | None:
+    """Print a user-fixable error the way the command does; returns its exit code.
+
+    Used by the command itself and by each worker process, so that a worker
+    that cannot load the application says so in the same words.
+
+    Returns:
+        The exit code, or None when ``error`` is not one a user can fix (the
+        caller then shows it with its full traceback).
+    """
+    from hypercorn.shared.errors import LifespanFailureError, LifespanTimeoutError, NoAppError
+    from hypercorn.shared.sockets import BindError, SocketTypeError
+
+    if isinstance(error, ConfigError):
+        return fail(str(error), ExitCode.USAGE)
+    if isinstance(error, NoAppError):
+        return fail(str(error), ExitCode.APP_LOAD)
+    if isinstance(error, BindError | SocketTypeError):
+        return fail(str(error), ExitCode.BIND)
+    if isinstance(error, LifespanFailureError | LifespanTimeoutError):
+        return fail(str(error), ExitCode.LIFESPAN)
+    if isinstance(error, ImportError | SyntaxError):
+        sys.stderr.write(_user_traceback(error))
+        return fail(f"cannot import application {application_path!r}: {error}", ExitCode.APP_LOAD)
+    return None
