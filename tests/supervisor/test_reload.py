@@ -1,0 +1,62 @@
+"""HUP: the rolling reload, under load, and a broken deploy."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.supervisor.harness import APP, Load, master, wait_for
+
+
+@pytest.mark.slow
+def test_hup_under_load_fails_no_request(tmp_path: Path) -> None:
+    with master(tmp_path, "-p", "hc.pid", workers=4) as server:
+        old = server.workers()
+        with Load(server.port, rate=300, max_seconds=60) as load:
+            load.wait_sent(600)
+            (tmp_path / "app.py").write_text(APP.replace('"v1"', '"v2"'))
+            hup_at = time.monotonic()
+            server.kill(signal.SIGHUP)
+            wait_for(lambda: not (old & server.workers()), 30, "every old worker gone")
+            gone = time.monotonic() - hup_at
+            new = server.wait_ready(4)
+            sent_at_swap = load.result.sent
+            load.wait_sent(sent_at_swap + 600)
+            result = load.stop()
+        assert result.failures == [], result.failures[:10]
+        assert result.rate >= 200, result.rate
+        assert result.bodies["v2"] >= 500
+        assert not (old & new)
+        assert (tmp_path / "hc.pid").read_text() == f"{server.pid}\n"
+        assert psutil.Process(server.pid).is_running()
+        print(
+            f"\nHUP under load: sent {result.sent} in {result.seconds:.1f} s "
+            f"({result.rate:.0f} req/s), failed {len(result.failures)}, "
+            f"keep-alive retries {result.stale_retries}; last old worker gone "
+            f"{gone:.2f} s after HUP; responses {dict(result.bodies)}"
+        )
+
+
+def test_broken_deploy_keeps_the_old_workers(tmp_path: Path) -> None:
+    with master(tmp_path, workers=2) as server:
+        old = server.workers()
+        (tmp_path / "app.py").write_text(APP.replace('VERSION = "v1"', "VERSION = = 'v2'"))
+        server.kill(signal.SIGHUP)
+        wait_for(lambda: "Reload aborted" in server.log(), 20, "the reload to abort")
+        log = server.log()
+        assert "SyntaxError" in log and "Traceback" in log
+        assert server.process.poll() is None
+        assert server.workers() == old
+        assert all(server.get()[1].startswith("v1") for _ in range(10))
+
+        (tmp_path / "app.py").write_text(APP.replace('"v1"', '"v3"'))
+        server.kill(signal.SIGHUP)
+        wait_for(lambda: not (old & server.workers()), 20, "the old workers replaced")
+        server.wait_ready(2)
+        assert all(server.get()[1].startswith("v3") for _ in range(10))
+        assert len(re.findall("Reload complete", server.log())) == 1
