@@ -108,6 +108,7 @@ class Arbiter:
         self._stop_mode: StopMode | None = None
         self._exit_code: int = ExitCode.OK
         self._quiet = False
+        self._halt_message: str | None = None
         self._ever_ready = False
         self._boot_failures = 0
         self._crashes: collections.deque[float] = collections.deque()
@@ -166,6 +167,8 @@ class Arbiter:
             self._signals.restore()
             self._selector.close()
             self._signals.close()
+        if self._halt_message is not None:
+            fail(self._halt_message, self._exit_code)
         return self._exit_code
 
     def _loop(self) -> None:
@@ -360,10 +363,9 @@ class Arbiter:
         )
 
     def _halt(self, code: int, message: str | None) -> None:
-        if message is None:
-            self._quiet = True
-        else:
-            fail(message, code)
+        # Said last, after the stop, so it is the command's last line.
+        self._quiet = message is None
+        self._halt_message = message
         self._exit_code = code
         self._stop(StopMode.QUICK)
 
