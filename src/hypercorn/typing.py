@@ -8,7 +8,7 @@ describes them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal, NotRequired, Protocol, TypedDict
+from typing import Any, Literal, NewType, NotRequired, Protocol, TypedDict
 
 __all__ = [
     "ASGIFramework",
@@ -17,6 +17,7 @@ __all__ = [
     "ASGISendCallable",
     "ASGISendEvent",
     "ASGIVersions",
+    "ConnectionState",
     "Framework",
     "HTTPDisconnectEvent",
     "HTTPEarlyHintEvent",
@@ -33,8 +34,11 @@ __all__ = [
     "LifespanStartupCompleteEvent",
     "LifespanStartupEvent",
     "LifespanStartupFailedEvent",
+    "LifespanState",
+    "ResponseSummary",
     "Scope",
     "WSGIFramework",
+    "WWWScope",
     "WebsocketAcceptEvent",
     "WebsocketCloseEvent",
     "WebsocketConnectEvent",
@@ -92,7 +96,15 @@ class LifespanScope(TypedDict):
     state: NotRequired[dict[str, Any]]
 
 
+WWWScope = HTTPScope | WebsocketScope
 Scope = HTTPScope | WebsocketScope | LifespanScope
+LifespanState = dict[str, Any]
+ConnectionState = NewType("ConnectionState", dict[str, Any])
+
+
+class ResponseSummary(TypedDict):
+    status: int
+    headers: Iterable[tuple[bytes, bytes]]
 
 
 class HTTPRequestEvent(TypedDict):
