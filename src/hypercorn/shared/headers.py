@@ -50,6 +50,20 @@ def _to_bytes(item: object, what: str, encoding: str) -> bytes:
     raise TypeError(f"header {what} must be str or bytes, not {type(item).__name__}")
 
 
+def _pair(item: Any) -> tuple[bytes, bytes]:
+    if isinstance(item, str | bytes) or not isinstance(item, tuple | list) or len(item) != 2:
+        raise TypeError(f"a header must be a (name, value) pair, not {item!r}")
+    return _to_bytes(item[0], "name", "ascii"), _to_bytes(item[1], "value", "latin-1")
+
+
+def _invalid_name(name: bytes) -> ValueError:
+    if name.startswith(b":"):
+        return ValueError(f"pseudo-header {name!r} is not valid here")
+    if not name:
+        return ValueError("a header name must not be empty")
+    return ValueError(f"header name {name!r} is not a valid token")
+
+
 def build_and_validate_headers(headers: HeaderInput) -> list[tuple[bytes, bytes]]:
     """Turn headers into validated ``(name, value)`` byte pairs with lower-case names.
 
@@ -70,23 +84,22 @@ def build_and_validate_headers(headers: HeaderInput) -> list[tuple[bytes, bytes]
     if isinstance(items, str | bytes):
         raise TypeError("headers must be a mapping or an iterable of (name, value) pairs")
     validated: list[tuple[bytes, bytes]] = []
+    append = validated.append
+    token = _TOKEN.fullmatch
+    forbidden = _FORBIDDEN_IN_VALUE.search
     for item in items:
-        if isinstance(item, str | bytes) or not isinstance(item, tuple | list):
-            raise TypeError(f"a header must be a (name, value) pair, not {item!r}")
-        if len(item) != 2:
-            raise TypeError(f"a header must be a (name, value) pair, not {item!r}")
-        raw_name, raw_value = item
-        name = _to_bytes(raw_name, "name", "ascii")
-        value = _to_bytes(raw_value, "value", "latin-1")
-        if name.startswith(b":"):
-            raise ValueError(f"pseudo-header {name!r} is not valid here")
-        if not name:
-            raise ValueError("a header name must not be empty")
-        if _TOKEN.fullmatch(name) is None:
-            raise ValueError(f"header name {name!r} is not a valid token")
-        if _FORBIDDEN_IN_VALUE.search(value) is not None:
+        # Fast path: what ASGI apps send, a tuple of two bytes.
+        if type(item) is tuple and len(item) == 2:
+            name, value = item
+            if type(name) is not bytes or type(value) is not bytes:
+                name, value = _pair(item)
+        else:
+            name, value = _pair(item)
+        if token(name) is None:
+            raise _invalid_name(name)
+        if forbidden(value) is not None:
             raise ValueError(f"value of header {name!r} contains CR, LF or NUL")
-        validated.append((name.lower(), value))
+        append((name.lower(), value))
     return validated
 
 
