@@ -172,7 +172,8 @@ class LoadResult:
     # connection as they were sent (nothing received): what every HTTP client
     # does for an idempotent request (RFC 9110 §9.2.2); the retry must succeed.
     stale_retries: int = 0
-    bodies: Counter[str] = field(default_factory=Counter)
+    bodies: Counter[str] = field(default_factory=Counter)  # by the app's version
+    pids: Counter[int] = field(default_factory=Counter)  # by the worker that answered
     seconds: float = 0.0
 
     @property
@@ -242,7 +243,9 @@ class Load:
             result.stale_retries += retried
             if outcome is None:
                 result.ok += 1
-                result.bodies[body.split()[0]] += 1
+                version, pid = body.split()[:2]
+                result.bodies[version] += 1
+                result.pids[int(pid)] += 1
             else:
                 result.failures.append(outcome)
             return result.sent < self._max

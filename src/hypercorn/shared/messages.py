@@ -31,6 +31,7 @@ RECORD_SIZE = _RECORD.size
 class MessageKind(enum.IntEnum):
     READY = 1  # lifespan startup done, every listener served
     HEARTBEAT = 2  # the event loop is alive; value: requests served so far
+    STOPPING = 3  # reached its request limit, now draining; value: requests served
 
 
 @dataclass(frozen=True, slots=True)

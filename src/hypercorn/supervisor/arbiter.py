@@ -55,6 +55,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hypercorn.shared.cli import ExitCode, fail
+from hypercorn.shared.messages import MessageKind
 from hypercorn.shared.sockets import parse_bind
 from hypercorn.supervisor.pidfile import remove_pid_file, write_pid_file
 from hypercorn.supervisor.signals import SignalQueue
@@ -73,6 +74,7 @@ QUICK_STOP_GRACE = 1.0  # seconds a worker gets to obey QUIT
 CRASH_WINDOW = 10.0  # crashes closer together than this back off
 MAX_BACKOFF = 5.0
 MAX_WAIT = 1.0  # the loop looks at its deadlines at least this often
+REQUEST_LIMIT_INTERVAL = 0.01  # heartbeat interval of workers with a request limit
 _NO_RETRY_CODES = frozenset({ExitCode.USAGE, ExitCode.APP_LOAD})
 
 
@@ -245,6 +247,12 @@ class Arbiter:
     def _spawn(self) -> None:
         config = self.config
         interval = min(1.0, config.worker_timeout / 4)
+        limit = None
+        if config.max_requests is not None:
+            limit = config.max_requests + random.randint(0, config.max_requests_jitter)
+            # The worker checks its count on each heartbeat: beat often enough
+            # that it stops close to its limit.
+            interval = min(interval, REQUEST_LIMIT_INTERVAL)
         worker = spawn(
             config,
             self.sockets,
@@ -252,11 +260,8 @@ class Arbiter:
             self._master_fds(),
             f"hypercorn: worker [{config.application_path}]",
             interval,
+            limit,
         )
-        if config.max_requests is not None:
-            worker.request_limit = config.max_requests + random.randint(
-                0, config.max_requests_jitter
-            )
         self.workers[worker.pid] = worker
         self._selector.register(worker.fd, selectors.EVENT_READ, worker)
         self.log.debug("Booting worker %d", worker.pid)
@@ -278,13 +283,20 @@ class Arbiter:
         if not data:
             self._close_pipe(worker)
             return
-        if worker.receive(data, now):
+        kinds = worker.receive(data, now)
+        if MessageKind.READY in kinds:
             self._boot_failures = 0
             self._ever_ready = True
             self.log.info("Worker %d ready", worker.pid)
-        limit = worker.request_limit
-        if limit is not None and worker.requests >= limit and worker.recycle is None:
-            worker.recycle = f"served {worker.requests} requests, max_requests {limit}"
+        if MessageKind.STOPPING in kinds:
+            # It stopped accepting by itself; the others serve while its successor boots.
+            self.log.info(
+                "Worker %d served %d requests (limit %s); replacing it",
+                worker.pid,
+                worker.requests,
+                worker.request_limit,
+            )
+            worker.retire(now, self.config.graceful_timeout + RETIRE_SLACK)
 
     def _close_pipe(self, worker: WorkerHandle) -> None:
         if worker.fd >= 0:

@@ -71,17 +71,17 @@ class WorkerHandle:
     killed_for: str | None = None  # why the master killed it (timeout, boot timeout)
     reader: MessageReader = field(default_factory=MessageReader)
 
-    def receive(self, data: bytes, now: float) -> bool:
-        """Account for bytes read from the pipe; returns True when READY arrived."""
-        became_ready = False
+    def receive(self, data: bytes, now: float) -> list[MessageKind]:
+        """Account for bytes read from the pipe; returns the kinds of message received."""
+        kinds = []
         for message in self.reader.feed(data):
             self.last_beat = now
+            kinds.append(message.kind)
             if message.kind is MessageKind.READY and self.state is WorkerState.BOOTING:
                 self.state = WorkerState.READY
-                became_ready = True
-            elif message.kind is MessageKind.HEARTBEAT:
+            elif message.kind in (MessageKind.HEARTBEAT, MessageKind.STOPPING):
                 self.requests = message.value
-        return became_ready
+        return kinds
 
     def retire(self, now: float, grace: float) -> None:
         """Ask the worker to stop; it is killed if still there at ``now + grace``."""
@@ -103,6 +103,7 @@ def spawn(
     master_fds: Iterable[int],
     title: str,
     heartbeat_interval: float,
+    request_limit: int | None = None,
 ) -> WorkerHandle:
     """Fork one worker serving ``sockets``; returns its handle (in the master).
 
@@ -113,6 +114,7 @@ def spawn(
         master_fds: descriptors of the master the child must close.
         title: the child's process title.
         heartbeat_interval: seconds between the child's heartbeats.
+        request_limit: requests after which the worker stops by itself.
 
     Raises:
         OSError: the fork or the pipe failed.
@@ -128,11 +130,12 @@ def spawn(
         for fd in master_fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        _child(config, sockets, event, write_fd, master_pid, title, heartbeat_interval)
+        _child(config, sockets, event, write_fd, master_pid, title, heartbeat_interval,
+               request_limit)  # fmt: skip
     os.close(write_fd)
     os.set_blocking(read_fd, False)
     now = time.monotonic()
-    return WorkerHandle(pid, generation, event, read_fd, now, last_beat=now)
+    return WorkerHandle(pid, generation, event, read_fd, now, request_limit, last_beat=now)
 
 
 def _die_with(master_pid: int) -> None:
@@ -157,12 +160,16 @@ def _reset_signals() -> None:
 
 
 class _Reporter:
-    """The child's side of the pipe: READY, heartbeats, and the USR1 request."""
+    """The child's side of the pipe: READY, heartbeats, the request limit, USR1."""
 
-    def __init__(self, config: Config, fd: int, master_pid: int) -> None:
+    def __init__(
+        self, config: Config, fd: int, master_pid: int, event: MPEvent, limit: int | None
+    ) -> None:
         self._config = config
         self._fd = fd
         self._master_pid = master_pid
+        self._event = event
+        self._limit = limit
         self._reopen = False
         os.set_blocking(fd, False)
         signal.signal(signal.SIGUSR1, self._on_usr1)
@@ -191,6 +198,13 @@ class _Reporter:
         if self._reopen:
             self._reopen = False
             self._config.log.reopen_files()
+        if self._limit is not None and requests >= self._limit and not self._event.is_set():
+            # Told first, so the master starts the successor while this one drains.
+            self._send(Message(MessageKind.STOPPING, requests))
+            self._event.set()
+            # The signal starts the drain now; the Event is polled only every 0.1 s.
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         self._send(Message(MessageKind.HEARTBEAT, requests))
 
 
@@ -202,13 +216,14 @@ def _child(
     master_pid: int,
     title: str,
     heartbeat_interval: float,
+    request_limit: int | None,
 ) -> NoReturn:
     code: int = ExitCode.FAILURE
     try:
         _reset_signals()
         _die_with(master_pid)
         _set_title(title)
-        reporter = _Reporter(config, write_fd, master_pid)
+        reporter = _Reporter(config, write_fd, master_pid, event, request_limit)
         from hypercorn.worker.serve import run_worker
 
         code = run_worker(

@@ -1,0 +1,45 @@
+"""Recycling: max_requests with jitter, and the memory ceiling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.supervisor.harness import Load, master, request, wait_for
+
+
+@pytest.mark.slow
+def test_max_requests_with_jitter(tmp_path: Path) -> None:
+    args = ("--max-requests", "100", "--max-requests-jitter", "20")
+    with master(tmp_path, *args, workers=2) as server:
+        with Load(server.port, rate=250, keep_alive=2, fresh=2, max_requests=2000) as load:
+            load.wait_sent(2000, seconds=60)
+            result = load.stop()
+        alive = server.workers()
+    assert result.sent >= 2000 and result.failures == [], result.failures[:10]
+    finished = {pid: n for pid, n in result.pids.items() if pid not in alive}
+    assert len(finished) >= 14, result.pids
+    # A worker looks at its count on each heartbeat (every 10 ms) and then
+    # finishes what is in flight: it may serve a few more than its limit.
+    slack = 8
+    assert all(100 <= n <= 120 + slack for n in finished.values()), finished
+    assert all(n <= 120 + slack for n in result.pids.values()), result.pids
+    print(f"\nmax_requests 100+20: served per retired worker {sorted(finished.values())}")
+
+
+def test_worker_over_the_memory_ceiling_is_replaced(tmp_path: Path) -> None:
+    args = ("--max-worker-memory", "150M", "--memory-check-interval", "0.2")
+    with master(tmp_path, *args, workers=2) as server:
+        with Load(server.port, rate=100, keep_alive=1, fresh=1) as load:
+            load.wait_sent(50)
+            status, body = request(server.port, "/leak?200000000")
+            assert status == 200
+            leaky = int(body.split()[1])
+            wait_for(lambda: not psutil.pid_exists(leaky), 20, "the leaky worker replaced")
+            server.wait_ready(2)
+            load.wait_sent(load.result.sent + 50)
+            result = load.stop()
+        assert result.failures == [], result.failures
+        assert f"Worker {leaky} uses" in server.log()
