@@ -165,3 +165,12 @@ class TestErrorsFromTheCommand:
     def test_bad_flag_value(self, tmp_path: Path) -> None:
         result = _hypercorn("--workers", "lots", "x:app", cwd=tmp_path)
         _one_error_line(result, ExitCode.USAGE, "--workers")
+
+    def test_bad_mode_in_app_path(self, tmp_path: Path) -> None:
+        (tmp_path / "someapp.py").write_text("async def app(scope, receive, send):\n    pass\n")
+        for path, text in (
+            ("grpc:someapp:app", "invalid mode 'grpc'"),
+            ("wsgi:someapp:app", "cannot be served as WSGI"),
+        ):
+            result = _hypercorn("-w", "0", "-b", "127.0.0.1:0", path, cwd=tmp_path)
+            _one_error_line(result, ExitCode.APP_LOAD, text)

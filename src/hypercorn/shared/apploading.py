@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal, cast
 
-from hypercorn.shared.errors import NoAppError
+from hypercorn.shared.errors import AppModeError, NoAppError
 from hypercorn.shared.wrappers import AppWrapper, ASGIApp, ASGIWrapper, WSGIWrapper
 from hypercorn.shared.wsgi import WSGIApp
 
@@ -154,7 +154,10 @@ def _split(path: str) -> tuple[Mode | None, str, str]:
     elif len(parts) == 3:
         mode, module, expression = parts
         if mode not in _MODES:
-            raise ValueError(f"invalid mode {mode!r} in {path!r}: must be 'asgi' or 'wsgi'")
+            raise AppModeError(
+                f"Cannot load application from {path!r}: invalid mode {mode!r}, "
+                "must be 'asgi' or 'wsgi'."
+            )
     else:
         raise NoAppError(f"Cannot load application from {path!r}: too many ':' separators.")
     if not module or not expression or (paren and len(parts) == 1):
@@ -281,5 +284,7 @@ def load_application(path: str, wsgi_max_body_size: int) -> AppWrapper:
         app = _call_factory(path, app, call)
     try:
         return wrap_app(app, wsgi_max_body_size, mode)
+    except ValueError as error:
+        raise AppModeError(f"Cannot load application from {path!r}: {error}") from None
     except TypeError as error:
         raise NoAppError(f"Cannot load application from {path!r}: {error}") from None

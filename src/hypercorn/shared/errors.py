@@ -27,6 +27,14 @@ class NoAppError(Exception):
     """
 
 
+class AppModeError(NoAppError, ValueError):
+    """The application path forces a mode that is unknown or contradicts the app.
+
+    A ``ValueError`` (as the mode check promises) and a ``NoAppError`` (so the
+    command line reports it as an application that cannot be loaded).
+    """
+
+
 class ShutdownError(Exception):
     """Raised to unwind a server once its shutdown trigger has fired."""
 
