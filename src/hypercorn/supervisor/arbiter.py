@@ -59,6 +59,7 @@ from hypercorn.shared.messages import MessageKind
 from hypercorn.shared.sockets import parse_bind
 from hypercorn.supervisor.pidfile import remove_pid_file, write_pid_file
 from hypercorn.supervisor.signals import SignalQueue
+from hypercorn.supervisor.watcher import Watcher
 from hypercorn.supervisor.workers import WorkerHandle, WorkerState, set_title, spawn
 
 if TYPE_CHECKING:
@@ -117,6 +118,8 @@ class Arbiter:
         self._spawn_after = 0.0
         self._next_memory_check = 0.0
         self._reload_started: float | None = None
+        self._reload_due: float | None = None
+        self._watcher: Watcher | None = None
         self._unix_paths = [
             spec.path
             for spec in map(parse_bind, [*config.bind, *config.insecure_bind])
@@ -146,6 +149,11 @@ class Arbiter:
         set_title(self.title)
         self._signals.install()
         self._selector.register(self._signals.fileno(), selectors.EVENT_READ, None)
+        if self.config.use_reloader:
+            self._watcher = Watcher(self.config)
+            if (fd := self._watcher.fileno()) is not None:
+                self._selector.register(fd, selectors.EVENT_READ, None)
+            self.log.info("Watching %s for changes", ", ".join(map(str, self._watcher.dirs)))
         try:
             if self.config.pid_path is not None:
                 write_pid_file(self.config.pid_path)
@@ -169,6 +177,8 @@ class Arbiter:
             self._signals.restore()
             self._selector.close()
             self._signals.close()
+            if self._watcher is not None:
+                self._watcher.close()
         if self._halt_message is not None:
             fail(self._halt_message, self._exit_code)
         return self._exit_code
@@ -186,13 +196,28 @@ class Arbiter:
                 self._handlers[signum]()
             self._reap()
             if self._stop_mode is None:
-                self._check_health(time.monotonic())
+                now = time.monotonic()
+                self._check_health(now)
+                self._check_files(now)
+
+    def _check_files(self, now: float) -> None:
+        if self._watcher is not None and self._watcher.changed(now):
+            # Debounce: a burst of writes gives one reload, after it ends.
+            self._reload_due = now + self.config.reload_delay
+        if self._reload_due is not None and now >= self._reload_due:
+            self._reload_due = None
+            self.log.info("Reloading (files changed)")
+            self.reload()
 
     def _wait(self, now: float) -> float:
         deadlines = [now + MAX_WAIT]
         if self._missing() > 0:
             deadlines.append(self._spawn_after)
         deadlines.extend(w.kill_at for w in self.workers.values() if w.kill_at is not None)
+        if self._reload_due is not None:
+            deadlines.append(self._reload_due)
+        if self._watcher is not None and (poll := self._watcher.next_poll()) is not None:
+            deadlines.append(poll)
         return max(0.0, min(deadlines) - now)
 
     def _missing(self) -> int:
@@ -268,6 +293,8 @@ class Arbiter:
 
     def _master_fds(self) -> list[int]:
         fds = [*self._signals.fds, self._selector.fileno()]
+        if self._watcher is not None:
+            fds.extend(self._watcher.fds)
         fds.extend(w.fd for w in self.workers.values() if w.fd >= 0)
         return fds
 
