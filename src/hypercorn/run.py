@@ -9,9 +9,11 @@ it is told to stop (SIGINT or SIGTERM).
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 from hypercorn.config import Config
+from hypercorn.shared.sockets import Sockets, systemd_sockets
 from hypercorn.supervisor.pidfile import remove_pid_file, write_pid_file
 
 
@@ -30,7 +32,7 @@ def run(config: Config, *, reload_config: Callable[[], Config] | None = None) ->
         LifespanFailureError: the application's startup failed (``workers=0``).
     """
     config.create_ssl_context()  # fail early, before binding, on a bad certificate
-    sockets = config.create_sockets()
+    sockets = _inherited_sockets(config) or config.create_sockets()
     if config.workers >= 1:
         from hypercorn.supervisor.arbiter import Arbiter
 
@@ -55,3 +57,15 @@ def run(config: Config, *, reload_config: Callable[[], Config] | None = None) ->
                 remove_pid_file(config.pid_path)
     finally:
         sockets.close()
+
+
+def _inherited_sockets(config: Config) -> Sockets | None:
+    """systemd's socket-activated listeners, which then replace ``bind``."""
+    inherited = systemd_sockets()
+    if not inherited:
+        return None
+    stream = [s for s in inherited if s.type == socket.SOCK_STREAM]
+    datagram = [s for s in inherited if s.type == socket.SOCK_DGRAM]
+    if config.ssl_enabled:
+        return Sockets(secure_sockets=stream, quic_sockets=datagram)
+    return Sockets(insecure_sockets=stream)

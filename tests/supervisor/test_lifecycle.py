@@ -6,6 +6,8 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.supervisor.harness import master, request, scaled, wait_for
+from tests.supervisor.harness import APP, master, request, scaled, wait_for
 
 
 def test_forks_workers_that_serve_and_carry_titles(tmp_path: Path) -> None:
@@ -97,3 +99,29 @@ def test_pid_file_unchanged_when_not_ours(tmp_path: Path) -> None:
         server.kill(signal.SIGTERM)
         assert server.process.wait(scaled(10)) == 0
     assert (tmp_path / "hc.pid").read_text() == f"{os.getpid()}\n"
+
+
+def test_systemd_socket_activation(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    # As systemd does: the listener at descriptor 3, LISTEN_PID naming the server
+    # (bash: dash takes one-digit descriptors only).
+    script = (
+        f'exec 3<&{fd}; LISTEN_FDS=1 LISTEN_PID=$$ exec "{sys.executable}" -m hypercorn '
+        "-w 2 -b 127.0.0.1:1 app:app"
+    )
+    process = subprocess.Popen(
+        ["bash", "-c", script], cwd=tmp_path, pass_fds=[fd],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    listener.close()
+    try:
+        status, _ = request(port, "/", timeout=20)  # queued until a worker accepts
+        assert status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(scaled(10)) == 0

@@ -202,3 +202,36 @@ def create_sockets(
             sock.close()
         raise
     return created
+
+
+SD_LISTEN_FDS_START = 3
+
+
+def systemd_sockets(environ: dict[str, str] | None = None) -> list[socket.socket]:
+    """The listeners systemd passed by socket activation (``LISTEN_FDS``), if any.
+
+    systemd hands over ``LISTEN_FDS`` descriptors from 3 upward, meant for the
+    process named by ``LISTEN_PID``; a variable meant for another process (a
+    parent that did not clear it) is ignored. The variables are removed, so
+    processes started later do not claim the descriptors too.
+
+    Args:
+        environ: the environment to read and clean (default ``os.environ``).
+
+    Returns:
+        The inherited sockets, non-blocking and inheritable; empty without
+        socket activation.
+    """
+    env = os.environ if environ is None else environ
+    count, pid = env.get("LISTEN_FDS", ""), env.get("LISTEN_PID", "")
+    if not count.isdigit() or (pid and pid != str(os.getpid())):
+        return []
+    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        env.pop(name, None)
+    sockets = []
+    for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + int(count)):
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        sock.set_inheritable(True)
+        sockets.append(sock)
+    return sockets
