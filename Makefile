@@ -40,6 +40,7 @@ docs: $(STAMP)
 	$(BIN)/python -m hypercorn.shared.settings_doc > docs/settings.md
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python benchmarks/run.py
 
 clean:
