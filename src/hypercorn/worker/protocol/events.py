@@ -80,7 +80,53 @@ class RequestRejected:
     reason: str
 
 
-InboundEvent = RequestReceived | BodyReceived | BodyEnded | StreamClosed | RequestRejected
+@dataclass(frozen=True, slots=True)
+class UpgradeRequested:
+    """A request asks to switch protocols (RFC 9110 section 7.8).
+
+    Sent by HTTP/1.1 instead of ``RequestReceived`` when a body-less request
+    carries ``Connection: upgrade`` and an ``Upgrade`` the server speaks:
+    ``protocol`` is ``b"websocket"`` (a GET, RFC 6455 section 4.2.1) or
+    ``b"h2c"`` (plain TCP only, RFC 7540 section 3.2). The protocol holds
+    every byte that arrives after the head, unparsed, until either the I/O
+    layer takes the connection over (``H11Protocol.switch_protocol``, which
+    returns those bytes) or a normal response to ``request`` is sent on the
+    stream, which declines the upgrade. ``request`` is the request itself,
+    so a declined upgrade can be served as an ordinary request with no body.
+    """
+
+    stream_id: int
+    request: RequestReceived
+    protocol: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketMessage:
+    """A complete WebSocket message: ``str`` for text, ``bytes`` for binary."""
+
+    stream_id: int
+    data: bytes | str
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketClosed:
+    """The WebSocket ended: the peer's close code (1005 if none), 1006 if it was lost."""
+
+    stream_id: int
+    code: int
+    reason: str = ""
+
+
+InboundEvent = (
+    RequestReceived
+    | BodyReceived
+    | BodyEnded
+    | StreamClosed
+    | RequestRejected
+    | UpgradeRequested
+    | WebSocketMessage
+    | WebSocketClosed
+)
 
 # --------------------------------------------------------------------------
 # Outbound: stream -> protocol
@@ -136,6 +182,57 @@ class StreamAborted:
     stream_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class WebSocketHandshake:
+    """A validated WebSocket opening request (RFC 6455 section 4.2.1, RFC 8441).
+
+    Built by ``ws_handshake.read_handshake``; ``key`` is ``None`` over HTTP/2,
+    where extended CONNECT replaces the key exchange.
+    """
+
+    key: bytes | None
+    subprotocols: tuple[str, ...]
+    extensions: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketAccept:
+    """Complete the handshake: 101 (HTTP/1.1) or 200 (HTTP/2), then frames.
+
+    ``headers`` are the server's and the app's extra response fields; the
+    protocol adds the handshake fields and the negotiated extensions.
+    """
+
+    stream_id: int
+    handshake: WebSocketHandshake
+    subprotocol: str | None
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketSend:
+    """Send one message: ``str`` as text, ``bytes`` as binary."""
+
+    stream_id: int
+    data: bytes | str
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketClose:
+    """Start the closing handshake with ``code`` and ``reason``."""
+
+    stream_id: int
+    code: int
+    reason: str = ""
+
+
 OutboundEvent = (
-    InformationalResponse | ResponseStarted | ResponseData | ResponseEnded | StreamAborted
+    InformationalResponse
+    | ResponseStarted
+    | ResponseData
+    | ResponseEnded
+    | StreamAborted
+    | WebSocketAccept
+    | WebSocketSend
+    | WebSocketClose
 )

@@ -60,6 +60,10 @@ from hypercorn.worker.protocol.events import (
     ResponseStarted,
     StreamAborted,
     StreamClosed,
+    UpgradeRequested,
+    WebSocketAccept,
+    WebSocketClose,
+    WebSocketSend,
 )
 from hypercorn.worker.protocol.http11_chunked import ChunkedDecoder, ChunkedError
 from hypercorn.worker.protocol.http11_head import CHUNKED, HeadError, RequestHead, parse_head
@@ -218,6 +222,9 @@ class H11Protocol:
                 self._send_informational(event.status_code, event.headers, now)
             case StreamAborted():
                 self._close()
+            case WebSocketAccept() | WebSocketSend() | WebSocketClose():
+                # WebSocket frames belong to the protocol that takes the connection over.
+                raise RuntimeError("WebSocket event before switch_protocol")
             case _:  # pragma: no cover
                 assert_never(event)
 
@@ -263,6 +270,36 @@ class H11Protocol:
     def reading_paused(self) -> bool:
         """True while more than a head's worth of pipelined input is held."""
         return self._state is _State.CLOSED or len(self._buf) > self._max_head
+
+    def switch_protocol(self, stream_id: int) -> bytes:
+        """Hand the connection over after an ``UpgradeRequested`` on ``stream_id``.
+
+        Returns:
+            The bytes received after the upgrading request's head, unparsed:
+            the first bytes of the new protocol.
+
+        Raises:
+            RuntimeError: ``stream_id`` is not an upgrade awaiting its answer.
+        """
+        if (
+            self._state is not _State.RESPONDING
+            or stream_id != self._stream_id
+            or self._framing is not Framing.UNSTARTED
+            or self._head is None
+            or not self._head.upgrade
+        ):
+            raise RuntimeError("no upgrade to switch to")
+        data = bytes(self._buf)
+        self._close()
+        return data
+
+    def _upgrade_protocol(self, head: RequestHead) -> bytes:
+        tokens = [token.strip(b" \t") for token in head.upgrade.split(b",")]
+        if b"websocket" in tokens and head.method == "GET" and head.http_version == "1.1":
+            return b"websocket"
+        if b"h2c" in tokens and not self.tls:
+            return b"h2c"
+        return b""
 
     # -- inbound -------------------------------------------------------------
 
@@ -323,17 +360,21 @@ class H11Protocol:
         stream_id = self._stream_id = self._next_id
         self._next_id += 2
         self._head = head
-        self._events.append(
-            RequestReceived(
-                stream_id,
-                head.method,
-                head.target,
-                head.headers,
-                head.http_version,
-                head.expects_continue,
-            )
+        request = RequestReceived(
+            stream_id,
+            head.method,
+            head.target,
+            head.headers,
+            head.http_version,
+            head.expects_continue,
         )
         length = head.body_length
+        if head.upgrade and length == 0 and (protocol := self._upgrade_protocol(head)):
+            # No BodyEnded: the upgrade stands for the whole request.
+            self._events.append(UpgradeRequested(stream_id, request, protocol))
+            self._state = _State.RESPONDING
+            return
+        self._events.append(request)
         if length == 0:
             self._events.append(BodyEnded(stream_id))
             self._state = _State.RESPONDING

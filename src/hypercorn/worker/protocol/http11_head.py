@@ -65,6 +65,7 @@ class RequestHead(NamedTuple):
     keep_alive: bool
     expects_continue: bool
     body_length: int  # bytes of Content-Length, or CHUNKED
+    upgrade: bytes = b""  # lower-cased Upgrade value when Connection lists "upgrade"
 
 
 def parse_head(head: bytes) -> RequestHead:
@@ -109,6 +110,7 @@ def parse_head(head: bytes) -> RequestHead:
     host_index = -1
     connection = b""
     expect = b""
+    upgrade = b""
     for index, (name, value) in enumerate(headers):
         if name == b"host":
             if host_index >= 0:  # pragma: no cover - h11 refuses it first; kept as our rule
@@ -118,6 +120,8 @@ def parse_head(head: bytes) -> RequestHead:
             connection += b"," + value.lower()
         elif name == b"expect":
             expect += b"," + value.lower()
+        elif name == b"upgrade":
+            upgrade += b"," + value.lower()
     if host_index < 0:
         if http_version == "1.1":
             raise HeadError(400, "missing Host")
@@ -140,7 +144,14 @@ def parse_head(head: bytes) -> RequestHead:
         # RFC 9110 section 10.1.1: ignore 100-continue from an HTTP/1.0 client.
         expects_continue = False
     return RequestHead(
-        method, target, headers, http_version, keep_alive, expects_continue, body_length
+        method,
+        target,
+        headers,
+        http_version,
+        keep_alive,
+        expects_continue,
+        body_length,
+        upgrade[1:] if upgrade and b"upgrade" in tokens else b"",
     )
 
 
