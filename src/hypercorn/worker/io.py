@@ -39,6 +39,7 @@ from hypercorn.worker.protocol.events import (
     RequestReceived,
     RequestRejected,
     StreamClosed,
+    UpgradeRequested,
 )
 from hypercorn.worker.protocol.http11 import H11Protocol
 
@@ -223,6 +224,16 @@ class HTTPConnection(asyncio.Protocol):
                     stream.closed()
             elif isinstance(event, RequestRejected):
                 pass  # the protocol answered it; no app runs
+            elif isinstance(event, UpgradeRequested):
+                self._upgrade_requested(event)
+
+    def _upgrade_requested(self, event: UpgradeRequested) -> None:
+        """Decline an upgrade this connection cannot make: serve it as a plain request."""
+        assert self.info is not None
+        stream = HTTPStream(self.ctx, self, self.info, event.request, self.loop.time())
+        self.streams[event.stream_id] = stream
+        stream.start()
+        stream.body_ended()
 
     def _flush(self) -> None:
         protocol = self.protocol
