@@ -148,6 +148,9 @@ class TestErrorsFromTheCommand:
         finally:
             taken.close()
         _one_error_line(result, ExitCode.BIND, f"127.0.0.1:{port}: address already in use")
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"hypercorn: error: cannot listen on 127.0.0.1:{port}: address already in use"
+        )
 
     def test_bad_certificate(self, tmp_path: Path) -> None:
         (tmp_path / "bad.pem").write_text("garbage")

@@ -54,6 +54,9 @@ class SocketTypeError(Exception):
 class BindError(OSError):
     """A listener could not be created; the message names the address."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 @dataclass(frozen=True, slots=True)
 class BindSpec:

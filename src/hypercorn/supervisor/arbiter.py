@@ -436,7 +436,7 @@ class Arbiter:
             self._check_memory(config.max_worker_memory)
 
     def _check_memory(self, ceiling: int) -> None:
-        import psutil  # type: ignore[import-untyped]
+        import psutil
 
         for worker in self._fresh():
             if worker.state is not WorkerState.READY:
