@@ -1,0 +1,287 @@
+"""The server side of one WebSocket (RFC 6455), sans I/O, on wsproto's frames.
+
+Theory of operation
+-------------------
+A ``WSConnection`` starts once the app has accepted the opening handshake
+(``WebSocketAccept``). Over HTTP/1.1 it takes the whole connection and is the
+connection's ``ServerProtocol``: its first bytes are the ``101`` response.
+Over HTTP/2 (RFC 8441) the HTTP/2 protocol keeps one per stream, answers
+``200`` with ``response_headers`` and carries ``receive_data`` /
+``data_to_send`` in DATA frames; ``should_close`` then ends the stream.
+
+Frames are parsed and built by wsproto; everything above frames is here:
+
+- Messages are handed out whole (``WebSocketMessage``): fragments are joined,
+  and a message over ``websocket_max_message_size`` fails the connection
+  with 1009 before more of it is buffered.
+- Pings are answered at once; with ``websocket_ping_interval`` the server
+  pings on its own, each interval (``next_deadline``/``handle_timer``).
+- Closing: the peer's close is echoed with its code and the connection ends
+  at once (RFC 6455 section 7.1.1: the server closes TCP first). A close the
+  app asks for is sent and the peer's answer awaited for ``CLOSE_TIMEOUT``
+  seconds. A protocol error (bad framing, invalid UTF-8: 1002, 1007) fails
+  the connection the same way, with the code wsproto names. Whichever way it
+  ends, the stream gets exactly one ``WebSocketClosed``: the peer's code,
+  the failure's code, or 1006 when the transport was lost or timed out.
+
+States: ``OPEN`` (messages flow both ways), ``CLOSING`` (our close frame is
+sent; input is read only to find the peer's close), ``CLOSED`` (nothing is
+read or sent; ``should_close``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Ping,
+    TextMessage,
+)
+
+from hypercorn.worker.protocol.events import (
+    Headers,
+    InboundEvent,
+    OutboundEvent,
+    WebSocketAccept,
+    WebSocketClose,
+    WebSocketClosed,
+    WebSocketMessage,
+    WebSocketSend,
+)
+from hypercorn.worker.protocol.http11_response import fields
+from hypercorn.worker.protocol.ws_handshake import accept_extensions, response_fields
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds to wait for the peer's close frame after ours before giving up."""
+
+_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\n"
+_MESSAGE_TOO_BIG = 1009
+_ABNORMAL = 1006
+
+
+class WSSettings(Protocol):
+    """The settings the protocol reads (``hypercorn.config.Config`` has them)."""
+
+    @property
+    def websocket_max_message_size(self) -> int: ...
+    @property
+    def websocket_ping_interval(self) -> float | None: ...
+
+
+class _State(enum.Enum):
+    OPEN = enum.auto()
+    CLOSING = enum.auto()
+    CLOSED = enum.auto()
+
+
+class WSConnection:
+    """One accepted WebSocket; over HTTP/1.1 also the connection's ``ServerProtocol``."""
+
+    __slots__ = (
+        "_buffer",
+        "_buffered",
+        "_close_deadline",
+        "_closed_sent",
+        "_events",
+        "_max_size",
+        "_next_ping",
+        "_out",
+        "_ping_interval",
+        "_state",
+        "_text",
+        "_ws",
+        "response_headers",
+        "stream_id",
+        "tls",
+    )
+
+    def __init__(
+        self,
+        config: WSSettings,
+        accept: WebSocketAccept,
+        now: float,
+        *,
+        http11: bool = True,
+        tls: bool = False,
+    ) -> None:
+        """Args:
+        config: the settings (message size, ping interval) to apply.
+        accept: the app's answer to the opening handshake.
+        now: the loop time.
+        http11: queue the ``101`` response head as the first bytes to send.
+        tls: whether the connection is encrypted (kept for the I/O layer).
+        """
+        self.stream_id = accept.stream_id
+        self.tls = tls
+        accepted, extensions = accept_extensions(accept.handshake)
+        self.response_headers: Headers = (
+            *response_fields(accept.handshake, accept.subprotocol, accepted),
+            *accept.headers,
+        )
+        self._ws = Connection(ConnectionType.SERVER, extensions)
+        self._max_size = config.websocket_max_message_size
+        self._ping_interval = config.websocket_ping_interval
+        self._next_ping = None if self._ping_interval is None else now + self._ping_interval
+        self._events: list[InboundEvent] = []
+        self._out: list[bytes] = []
+        if http11:
+            self._out += (_SWITCHING, fields(self.response_headers), b"\r\n")
+        self._state = _State.OPEN
+        self._close_deadline: float | None = None
+        self._closed_sent = False
+        self._buffer: list[bytes | bytearray | str] = []
+        self._buffered = 0
+        self._text = False
+
+    # -- the seam ------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Feed bytes read from the peer; ``b""`` signals EOF."""
+        if self._state is _State.CLOSED:
+            return
+        if not data:
+            self._finish(_ABNORMAL, "")
+            return
+        ws = self._ws
+        ws.receive_data(data)
+        for event in ws.events():
+            if isinstance(event, Message):
+                self._message(event, now)
+            elif isinstance(event, Ping):
+                if self._state is _State.OPEN:
+                    self._out.append(ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                self._close_received(event, now)
+            if self.should_close:
+                return
+
+    def connection_lost(self) -> None:
+        """The transport is gone: the stream learns it with 1006."""
+        self._finish(_ABNORMAL, "")
+
+    def events_received(self) -> list[InboundEvent]:
+        """Return (and forget) the events parsed since the last call."""
+        events = self._events
+        self._events = []
+        return events
+
+    def send(self, event: OutboundEvent, now: float) -> None:
+        """Queue a message or a close; anything once closing is dropped."""
+        if self._state is not _State.OPEN:
+            return
+        if type(event) is WebSocketSend:
+            data = event.data
+            message = TextMessage(data) if isinstance(data, str) else BytesMessage(data)
+            self._out.append(self._ws.send(message))
+        elif type(event) is WebSocketClose:
+            self._fail(event.code, event.reason, now, notify=False)
+
+    def data_to_send(self) -> bytes:
+        """Return (and forget) the bytes to write to the peer."""
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def handle_timer(self, now: float) -> None:
+        """Close after an unanswered close; send the interval's ping."""
+        deadline = self._close_deadline
+        if deadline is not None and now >= deadline:
+            self._finish(_ABNORMAL, "")
+            return
+        if (
+            self._next_ping is not None
+            and self._ping_interval is not None
+            and now >= self._next_ping
+        ):
+            self._next_ping = now + self._ping_interval
+            if self._state is _State.OPEN:
+                self._out.append(self._ws.send(Ping()))
+
+    def next_deadline(self) -> float | None:
+        """The loop time at which ``handle_timer`` must next run, if any."""
+        if self._state is _State.CLOSING:
+            return self._close_deadline
+        if self._state is _State.OPEN:
+            return self._next_ping
+        return None
+
+    @property
+    def should_close(self) -> bool:
+        """True once the WebSocket is over (close the connection or end the stream)."""
+        return self._state is _State.CLOSED
+
+    @property
+    def reading_paused(self) -> bool:
+        """Input is never held unparsed here; streams pause reading themselves."""
+        return self._state is _State.CLOSED
+
+    # -- inbound -------------------------------------------------------------
+
+    def _message(self, event: Message[str] | Message[bytes | bytearray], now: float) -> None:
+        if self._state is not _State.OPEN:
+            return
+        data = event.data
+        if event.message_finished and not self._buffer:
+            if len(data) > self._max_size:
+                self._fail(_MESSAGE_TOO_BIG, "message too big", now)
+            else:
+                self._events.append(
+                    WebSocketMessage(self.stream_id, data if isinstance(data, str) else bytes(data))
+                )
+            return
+        self._buffered += len(data)
+        if self._buffered > self._max_size:
+            self._fail(_MESSAGE_TOO_BIG, "message too big", now)
+            return
+        self._buffer.append(data)
+        if event.message_finished:
+            buffer = self._buffer
+            text = type(data) is str
+            self._buffer = []
+            self._buffered = 0
+            joined = "".join(buffer) if text else b"".join(buffer)  # type: ignore[arg-type]
+            self._events.append(WebSocketMessage(self.stream_id, joined))
+
+    def _close_received(self, event: CloseConnection, now: float) -> None:
+        ws = self._ws
+        state = ws.state
+        if state is ConnectionState.REMOTE_CLOSING:
+            # The peer closes: echo its code (RFC 6455 section 5.5.1), then end.
+            self._out.append(ws.send(event.response()))
+            self._finish(event.code, event.reason or "")
+        elif state is ConnectionState.CLOSED:
+            # The answer to our close: the stream was told when we sent it.
+            self._finish(event.code, event.reason or "")
+        elif self._state is _State.OPEN:
+            # wsproto reports a protocol error as a close it wants us to send.
+            self._fail(event.code, "", now)
+
+    # -- transitions ---------------------------------------------------------
+
+    def _fail(self, code: int, reason: str, now: float, *, notify: bool = True) -> None:
+        """Send our close frame and wait (bounded) for the peer's."""
+        self._out.append(self._ws.send(CloseConnection(code, reason)))
+        self._state = _State.CLOSING
+        self._buffer = []
+        self._close_deadline = now + CLOSE_TIMEOUT
+        if notify:
+            self._notify(code, reason)
+
+    def _finish(self, code: int, reason: str) -> None:
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        self._buffer = []
+        self._notify(code, reason)
+
+    def _notify(self, code: int, reason: str) -> None:
+        if not self._closed_sent:
+            self._closed_sent = True
+            self._events.append(WebSocketClosed(self.stream_id, code, reason))
