@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, cast
 
 from hypercorn.shared.addresses import parse_socket_addr
 from hypercorn.worker.asgi.http import ClientDisconnectedError, ConnectionInfo, HTTPStream
+from hypercorn.worker.asgi.websocket import WebSocketStream
+from hypercorn.worker.protocol.base import ServerProtocol
 from hypercorn.worker.protocol.events import (
     BodyEnded,
     BodyReceived,
@@ -40,8 +42,12 @@ from hypercorn.worker.protocol.events import (
     RequestRejected,
     StreamClosed,
     UpgradeRequested,
+    WebSocketAccept,
+    WebSocketClosed,
+    WebSocketMessage,
 )
 from hypercorn.worker.protocol.http11 import H11Protocol
+from hypercorn.worker.protocol.ws import WSConnection
 
 if TYPE_CHECKING:
     from hypercorn.worker.context import WorkerContext
@@ -89,9 +95,9 @@ class HTTPConnection(asyncio.Protocol):
         self.loop = ctx.loop
         self.secure = secure
         self.transport: asyncio.Transport | None = None
-        self.protocol: H11Protocol | None = None
+        self.protocol: ServerProtocol | None = None
         self.info: ConnectionInfo | None = None
-        self.streams: dict[int, HTTPStream] = {}
+        self.streams: dict[int, HTTPStream | WebSocketStream] = {}
         self._closing = False
         self._lost = False
         self._reading_paused = False
@@ -152,7 +158,10 @@ class HTTPConnection(asyncio.Protocol):
             return
         now = self.loop.time()
         for event in events:
-            protocol.send(event, now)
+            if type(event) is WebSocketAccept and isinstance(protocol, H11Protocol):
+                protocol = self._switch_to_websocket(protocol, event, now)
+            else:
+                protocol.send(event, now)
         self._step()
 
     @property
@@ -193,6 +202,10 @@ class HTTPConnection(asyncio.Protocol):
     def shutdown(self) -> None:
         if not self.streams:
             self._close()
+            return
+        for stream in list(self.streams.values()):
+            if type(stream) is WebSocketStream:
+                stream.shutdown()
 
     def abort(self) -> None:
         self._closing = True
@@ -209,7 +222,10 @@ class HTTPConnection(asyncio.Protocol):
     def _dispatch(self) -> None:
         assert self.protocol is not None and self.info is not None
         for event in self.protocol.events_received():
-            if isinstance(event, BodyReceived):
+            if type(event) is WebSocketMessage:
+                if (ws := self.streams.get(event.stream_id)) is not None:
+                    ws.message_received(event.data)  # type: ignore[union-attr]
+            elif isinstance(event, BodyReceived):
                 if (stream := self.streams.get(event.stream_id)) is not None:
                     stream.body_received(event.data)
             elif isinstance(event, RequestReceived):
@@ -224,16 +240,35 @@ class HTTPConnection(asyncio.Protocol):
                     stream.closed()
             elif isinstance(event, RequestRejected):
                 pass  # the protocol answered it; no app runs
+            elif isinstance(event, WebSocketClosed):
+                if (ws := self.streams.pop(event.stream_id, None)) is not None:
+                    ws.closed(event.code, event.reason)  # type: ignore[call-arg]
             elif isinstance(event, UpgradeRequested):
                 self._upgrade_requested(event)
 
     def _upgrade_requested(self, event: UpgradeRequested) -> None:
-        """Decline an upgrade this connection cannot make: serve it as a plain request."""
+        """Start a WebSocket; decline any other upgrade by serving a plain request."""
         assert self.info is not None
+        if event.protocol == b"websocket":
+            ws = WebSocketStream(self.ctx, self, self.info, event.request, self.loop.time())
+            self.streams[event.stream_id] = ws
+            ws.start()
+            return
         stream = HTTPStream(self.ctx, self, self.info, event.request, self.loop.time())
         self.streams[event.stream_id] = stream
         stream.start()
         stream.body_ended()
+
+    def _switch_to_websocket(
+        self, h11: H11Protocol, accept: WebSocketAccept, now: float
+    ) -> WSConnection:
+        """The app accepted: WebSocket frames take the connection over from HTTP/1.1."""
+        data = h11.switch_protocol(accept.stream_id)
+        ws = WSConnection(self.ctx.config, accept, now, tls=self.secure)
+        self.protocol = ws
+        if data:
+            ws.receive_data(data, now)
+        return ws
 
     def _flush(self) -> None:
         protocol = self.protocol
