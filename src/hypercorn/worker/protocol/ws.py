@@ -255,13 +255,13 @@ class WSConnection:
         if state is ConnectionState.REMOTE_CLOSING:
             # The peer closes: echo its code (RFC 6455 section 5.5.1), then end.
             self._out.append(ws.send(event.response()))
-            self._finish(event.code, event.reason or "")
+            self._finish(int(event.code), event.reason or "")
         elif state is ConnectionState.CLOSED:
             # The answer to our close: the stream was told when we sent it.
-            self._finish(event.code, event.reason or "")
+            self._finish(int(event.code), event.reason or "")
         elif self._state is _State.OPEN:
             # wsproto reports a protocol error as a close it wants us to send.
-            self._fail(event.code, "", now)
+            self._fail(int(event.code), "", now)
 
     # -- transitions ---------------------------------------------------------
 
