@@ -1,0 +1,609 @@
+"""The server side of an HTTP/2 connection, sans I/O (RFC 9113), on the h2 library.
+
+Theory of operation
+-------------------
+h2 frames and parses; this module maps its events onto ours and keeps the
+rules h2 leaves to its user. Every h2 type stays in this file.
+
+Streams. A request's HEADERS become ``RequestReceived`` (``http_version``
+"2", ``:authority`` as the ``host`` header, pseudo-headers removed), its DATA
+``BodyReceived``, END_STREAM ``BodyEnded``, a RST_STREAM from the peer
+``StreamClosed``. A stream is forgotten once both sides have ended it; a
+response that ends before its request body resets the stream with NO_ERROR
+(RFC 9113 section 8.1), so the client stops sending.
+
+Flow control, inbound. Request body bytes are acknowledged (WINDOW_UPDATE)
+only when the stream layer reports them consumed (``acknowledge``), so an app
+that does not read back-pressures its client through the stream window, and
+at most one stream window per stream is ever buffered. Bytes of a stream that
+is gone are given back to the connection window at once.
+
+Flow control, outbound. Response body bytes are queued per stream and sent
+as the peer's windows allow (``stream_blocked`` says whether a stream still
+has bytes queued, so its ``send`` can wait). Queued bytes are written on the
+next ``data_to_send``, which lets a head and a complete body leave together.
+
+Limits. ``h2_max_concurrent_streams``, ``h2_max_header_list_size`` and
+``h2_max_inbound_frame_size`` are advertised and enforced by h2; floods of
+cheap frames are charged to ``h2_limits.Budget``s; a header block still
+incomplete after ``h2_max_header_list_size`` bytes (a CONTINUATION flood)
+is refused. Each breach closes the connection with GOAWAY and its error code.
+After ``keep_alive_max_requests`` streams, or on ``begin_drain``, a GOAWAY
+names the last stream served; later streams are refused (REFUSED_STREAM) and
+the connection closes once the streams it kept are done. With no stream
+open it closes after ``keep_alive_timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Protocol
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+from h2.errors import ErrorCodes
+
+from hypercorn.worker.protocol.events import (
+    BodyEnded,
+    BodyReceived,
+    Headers,
+    InboundEvent,
+    InformationalResponse,
+    OutboundEvent,
+    RequestReceived,
+    RequestRejected,
+    ResponseData,
+    ResponseEnded,
+    ResponseStarted,
+    StreamAborted,
+    StreamClosed,
+)
+from hypercorn.worker.protocol.h2_limits import Budget, FloodLimits, StreamState
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+"""The client connection preface (RFC 9113 section 3.4)."""
+
+SWITCHING_PROTOCOLS = (
+    b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+)
+"""The HTTP/1.1 answer that accepts ``Upgrade: h2c``; HTTP/2 frames follow it."""
+
+CONNECTION_WINDOW = 1024 * 1024
+"""The connection-level receive window; each stream keeps the default 64 KiB."""
+
+# RFC 9113 section 8.2.2: connection-specific fields must not appear in HTTP/2.
+_CONNECTION_HEADERS = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
+)
+
+
+class H2Settings(Protocol):
+    """The settings the protocol reads (``hypercorn.config.Config`` has them)."""
+
+    @property
+    def h2_max_concurrent_streams(self) -> int: ...
+    @property
+    def h2_max_header_list_size(self) -> int: ...
+    @property
+    def h2_max_inbound_frame_size(self) -> int: ...
+    @property
+    def keep_alive_timeout(self) -> float: ...
+    @property
+    def keep_alive_max_requests(self) -> int: ...
+
+
+class H2Protocol:
+    """An HTTP/2 server connection implementing ``ServerProtocol``."""
+
+    __slots__ = (
+        "_closed",
+        "_conn",
+        "_dirty",
+        "_draining",
+        "_empty_data",
+        "_events",
+        "_idle_since",
+        "_keep_alive_timeout",
+        "_last_stream_id",
+        "_max_header_list",
+        "_max_requests",
+        "_now",
+        "_pings",
+        "_preamble",
+        "_requests",
+        "_resets",
+        "_settings",
+        "_streams",
+        "tls",
+    )
+
+    def __init__(
+        self,
+        config: H2Settings,
+        *,
+        tls: bool,
+        now: float,
+        upgrade: tuple[bytes, RequestReceived] | None = None,
+        limits: FloodLimits = FloodLimits(),  # noqa: B008 (frozen)
+    ) -> None:
+        """Args:
+        config: the settings (limits and timeouts) to apply.
+        tls: whether the connection is encrypted (gives pushed requests' scheme).
+        now: the loop time at which the connection started.
+        upgrade: for ``Upgrade: h2c``, the ``HTTP2-Settings`` value and the
+            upgrading request, which becomes stream 1 (RFC 7540 section 3.2).
+        limits: the flood budgets.
+        """
+        self.tls = tls
+        self._conn = conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(
+                client_side=False,
+                header_encoding=None,
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+            )
+        )
+        codes = h2.settings.SettingCodes
+        conn.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                codes.MAX_CONCURRENT_STREAMS: config.h2_max_concurrent_streams,
+                codes.MAX_HEADER_LIST_SIZE: config.h2_max_header_list_size,
+                codes.MAX_FRAME_SIZE: config.h2_max_inbound_frame_size,
+            },
+        )
+        conn.max_inbound_frame_size = config.h2_max_inbound_frame_size
+        conn.decoder.max_header_list_size = config.h2_max_header_list_size
+        self._max_header_list = config.h2_max_header_list_size
+        self._keep_alive_timeout = config.keep_alive_timeout
+        self._max_requests = config.keep_alive_max_requests
+        self._events: list[InboundEvent] = []
+        self._streams: dict[int, StreamState] = {}
+        self._dirty: dict[int, None] = {}
+        self._closed = False
+        self._draining = False
+        self._requests = 0
+        self._last_stream_id = 0
+        self._now = self._idle_since = now
+        self._resets = Budget(*limits.resets, now)
+        self._settings = Budget(*limits.settings, now)
+        self._pings = Budget(*limits.pings, now)
+        self._empty_data = Budget(*limits.empty_data, now)
+        self._preamble = b""
+        if upgrade is None:
+            conn.initiate_connection()
+        else:
+            settings, request = upgrade
+            self._preamble = SWITCHING_PROTOCOLS
+            conn.initiate_upgrade_connection(settings)
+            self._start_stream(1, request.method, request.target, request.headers, True)
+        conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+
+    # -- the seam ------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Feed bytes read from the peer; ``b""`` signals EOF."""
+        if self.closed:
+            return
+        self._now = now
+        if not data:
+            self.connection_lost()
+            return
+        try:
+            events = self._conn.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self._fail(int(exc.error_code))
+            return
+        for event in events:
+            if not self._handle(event, now):
+                return
+        if self._header_block_size() > self._max_header_list:
+            self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def connection_lost(self) -> None:
+        """The transport is gone; every open stream is reported closed."""
+        self._events.extend(StreamClosed(stream_id) for stream_id in self._streams)
+        self._streams.clear()
+        self._dirty.clear()
+        self._closed = True
+
+    def events_received(self) -> list[InboundEvent]:
+        """Return (and forget) the events parsed since the last call."""
+        events = self._events
+        self._events = []
+        return events
+
+    def send(self, event: OutboundEvent, now: float) -> None:
+        """Queue an outbound event for its stream.
+
+        Events for a stream that is no longer open are dropped.
+
+        Raises:
+            RuntimeError: the events of the stream are out of order.
+            ValueError: a status code is invalid.
+        """
+        stream = self._streams.get(event.stream_id)
+        if stream is None or self._closed:
+            return
+        self._now = now
+        match event:
+            case ResponseData():
+                if event.data and not stream.no_body:
+                    if not stream.started:
+                        raise RuntimeError("response data before the response started")
+                    stream.pending.append(event.data)
+                    stream.pending_size += len(event.data)
+                    self._dirty[event.stream_id] = None
+            case ResponseStarted():
+                self._start_response(event, stream)
+            case ResponseEnded():
+                if not stream.started:
+                    raise RuntimeError("response ended before it started")
+                stream.ended = True
+                stream.trailers = tuple(_strip(event.trailers))
+                self._dirty[event.stream_id] = None
+            case InformationalResponse():
+                self._informational(event, stream)
+            case StreamAborted():
+                self._reset(event.stream_id, stream, ErrorCodes.INTERNAL_ERROR)
+            case _:
+                # Other events (WebSocket messages) have no meaning on an HTTP stream.
+                return
+
+    def data_to_send(self) -> bytes:
+        """Return (and forget) the bytes to write to the peer."""
+        if self._dirty:
+            dirty = self._dirty
+            self._dirty = {}
+            for stream_id in dirty:
+                stream = self._streams.get(stream_id)
+                if stream is not None:
+                    self._flush(stream_id, stream)
+        if self._preamble:
+            data = self._preamble + self._conn.data_to_send()
+            self._preamble = b""
+            return data
+        return self._conn.data_to_send()
+
+    def handle_timer(self, now: float) -> None:
+        """Close an idle connection once ``keep_alive_timeout`` has passed."""
+        self._now = now
+        deadline = self.next_deadline()
+        if deadline is not None and now >= deadline:
+            self._goaway(ErrorCodes.NO_ERROR)
+            self._closed = True
+
+    def next_deadline(self) -> float | None:
+        """The end of the keep-alive period while no stream is open."""
+        if self._streams or self._closed:
+            return None
+        return self._idle_since + self._keep_alive_timeout
+
+    @property
+    def should_close(self) -> bool:
+        """True once the connection must close after writing what is queued."""
+        return self._closed or (self._draining and not self._streams)
+
+    @property
+    def closed(self) -> bool:
+        """True once nothing more is read or sent (GOAWAY with an error, EOF, timeout)."""
+        return self._closed
+
+    @property
+    def reading_paused(self) -> bool:
+        """Flow control bounds what the peer may send; only a closed connection stops reading."""
+        return self._closed
+
+    # -- HTTP/2 specifics, for the I/O layer ----------------------------------
+
+    def stream_blocked(self, stream_id: int) -> bool:
+        """True while response bytes of ``stream_id`` wait for flow-control window."""
+        stream = self._streams.get(stream_id)
+        return stream is not None and stream.pending_size > 0
+
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        """The app consumed ``size`` request body bytes: give their window back."""
+        stream = self._streams.get(stream_id)
+        if stream is None or self._closed:
+            return
+        size = min(size, stream.unacked)
+        if size > 0:
+            stream.unacked -= size
+            self._conn.acknowledge_received_data(size, stream_id)
+
+    def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
+        """Promise a pushed ``GET path`` on ``stream_id`` and start it as a request.
+
+        Dropped when the client disabled push, the stream's response is
+        complete, or the connection is closing (RFC 9113 section 8.4).
+        """
+        stream = self._streams.get(stream_id)
+        conn = self._conn
+        if (
+            stream is None
+            or stream.ended
+            or self._closed
+            or self._draining
+            or not conn.remote_settings.enable_push
+        ):
+            return
+        promised = conn.get_next_available_stream_id()
+        request_headers = [
+            (b":method", b"GET"),
+            (b":scheme", b"https" if self.tls else b"http"),
+            (b":authority", stream.authority),
+            (b":path", path),
+            *_strip(headers),
+        ]
+        try:
+            conn.push_stream(stream_id, promised, request_headers)
+        except h2.exceptions.ProtocolError:
+            return  # e.g. the client's concurrent stream limit is reached
+        self._start_stream(
+            promised, "GET", path, tuple(request_headers[4:]), True, stream.authority
+        )
+
+    def begin_drain(self) -> None:
+        """Graceful shutdown: GOAWAY with the last stream id; close once streams end."""
+        if not self._closed and not self._draining:
+            self._goaway(ErrorCodes.NO_ERROR)
+
+    # -- inbound -------------------------------------------------------------
+
+    def _handle(self, event: h2.events.Event, now: float) -> bool:
+        """Act on one h2 event; False once the connection has failed."""
+        kind = type(event)
+        if kind is h2.events.DataReceived:
+            assert isinstance(event, h2.events.DataReceived)
+            self._data(event, now)
+        elif kind is h2.events.RequestReceived:
+            assert isinstance(event, h2.events.RequestReceived)
+            self._request(event)
+        elif kind is h2.events.StreamEnded:
+            assert isinstance(event, h2.events.StreamEnded)
+            self._remote_ended(event.stream_id)
+        elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
+            if kind is h2.events.RemoteSettingsChanged and not self._settings.spend(now):
+                self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
+                return False
+            stream_id = getattr(event, "stream_id", 0)
+            if stream_id:
+                if (stream := self._streams.get(stream_id)) is not None and stream.pending:
+                    self._dirty[stream_id] = None
+            else:
+                self._dirty.update((sid, None) for sid, s in self._streams.items() if s.pending)
+        elif kind is h2.events.StreamReset:
+            assert isinstance(event, h2.events.StreamReset)
+            self._remote_reset(event.stream_id, now)
+        elif kind is h2.events.PingReceived:
+            if not self._pings.spend(now):
+                self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
+        elif kind is h2.events.ConnectionTerminated:
+            assert isinstance(event, h2.events.ConnectionTerminated)
+            if event.error_code:
+                self.connection_lost()
+            else:
+                self._draining = True  # the peer opens no more streams
+        return not self._closed
+
+    def _request(self, event: h2.events.RequestReceived) -> None:
+        stream_id = event.stream_id
+        if self._draining:
+            self._conn.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            return
+        method = path = authority = b""
+        headers: list[tuple[bytes, bytes]] = []
+        host: bytes | None = None
+        for name, value in event.headers:
+            name = bytes(name)
+            value = bytes(value)
+            if name[:1] == b":":
+                if name == b":method":
+                    method = value
+                elif name == b":path":
+                    path = value
+                elif name == b":authority":
+                    authority = value
+            elif name == b"host":
+                host = value
+            else:
+                headers.append((name, value))
+        authority = authority or host or b""
+        if authority:
+            headers.insert(0, (b"host", authority))
+        if method == b"CONNECT":
+            self._events.append(RequestRejected(stream_id, 405, "CONNECT is not served"))
+            self._conn.send_headers(stream_id, [(b":status", b"405")], end_stream=True)
+            return
+        ended = event.stream_ended is not None
+        self._start_stream(
+            stream_id, method.decode("ascii"), path, tuple(headers), ended, authority
+        )
+        if self._requests >= self._max_requests:
+            self._goaway(ErrorCodes.NO_ERROR)
+
+    def _start_stream(
+        self,
+        stream_id: int,
+        method: str,
+        target: bytes,
+        headers: Headers,
+        ended: bool,
+        authority: bytes | None = None,
+    ) -> None:
+        if authority is None:
+            authority = next((value for name, value in headers if name == b"host"), b"")
+        self._requests += 1
+        if stream_id % 2:
+            self._last_stream_id = stream_id
+        self._streams[stream_id] = StreamState(authority, method == "HEAD", ended)
+        expects_continue = any(
+            name == b"expect" and value.lower() == b"100-continue" for name, value in headers
+        )
+        self._events.append(
+            RequestReceived(stream_id, method, target, headers, "2", expects_continue)
+        )
+        if ended:
+            self._events.append(BodyEnded(stream_id))
+
+    def _data(self, event: h2.events.DataReceived, now: float) -> None:
+        stream_id = event.stream_id
+        size = event.flow_controlled_length
+        data = event.data
+        if not size and event.stream_ended is None and not self._empty_data.spend(now):
+            self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
+            return
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            if size:
+                self._conn.acknowledge_received_data(size, stream_id)
+            return
+        if size > len(data):  # padding is never handed to the app
+            self._conn.acknowledge_received_data(size - len(data), stream_id)
+        if data:
+            stream.unacked += len(data)
+            self._events.append(BodyReceived(stream_id, data))
+
+    def _remote_ended(self, stream_id: int) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return
+        stream.remote_ended = True
+        self._events.append(BodyEnded(stream_id))
+        if stream.ended and not stream.pending and stream.head is None:
+            self._forget(stream_id, stream)
+
+    def _remote_reset(self, stream_id: int, now: float) -> None:
+        stream = self._streams.pop(stream_id, None)
+        if stream is not None:
+            self._events.append(StreamClosed(stream_id))
+            self._give_back(stream_id, stream)
+            if not self._resets.spend(now):  # CVE-2023-44487, rapid reset
+                self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
+                return
+            self._became_idle()
+
+    def _header_block_size(self) -> int:
+        # h2 buffers a header block until END_HEADERS; it bounds the number of
+        # CONTINUATION frames, we bound their bytes.
+        buffered: Iterable[object] = getattr(self._conn.incoming_buffer, "_headers_buffer", ())
+        return sum(len(getattr(frame, "data", b"")) for frame in buffered)
+
+    # -- outbound ------------------------------------------------------------
+
+    def _start_response(self, event: ResponseStarted, stream: StreamState) -> None:
+        if stream.started:
+            raise RuntimeError("response already started")
+        status = event.status_code
+        if not 200 <= status <= 599:
+            raise ValueError(f"invalid status code {status}")
+        if status in (204, 304):
+            stream.no_body = True
+        stream.head = [(b":status", b"%d" % status), *_strip(event.headers)]
+        stream.started = True
+        self._dirty[event.stream_id] = None
+
+    def _informational(self, event: InformationalResponse, stream: StreamState) -> None:
+        status = event.status_code
+        if not 100 <= status < 200:
+            raise ValueError(f"not an informational status: {status}")
+        if stream.started or status == 101:
+            return  # RFC 9113 section 8.6: no 101 in HTTP/2
+        headers = [(b":status", b"%d" % status), *_strip(event.headers)]
+        self._conn.send_headers(event.stream_id, headers)
+
+    def _flush(self, stream_id: int, stream: StreamState) -> None:
+        conn = self._conn
+        try:
+            if stream.head is not None:
+                head = stream.head
+                stream.head = None
+                done = stream.ended and not stream.pending and not stream.trailers
+                conn.send_headers(stream_id, head, end_stream=done)
+                if done:
+                    self._sent_end(stream_id, stream)
+                    return
+            pending = stream.pending
+            frame_size = conn.max_outbound_frame_size
+            while pending:
+                window = conn.local_flow_control_window(stream_id)
+                if window <= 0:
+                    return
+                chunk = pending[0]
+                offset = stream.offset
+                size = min(window, frame_size, len(chunk) - offset)
+                if offset + size == len(chunk):
+                    pending.popleft()
+                    stream.offset = 0
+                    last = not pending and stream.ended and not stream.trailers
+                    conn.send_data(stream_id, chunk[offset:] if offset else chunk, end_stream=last)
+                else:
+                    conn.send_data(stream_id, chunk[offset : offset + size])
+                    stream.offset = offset + size
+                stream.pending_size -= size
+                if not pending and stream.ended and not stream.trailers:
+                    self._sent_end(stream_id, stream)
+                    return
+            if stream.ended:
+                if stream.trailers:
+                    conn.send_headers(stream_id, list(stream.trailers), end_stream=True)
+                else:
+                    conn.end_stream(stream_id)
+                self._sent_end(stream_id, stream)
+        except h2.exceptions.StreamClosedError:
+            self._streams.pop(stream_id, None)
+            self._give_back(stream_id, stream)
+
+    def _sent_end(self, stream_id: int, stream: StreamState) -> None:
+        if not stream.remote_ended:
+            # RFC 9113 section 8.1: the response is complete; the rest of the
+            # request body is not wanted.
+            self._conn.reset_stream(stream_id, ErrorCodes.NO_ERROR)
+        self._forget(stream_id, stream)
+
+    def _reset(self, stream_id: int, stream: StreamState, code: ErrorCodes) -> None:
+        with contextlib.suppress(h2.exceptions.StreamClosedError):
+            self._conn.reset_stream(stream_id, code)
+        self._forget(stream_id, stream)
+
+    def _forget(self, stream_id: int, stream: StreamState) -> None:
+        self._streams.pop(stream_id, None)
+        self._dirty.pop(stream_id, None)
+        self._give_back(stream_id, stream)
+        self._became_idle()
+
+    def _give_back(self, stream_id: int, stream: StreamState) -> None:
+        if stream.unacked and not self._closed:
+            self._conn.acknowledge_received_data(stream.unacked, stream_id)
+            stream.unacked = 0
+
+    def _became_idle(self) -> None:
+        if not self._streams:
+            self._idle_since = self._now
+
+    # -- connection end ------------------------------------------------------
+
+    def _goaway(self, code: ErrorCodes) -> None:
+        if not self._draining:
+            self._draining = True
+            self._conn.close_connection(code, last_stream_id=self._last_stream_id)
+
+    def _fail(self, code: int) -> None:
+        """A connection error (RFC 9113 section 5.4.1): GOAWAY, then close."""
+        self._draining = True
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self._conn.close_connection(code, last_stream_id=self._last_stream_id)
+        self.connection_lost()
+
+
+def _strip(headers: Iterable[tuple[bytes, bytes]]) -> Iterable[tuple[bytes, bytes]]:
+    """Response fields without the connection-specific ones (RFC 9113 section 8.2.2)."""
+    for header in headers:
+        name = header[0]
+        if name in _CONNECTION_HEADERS or (name == b"te" and header[1].lower() != b"trailers"):
+            continue
+        yield header
