@@ -26,6 +26,7 @@ There is no task per connection: only the application's task per request.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import ssl
 from typing import TYPE_CHECKING, cast
@@ -37,6 +38,7 @@ from hypercorn.worker.protocol.base import ServerProtocol
 from hypercorn.worker.protocol.events import (
     BodyEnded,
     BodyReceived,
+    Headers,
     OutboundEvent,
     RequestReceived,
     RequestRejected,
@@ -46,13 +48,14 @@ from hypercorn.worker.protocol.events import (
     WebSocketClosed,
     WebSocketMessage,
 )
+from hypercorn.worker.protocol.h2 import PREFACE, H2Protocol
 from hypercorn.worker.protocol.http11 import H11Protocol
 from hypercorn.worker.protocol.ws import WSConnection
 
 if TYPE_CHECKING:
     from hypercorn.worker.context import WorkerContext
 
-SERVED_ALPN_PROTOCOLS = ("http/1.1",)
+SERVED_ALPN_PROTOCOLS = ("h2", "http/1.1")
 """ALPN protocols this worker can speak; the configured list is filtered to these."""
 
 _TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
@@ -76,9 +79,11 @@ class HTTPConnection(asyncio.Protocol):
         "_closing",
         "_deadline",
         "_drain_waiters",
+        "_h2",
         "_lost",
         "_reading_paused",
         "_receive_paused",
+        "_sniffed",
         "_timer",
         "_write_paused",
         "ctx",
@@ -106,6 +111,8 @@ class HTTPConnection(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._h2: H2Protocol | None = None
+        self._sniffed: bytes | None = None  # plain TCP: the first bytes, until h2 or not
 
     # -- asyncio.Protocol -------------------------------------------------------
 
@@ -113,7 +120,13 @@ class HTTPConnection(asyncio.Protocol):
         # uvloop's transports implement the interface without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
         self.info = connection_info(transport, self.secure)
-        self.protocol = H11Protocol(self.ctx.config, tls=self.secure, now=self.loop.time())
+        ssl_object = transport.get_extra_info("ssl_object") if self.secure else None
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            self._start_h2(None)
+        else:
+            self.protocol = H11Protocol(self.ctx.config, tls=self.secure, now=self.loop.time())
+            if not self.secure:
+                self._sniffed = b""
         self.ctx.add_connection(self)
         if self.ctx.draining:
             self._close()
@@ -121,9 +134,48 @@ class HTTPConnection(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if self._sniffed is not None:
+            data = self._sniff(data)
+            if not data:
+                return
         assert self.protocol is not None
         self.protocol.receive_data(data, self.loop.time())
         self._step()
+
+    def _sniff(self, data: bytes) -> bytes:
+        """Plain TCP: HTTP/2 by prior knowledge if the client preface comes first."""
+        assert self._sniffed is not None
+        data = self._sniffed + data
+        if len(data) < len(PREFACE) and PREFACE.startswith(data):
+            self._sniffed = data
+            return b""
+        self._sniffed = None
+        if data.startswith(PREFACE):
+            self._start_h2(None)
+        return data
+
+    def _start_h2(self, upgrade: UpgradeRequested | None) -> None:
+        """Serve HTTP/2 from now on (ALPN, prior knowledge or ``Upgrade: h2c``)."""
+        assert self.info is not None
+        self.info = dataclasses.replace(self.info, protocol="h2")
+        now = self.loop.time()
+        if upgrade is None:
+            self._h2 = H2Protocol(self.ctx.config, tls=self.secure, now=now)
+            self.protocol = self._h2
+            return
+        settings = next(
+            (value for name, value in upgrade.request.headers if name == b"http2-settings"), b""
+        )
+        assert isinstance(self.protocol, H11Protocol)
+        rest = self.protocol.switch_protocol(upgrade.stream_id)
+        request = dataclasses.replace(upgrade.request, stream_id=1, http_version="2")
+        self._h2 = H2Protocol(
+            self.ctx.config, tls=self.secure, now=now, upgrade=(settings, request)
+        )
+        self.protocol = self._h2
+        if rest:
+            self._h2.receive_data(rest, now)
+        self._dispatch()  # the upgrading request, now stream 1
 
     def eof_received(self) -> bool:
         assert self.protocol is not None
@@ -145,10 +197,14 @@ class HTTPConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        if self._h2 is not None and not self._closing:
+            self._update_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
         self._wake_drain_waiters()
+        if self._h2 is not None and not self._closing:
+            self._update_reading()
 
     # -- the StreamHost seam ------------------------------------------------------
 
@@ -168,22 +224,37 @@ class HTTPConnection(asyncio.Protocol):
     def write_paused(self) -> bool:
         return self._write_paused and not self._lost
 
-    async def drain(self) -> None:
-        if self._lost:
-            raise ClientDisconnectedError("client disconnected")
-        if not self._write_paused:
-            return
-        waiter = self.loop.create_future()
-        self._drain_waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            if waiter in self._drain_waiters:
-                self._drain_waiters.remove(waiter)
-        if self._lost:
-            raise ClientDisconnectedError("client disconnected")
+    def stream_blocked(self, stream_id: int) -> bool:
+        h2 = self._h2
+        return h2 is not None and h2.stream_blocked(stream_id) and not self._lost
+
+    async def drain(self, stream_id: int | None = None) -> None:
+        while True:
+            if self._lost:
+                raise ClientDisconnectedError("client disconnected")
+            if not self._write_paused and (stream_id is None or not self.stream_blocked(stream_id)):
+                return
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._drain_waiters:
+                    self._drain_waiters.remove(waiter)
+
+    def body_consumed(self, stream_id: int, size: int) -> None:
+        if self._h2 is not None and not self._lost:
+            self._h2.acknowledge(stream_id, size)
+            self._flush()
+
+    def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
+        if self._h2 is not None and not self._lost:
+            self._h2.push(stream_id, path, headers)
+            self._step()
 
     def set_receive_paused(self, stream_id: int, paused: bool) -> None:
+        if self._h2 is not None:
+            return  # HTTP/2 flow control holds the client back, stream by stream
         if paused:
             self._receive_paused.add(stream_id)
         else:
@@ -194,12 +265,17 @@ class HTTPConnection(asyncio.Protocol):
     def stream_finished(self, stream_id: int) -> None:
         self.streams.pop(stream_id, None)
         self._receive_paused.discard(stream_id)
-        if self.ctx.draining and not self.streams:
-            self._close()
+        if self.ctx.draining and not self.streams and self._h2 is None:
+            self._close()  # HTTP/2 closes once its protocol has sent every stream's end
 
     # -- Drainable (shutdown) -------------------------------------------------------
 
     def shutdown(self) -> None:
+        if self._h2 is not None:
+            if not self._closing:
+                self._h2.begin_drain()
+                self._step()
+            return
         if not self.streams:
             self._close()
             return
@@ -243,6 +319,8 @@ class HTTPConnection(asyncio.Protocol):
             elif isinstance(event, WebSocketClosed):
                 if (ws := self.streams.pop(event.stream_id, None)) is not None:
                     ws.closed(event.code, event.reason)  # type: ignore[call-arg]
+            elif type(event) is UpgradeRequested and event.protocol == b"h2c":
+                self._start_h2(event)
             elif isinstance(event, UpgradeRequested):
                 self._upgrade_requested(event)
 
@@ -279,6 +357,8 @@ class HTTPConnection(asyncio.Protocol):
         data = protocol.data_to_send()
         if data:
             transport.write(data)
+        if self._h2 is not None and self._drain_waiters:
+            self._wake_drain_waiters()  # flow-control windows may have opened
         if protocol.should_close:
             self._close()
             return
@@ -292,7 +372,12 @@ class HTTPConnection(asyncio.Protocol):
 
     def _update_reading(self) -> None:
         assert self.protocol is not None and self.transport is not None
-        paused = self.protocol.reading_paused or bool(self._receive_paused)
+        # HTTP/2: a peer that does not read what it asked for is not read either.
+        paused = (
+            self.protocol.reading_paused
+            or bool(self._receive_paused)
+            or (self._write_paused and self._h2 is not None)
+        )
         if paused != self._reading_paused and not self._closing:
             self._reading_paused = paused
             if paused:
