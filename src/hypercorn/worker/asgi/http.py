@@ -84,12 +84,23 @@ class StreamHost(Protocol):
         """True while the transport's write buffer is above its high-water mark."""
         ...
 
-    async def drain(self) -> None:
-        """Wait until the transport accepts more data.
+    async def drain(self, stream_id: int | None = None) -> None:
+        """Wait until the transport accepts more data (and, given ``stream_id``,
+        until that stream's queued bytes have left under HTTP/2 flow control).
 
         Raises:
             ClientDisconnectedError: the connection was lost meanwhile.
         """
+
+    def stream_blocked(self, stream_id: int) -> bool:
+        """HTTP/2: True while the stream's sent bytes wait for flow-control window."""
+        ...
+
+    def body_consumed(self, stream_id: int, size: int) -> None:
+        """HTTP/2: the app took ``size`` body bytes; their window can be given back."""
+
+    def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
+        """HTTP/2: promise and serve ``GET path`` as a pushed response."""
 
     def set_receive_paused(self, stream_id: int, paused: bool) -> None:
         """Ask for reading to pause (or allow it to resume) for this stream's sake."""
@@ -102,7 +113,7 @@ class StreamHost(Protocol):
 class ConnectionInfo:
     """What a connection knows once, for every request on it."""
 
-    protocol: str  # "h11" (the ``server`` header names it)
+    protocol: str  # "h11" or "h2" (the ``server`` header names it)
     scheme: str  # "http" or "https"
     client: tuple[str, int] | None
     server: tuple[str, int | None] | None
@@ -113,6 +124,7 @@ class ResponseState(enum.Enum):
     WAITING = "waiting for http.response.start"
     STARTED = "response head held until the first body message"
     BODY = "response head sent; body messages flow"
+    TRAILERS = "body complete; waiting for http.response.trailers"
     COMPLETE = "response complete or aborted"
 
 
@@ -128,6 +140,10 @@ def build_scope(
         target = rest[slash:] if slash >= 0 else b"/"
     raw_path, _, query_string = target.partition(b"?")
     extensions: dict[str, dict[object, object]] = {"http.response.early_hint": {}}
+    if event.http_version == "2":
+        extensions["http.response.push"] = {}
+        if any(name == b"te" and b"trailers" in value.lower() for name, value in event.headers):
+            extensions["http.response.trailers"] = {}
     if info.tls is not None:
         extensions["tls"] = info.tls
     return {
@@ -168,12 +184,14 @@ class HTTPStream:
         "_continue_sent",
         "_ctx",
         "_disconnected",
+        "_h2",
         "_host",
         "_pending_start",
         "_protocol_name",
         "_receive_paused",
         "_response",
         "_start_time",
+        "_trailers",
         "_wakeup",
         "body_size",
         "request",
@@ -208,6 +226,8 @@ class HTTPStream:
         self._receive_paused = False
         self._pending_start: ResponseStarted | None = None
         self._response: dict[str, Any] | None = None
+        self._h2 = request.http_version == "2"
+        self._trailers: list[tuple[bytes, bytes]] | None = None
         self._wakeup = asyncio.Event()
 
     # -- events from the connection -------------------------------------------
@@ -254,6 +274,8 @@ class HTTPStream:
                 self._body.clear()
                 self._body_chunks = 0
                 self._release_receive()
+                if self._h2 and data:
+                    self._host.body_consumed(self.stream_id, len(data))
                 more_body = not self._body_done
                 self._body_sent = not more_body
                 return {"type": "http.request", "body": data, "more_body": more_body}
@@ -292,6 +314,18 @@ class HTTPStream:
                 self._early_hint(message)
             elif state is not ResponseState.COMPLETE:
                 raise UnexpectedMessageError(state, str(kind))
+        elif kind == "http.response.trailers":
+            if state is ResponseState.TRAILERS or (
+                self._trailers is not None and state is not ResponseState.COMPLETE
+            ):
+                if state is not ResponseState.TRAILERS:
+                    raise UnexpectedMessageError(state, str(kind))
+                await self._send_trailers(message)
+            elif state is not ResponseState.COMPLETE:
+                raise UnexpectedMessageError(state, str(kind))
+        elif kind == "http.response.push" and self._h2:
+            if state is not ResponseState.COMPLETE and not self._disconnected:
+                self._push(message)
         else:
             raise UnexpectedMessageError(state, str(kind))
 
@@ -313,6 +347,8 @@ class HTTPStream:
         headers.extend(header for header in app_headers if header[0] != b"transfer-encoding")
         if self._ctx.draining:
             headers.append(_CLOSE_HEADER)
+        if message.get("trailers") and "http.response.trailers" in self.scope["extensions"]:
+            self._trailers = []
         self._pending_start = ResponseStarted(self.stream_id, status, tuple(headers))
         self._response = {"type": "http.response.start", "status": status, "headers": headers}
         self.state = ResponseState.STARTED
@@ -339,7 +375,8 @@ class HTTPStream:
         if body:
             self.body_size += len(body)
             events.append(ResponseData(self.stream_id, body))
-        if not more_body:
+        trailers_next = not more_body and self._trailers is not None
+        if not more_body and not trailers_next:
             events.append(ResponseEnded(self.stream_id))
         try:
             self._host.send_events(*events)
@@ -349,11 +386,34 @@ class HTTPStream:
                 # was written, so the app's error can still become a 500.
                 self.state = ResponseState.WAITING
             raise
-        if not more_body:
+        if trailers_next:
+            self.state = ResponseState.TRAILERS
+        elif not more_body:
             self._complete()
             await self._log_access()
+        elif self._h2:
+            if self._host.write_paused or self._host.stream_blocked(self.stream_id):
+                await self._host.drain(self.stream_id)
         elif self._host.write_paused:
             await self._host.drain()
+
+    async def _send_trailers(self, message: Any) -> None:
+        if self._disconnected:
+            raise ClientDisconnectedError("client disconnected")
+        assert self._trailers is not None
+        self._trailers.extend(build_and_validate_headers(message.get("headers", ())))
+        if message.get("more_trailers", False):
+            return
+        self._host.send_events(ResponseEnded(self.stream_id, tuple(self._trailers)))
+        self._complete()
+        await self._log_access()
+
+    def _push(self, message: Any) -> None:
+        path = message["path"]
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"http.response.push 'path' must be an absolute path, not {path!r}")
+        headers = build_and_validate_headers(message.get("headers", ()))
+        self._host.push(self.stream_id, path.encode("ascii"), tuple(headers))
 
     def _early_hint(self, message: Any) -> None:
         if self._disconnected or self.request.http_version == "1.0":
@@ -425,7 +485,7 @@ class HTTPStream:
             return
         if self._disconnected:
             self.state = ResponseState.COMPLETE
-        elif self.state is ResponseState.BODY:
+        elif self.state is ResponseState.BODY or self.state is ResponseState.TRAILERS:
             self._abort()
             await self._log_access()
         else:
