@@ -71,13 +71,13 @@ async def test_https_request_with_a_verified_certificate(
     assert scopes[0]["client"] == scopes[1]["client"]  # one kept-alive TLS connection
 
 
-async def test_alpn_offers_only_what_the_worker_speaks(
+async def test_alpn_offers_only_what_is_configured(
     ca: trustme.CA, server_files: dict[str, str]
 ) -> None:
     files = {k: v for k, v in server_files.items() if k != "ca_certs"}
     context = client_context(ca)
     context.set_alpn_protocols(["h2", "http/1.1"])
-    async with running_server(scope_app, alpn_protocols=["h2", "http/1.1"], **files) as server:
+    async with running_server(scope_app, alpn_protocols=["http/1.1"], **files) as server:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(server.host, server.port, ssl=context), scaled(5)
         )
