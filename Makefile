@@ -30,9 +30,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# System tools the tests drive (curl); installed from Debian when missing.
+# System tools the tests drive (curl, nghttp/h2load); installed from Debian when missing.
 tools:
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+	@command -v h2load >/dev/null && command -v nghttp >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq nghttp2-client; }
 
 test: tools lint typecheck pytest
 
