@@ -1,0 +1,198 @@
+"""``DispatcherMiddleware``: several ASGI applications mounted by path prefix.
+
+Theory of operation
+-------------------
+``http`` and ``websocket`` scopes go to the first mount, in the mapping's
+order, whose prefix starts the request's path; the application sees the
+prefix appended to its ``root_path`` (its ``path`` is left whole, as
+Hypercorn does). Order the mapping from the longest prefix to the shortest,
+with ``""`` last as the catch-all. A path no mount takes is answered 404 (a
+WebSocket with a 404 denial response where the server offers the extension,
+else with a close).
+
+The ``lifespan`` scope is fanned out: every mounted application runs its own
+lifespan task, with its own queue of the server's messages. The dispatcher
+reports ``startup.complete`` (or ``shutdown.complete``) once every
+application has answered that phase; if any answered ``failed``, it reports
+``failed`` with their messages. An application whose lifespan task ends
+before it answered startup (it does not speak lifespan, as many raise on an
+unknown scope type) takes no further part, as the server itself would treat
+it; the mounted applications share the scope's ``state``. A message that
+does not answer the current phase raises ``UnexpectedMessageError`` inside
+the application's ``send``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from hypercorn.shared.errors import UnexpectedMessageError
+
+if TYPE_CHECKING:
+    from hypercorn.typing import (
+        ASGIFramework,
+        ASGIReceiveCallable,
+        ASGIReceiveEvent,
+        ASGISendCallable,
+        ASGISendEvent,
+        LifespanScope,
+        Scope,
+        WWWScope,
+    )
+
+__all__ = ["DispatcherMiddleware"]
+
+
+class DispatcherMiddleware:
+    """Route each request to the application mounted at its path prefix."""
+
+    def __init__(self, mounts: Mapping[str, ASGIFramework]) -> None:
+        """Mount applications.
+
+        Args:
+            mounts: path prefix (``"/api"``, or ``""`` for everything) to ASGI
+                application; the first prefix that matches wins.
+        """
+        self.mounts = dict(mounts)
+
+    def __repr__(self) -> str:
+        return f"DispatcherMiddleware({self.mounts!r})"
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        """Serve one ASGI scope (see the module docstring)."""
+        if scope["type"] == "lifespan":
+            await _Lifespan(self.mounts, scope, receive, send).run()
+            return
+        path = scope["path"]
+        for prefix, app in self.mounts.items():
+            if path.startswith(prefix):
+                local: WWWScope = {**scope}  # type: ignore[assignment]
+                local["root_path"] = scope.get("root_path", "") + prefix
+                await app(local, receive, send)
+                return
+        await _not_found(scope, send)
+
+
+async def _not_found(scope: WWWScope, send: ASGISendCallable) -> None:
+    headers = [(b"content-length", b"0")]
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 404, "headers": headers})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    elif "websocket.http.response" in scope.get("extensions", {}):
+        await send({"type": "websocket.http.response.start", "status": 404, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": b"", "more_body": False})
+    else:
+        await send({"type": "websocket.close", "code": 1000, "reason": None})
+
+
+class _Mounted:
+    """One mounted application's lifespan task and its answers."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.queue: asyncio.Queue[ASGIReceiveEvent] = asyncio.Queue()
+        self.answer: asyncio.Future[ASGISendEvent] = asyncio.get_running_loop().create_future()
+        self.task: asyncio.Task[None] | None = None
+        self.taking_part = True
+        self.phase: str | None = None  # "lifespan.startup." while that phase awaits an answer
+
+    async def send(self, message: ASGISendEvent) -> None:
+        kind = message["type"]
+        if self.phase is None or self.answer.done() or not kind.startswith(self.phase):
+            raise UnexpectedMessageError("lifespan", kind)
+        self.answer.set_result(message)
+
+    async def wait_answer(self) -> ASGISendEvent | None:
+        """The application's answer to the current phase; None if its task ended first."""
+        assert self.task is not None
+        waiters: set[asyncio.Future[Any]] = {self.answer, self.task}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if self.answer.done():
+            answer = self.answer.result()
+            self.answer = asyncio.get_running_loop().create_future()
+            self.phase = None
+            return answer
+        return None
+
+
+class _Lifespan:
+    def __init__(
+        self,
+        mounts: Mapping[str, ASGIFramework],
+        scope: LifespanScope,
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
+    ) -> None:
+        self.apps = mounts
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+
+    async def run(self) -> None:
+        mounted = [_Mounted(prefix) for prefix in self.apps]
+        for entry in mounted:
+            entry.task = asyncio.create_task(
+                self.apps[entry.prefix]({**self.scope}, entry.queue.get, entry.send)
+            )
+        try:
+            while True:
+                message = await self.receive()
+                phase = message["type"].removeprefix("lifespan.")
+                if phase not in {"startup", "shutdown"}:
+                    continue
+                failures = await self._phase(mounted, message, phase)
+                await self.send(_outcome(phase, failures))
+                if failures or phase == "shutdown":
+                    return
+        finally:
+            await _finish([entry.task for entry in mounted if entry.task is not None])
+
+    async def _phase(
+        self, mounted: list[_Mounted], message: ASGIReceiveEvent, phase: str
+    ) -> list[str]:
+        """Hand ``message`` to every taking part and wait for all; the failure messages."""
+        active = [entry for entry in mounted if entry.taking_part]
+        for entry in active:
+            entry.phase = f"lifespan.{phase}."
+            entry.queue.put_nowait(message)
+        answers = await asyncio.gather(*(entry.wait_answer() for entry in active))
+        failures: list[str] = []
+        for entry, answer in zip(active, answers, strict=True):
+            if answer is None:
+                entry.taking_part = False
+                if phase == "startup":
+                    continue  # does not speak lifespan
+                failures.append(f"{entry.prefix or '/'}: lifespan ended before {phase} completed")
+            elif answer["type"] == f"lifespan.{phase}.failed":
+                reason = str(answer.get("message", "")) or f"{phase} failed"
+                failures.append(f"{entry.prefix or '/'}: {reason}")
+        return failures
+
+
+def _outcome(phase: str, failures: list[str]) -> ASGISendEvent:
+    """The message that reports a phase to the server."""
+    reason = "; ".join(failures)
+    if phase == "startup":
+        if failures:
+            return {"type": "lifespan.startup.failed", "message": reason}
+        return {"type": "lifespan.startup.complete"}
+    if failures:
+        return {"type": "lifespan.shutdown.failed", "message": reason}
+    return {"type": "lifespan.shutdown.complete"}
+
+
+async def _finish(tasks: list[asyncio.Task[None]]) -> None:
+    """End the lifespan tasks: those done are collected, the others cancelled."""
+    # One pass of the loop lets an application return after its last answer.
+    await asyncio.sleep(0)
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
