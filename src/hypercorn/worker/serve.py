@@ -36,6 +36,7 @@ from hypercorn.shared.addresses import repr_socket_addr
 from hypercorn.shared.apploading import load_application, wrap_app
 from hypercorn.shared.errors import ShutdownError
 from hypercorn.shared.shutdown import check_multiprocess_shutdown_event
+from hypercorn.shared.statsd import StatsdLogger
 from hypercorn.worker import loop as worker_loop
 from hypercorn.worker.asgi.lifespan import Lifespan
 from hypercorn.worker.context import WorkerContext
@@ -172,6 +173,8 @@ async def serve_sockets(
         LifespanFailureError, LifespanTimeoutError: the app's startup or shutdown failed.
     """
     loop = asyncio.get_running_loop()
+    # As Hypercorn does: statsd_host with the default logger class means StatsdLogger.
+    config.set_statsd_logger_class(StatsdLogger)
     state: dict[str, Any] = {}
     lifespan = Lifespan(app, config, state)
     try:
