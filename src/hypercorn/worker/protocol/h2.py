@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, assert_never
 
 import h2.config
 import h2.connection
@@ -61,8 +61,13 @@ from hypercorn.worker.protocol.events import (
     ResponseStarted,
     StreamAborted,
     StreamClosed,
+    WebSocketAccept,
+    WebSocketClose,
+    WebSocketSend,
 )
 from hypercorn.worker.protocol.h2_limits import Budget, FloodLimits, StreamState
+from hypercorn.worker.protocol.ws import WSSettings
+from hypercorn.worker.protocol.ws_h2 import H2WebSockets, opening_request
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 """The client connection preface (RFC 9113 section 3.4)."""
@@ -71,6 +76,9 @@ SWITCHING_PROTOCOLS = (
     b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
 )
 """The HTTP/1.1 answer that accepts ``Upgrade: h2c``; HTTP/2 frames follow it."""
+
+RECEIVE_SLICE = 16 * 1024
+"""Most bytes handed to h2 at once: a flood is noticed within one slice."""
 
 CONNECTION_WINDOW = 1024 * 1024
 """The connection-level receive window; each stream keeps the default 64 KiB."""
@@ -81,7 +89,7 @@ _CONNECTION_HEADERS = frozenset(
 )
 
 
-class H2Settings(Protocol):
+class H2Settings(WSSettings, Protocol):
     """The settings the protocol reads (``hypercorn.config.Config`` has them)."""
 
     @property
@@ -118,6 +126,7 @@ class H2Protocol:
         "_resets",
         "_settings",
         "_streams",
+        "_websockets",
         "tls",
     )
 
@@ -154,6 +163,7 @@ class H2Protocol:
                 codes.MAX_CONCURRENT_STREAMS: config.h2_max_concurrent_streams,
                 codes.MAX_HEADER_LIST_SIZE: config.h2_max_header_list_size,
                 codes.MAX_FRAME_SIZE: config.h2_max_inbound_frame_size,
+                codes.ENABLE_CONNECT_PROTOCOL: 1,  # RFC 8441: WebSockets over streams
             },
         )
         conn.max_inbound_frame_size = config.h2_max_inbound_frame_size
@@ -163,6 +173,7 @@ class H2Protocol:
         self._max_requests = config.keep_alive_max_requests
         self._events: list[InboundEvent] = []
         self._streams: dict[int, StreamState] = {}
+        self._websockets = H2WebSockets(config)
         self._dirty: dict[int, None] = {}
         self._closed = False
         self._draining = False
@@ -193,20 +204,26 @@ class H2Protocol:
         if not data:
             self.connection_lost()
             return
-        try:
-            events = self._conn.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
-            self._fail(int(exc.error_code))
-            return
-        for event in events:
-            if not self._handle(event, now):
+        # Slices bound the frames h2 handles before a flood is noticed.
+        for start in range(0, len(data), RECEIVE_SLICE):
+            piece = data if len(data) <= RECEIVE_SLICE else data[start : start + RECEIVE_SLICE]
+            try:
+                events = self._conn.receive_data(piece)
+            except h2.exceptions.ProtocolError as exc:
+                self._fail(int(exc.error_code))
                 return
-        if self._header_block_size() > self._max_header_list:
-            self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
+            for event in events:
+                if not self._handle(event, now):
+                    return
+            if self._header_block_size() > self._max_header_list:
+                self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
+                return
 
     def connection_lost(self) -> None:
         """The transport is gone; every open stream is reported closed."""
         self._events.extend(StreamClosed(stream_id) for stream_id in self._streams)
+        for stream_id in self._streams:
+            self._websockets.forget(stream_id)
         self._streams.clear()
         self._dirty.clear()
         self._closed = True
@@ -250,9 +267,13 @@ class H2Protocol:
                 self._informational(event, stream)
             case StreamAborted():
                 self._reset(event.stream_id, stream, ErrorCodes.INTERNAL_ERROR)
-            case _:
-                # Other events (WebSocket messages) have no meaning on an HTTP stream.
-                return
+            case WebSocketAccept():
+                headers = self._websockets.accept(event, now)
+                self._start_response(ResponseStarted(event.stream_id, 200, headers), stream)
+            case WebSocketSend() | WebSocketClose():
+                self._websocket_output(event.stream_id, stream, *self._websockets.send(event, now))
+            case _:  # pragma: no cover
+                assert_never(event)
 
     def data_to_send(self) -> bytes:
         """Return (and forget) the bytes to write to the peer."""
@@ -395,7 +416,7 @@ class H2Protocol:
         if self._draining:
             self._conn.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
-        method = path = authority = b""
+        method = path = authority = protocol = b""
         headers: list[tuple[bytes, bytes]] = []
         host: bytes | None = None
         for name, value in event.headers:
@@ -408,6 +429,8 @@ class H2Protocol:
                     path = value
                 elif name == b":authority":
                     authority = value
+                elif name == b":protocol":
+                    protocol = value
             elif name == b"host":
                 host = value
             else:
@@ -415,6 +438,14 @@ class H2Protocol:
         authority = authority or host or b""
         if authority:
             headers.insert(0, (b"host", authority))
+        if method == b"CONNECT" and (
+            upgrade := opening_request(stream_id, protocol, path, tuple(headers))
+        ):
+            self._requests += 1
+            self._last_stream_id = stream_id
+            self._streams[stream_id] = StreamState(authority, False, False)
+            self._events.append(upgrade)
+            return
         if method == b"CONNECT":
             self._events.append(RequestRejected(stream_id, 405, "CONNECT is not served"))
             self._conn.send_headers(stream_id, [(b":status", b"405")], end_stream=True)
@@ -464,6 +495,13 @@ class H2Protocol:
             return
         if size > len(data):  # padding is never handed to the app
             self._conn.acknowledge_received_data(size - len(data), stream_id)
+        if stream_id in self._websockets:
+            if data:  # parsed at once: the window is given back at once
+                self._conn.acknowledge_received_data(len(data), stream_id)
+                self._websocket_output(
+                    stream_id, stream, *self._websockets.receive(stream_id, data, now)
+                )
+            return
         if data:
             stream.unacked += len(data)
             self._events.append(BodyReceived(stream_id, data))
@@ -473,6 +511,11 @@ class H2Protocol:
         if stream is None:
             return
         stream.remote_ended = True
+        if stream_id in self._websockets:
+            self._websocket_output(
+                stream_id, stream, *self._websockets.receive(stream_id, b"", self._now)
+            )
+            return
         self._events.append(BodyEnded(stream_id))
         if stream.ended and not stream.pending and stream.head is None:
             self._forget(stream_id, stream)
@@ -480,6 +523,7 @@ class H2Protocol:
     def _remote_reset(self, stream_id: int, now: float) -> None:
         stream = self._streams.pop(stream_id, None)
         if stream is not None:
+            self._websockets.forget(stream_id)
             self._events.append(StreamClosed(stream_id))
             self._give_back(stream_id, stream)
             if not self._resets.spend(now):  # CVE-2023-44487, rapid reset
@@ -557,6 +601,24 @@ class H2Protocol:
         except h2.exceptions.StreamClosedError:
             self._streams.pop(stream_id, None)
             self._give_back(stream_id, stream)
+
+    def _websocket_output(
+        self,
+        stream_id: int,
+        stream: StreamState,
+        events: list[InboundEvent],
+        data: bytes,
+        ended: bool,
+    ) -> None:
+        """Hand a stream's WebSocket events on and queue its frames as DATA."""
+        self._events += events
+        if data:
+            stream.pending.append(data)
+            stream.pending_size += len(data)
+        if ended:
+            stream.ended = True
+        if data or ended:
+            self._dirty[stream_id] = None
 
     def _sent_end(self, stream_id: int, stream: StreamState) -> None:
         if not stream.remote_ended:

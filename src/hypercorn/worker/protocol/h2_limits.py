@@ -54,7 +54,7 @@ class Budget:
 class FloodLimits:
     """The budgets of one connection: (burst, refill per second) for each kind."""
 
-    resets: tuple[float, float] = (200.0, 100.0)
+    resets: tuple[float, float] = (200.0, 10.0)
     settings: tuple[float, float] = (100.0, 10.0)
     pings: tuple[float, float] = (100.0, 10.0)
     empty_data: tuple[float, float] = (100.0, 10.0)
