@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from hypercorn.config import Config
 from hypercorn.shared.sockets import Sockets, systemd_sockets
-from hypercorn.supervisor.pidfile import remove_pid_file, write_pid_file
+from hypercorn.supervisor.pidfile import check_pid_file, remove_pid_file, write_pid_file
+from hypercorn.supervisor.upgrade import inherited_from, inherited_sockets
 
 
 def run(config: Config, *, reload_config: Callable[[], Config] | None = None) -> int:
@@ -30,9 +31,12 @@ def run(config: Config, *, reload_config: Callable[[], Config] | None = None) ->
         ConfigError: the TLS settings cannot be loaded.
         NoAppError: the application cannot be found (``workers=0``).
         LifespanFailureError: the application's startup failed (``workers=0``).
+        AlreadyRunningError: a live hypercorn owns the PID file.
     """
+    if config.pid_path is not None and inherited_from() is None:
+        check_pid_file(config.pid_path)  # before binding: its port is in use
     config.create_ssl_context()  # fail early, before binding, on a bad certificate
-    sockets = _inherited_sockets(config) or config.create_sockets()
+    sockets = inherited_sockets() or _inherited_sockets(config) or config.create_sockets()
     if config.workers >= 1:
         from hypercorn.supervisor.arbiter import Arbiter
 

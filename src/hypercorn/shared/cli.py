@@ -32,10 +32,20 @@ class ExitCode:
     APP_LOAD = 4  # the application could not be imported or found
     BIND = 5  # a listener could not be created (port in use, permission)
     LIFESPAN = 6  # the application's lifespan startup failed or timed out
+    ALREADY_RUNNING = 7  # a live hypercorn owns the PID file
 
 
 class UsageError(Exception):
     """A command-line mistake; the message is shown as is."""
+
+
+class AlreadyRunningError(Exception):
+    """A live hypercorn already owns the PID file."""
+
+    def __init__(self, path: str, pid: int) -> None:
+        self.path = path
+        self.pid = pid
+        super().__init__(f"already running (pid {pid}, PID file {path})")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -175,6 +185,8 @@ def report_error(error: BaseException, application_path: str | None) -> int | No
     from hypercorn.shared.errors import LifespanFailureError, LifespanTimeoutError, NoAppError
     from hypercorn.shared.sockets import BindError, SocketTypeError
 
+    if isinstance(error, AlreadyRunningError):
+        return fail(str(error), ExitCode.ALREADY_RUNNING)
     if isinstance(error, ConfigError):
         return fail(str(error), ExitCode.USAGE)
     if isinstance(error, NoAppError):

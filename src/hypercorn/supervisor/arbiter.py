@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING
 from hypercorn.shared.cli import ExitCode, fail
 from hypercorn.shared.messages import MessageKind
 from hypercorn.shared.sockets import parse_bind
-from hypercorn.supervisor.pidfile import remove_pid_file, write_pid_file
+from hypercorn.supervisor.service import MasterService
 from hypercorn.supervisor.signals import SignalQueue
 from hypercorn.supervisor.watcher import Watcher
 from hypercorn.supervisor.workers import WorkerHandle, WorkerState, set_title, spawn
@@ -126,6 +126,7 @@ class Arbiter:
             if spec.kind == "unix"
         ]
         self.title = f"hypercorn: master [{config.application_path}]"
+        self.service = MasterService(config, self.log)  # PID file, sd_notify, USR2
         self._handlers: dict[signal.Signals, Callable[[], None]] = {
             signal.SIGHUP: self._on_hup,
             signal.SIGTERM: lambda: self._stop(StopMode.GRACEFUL),
@@ -155,8 +156,7 @@ class Arbiter:
                 self._selector.register(fd, selectors.EVENT_READ, None)
             self.log.info("Watching %s for changes", ", ".join(map(str, self._watcher.dirs)))
         try:
-            if self.config.pid_path is not None:
-                write_pid_file(self.config.pid_path)
+            self.service.start()
             self.log.info(
                 "Master %d serving %s with %d worker(s)",
                 os.getpid(),
@@ -171,9 +171,9 @@ class Arbiter:
             finally:
                 self._shutdown()
         finally:
-            if self.config.pid_path is not None:
-                remove_pid_file(self.config.pid_path)
-            self._remove_unix_sockets()
+            self.service.finish(self._exit_code)
+            if not self.service.keeps_unix_sockets:
+                self._remove_unix_sockets()
             self._signals.restore()
             self._selector.close()
             self._signals.close()
@@ -199,6 +199,8 @@ class Arbiter:
                 now = time.monotonic()
                 self._check_health(now)
                 self._check_files(now)
+                ready = sum(w.state is WorkerState.READY for w in self._fresh())
+                self.service.tick(now, ready, self.num_workers)
 
     def _check_files(self, now: float) -> None:
         if self._watcher is not None and self._watcher.changed(now):
@@ -218,6 +220,8 @@ class Arbiter:
             deadlines.append(self._reload_due)
         if self._watcher is not None and (poll := self._watcher.next_poll()) is not None:
             deadlines.append(poll)
+        if (due := self.service.deadline(now)) is not None:
+            deadlines.append(due)
         return max(0.0, min(deadlines) - now)
 
     def _missing(self) -> int:
@@ -268,6 +272,7 @@ class Arbiter:
                 len(self._alive()),
             )
             self._reload_started = None
+            self.service.reloaded(ok=True)
 
     def _spawn(self) -> None:
         config = self.config
@@ -345,6 +350,8 @@ class Arbiter:
             if worker is not None:
                 self._close_pipe(worker)
                 self._exited(worker, os.waitstatus_to_exitcode(status))
+            else:
+                self.service.reaped(pid, os.waitstatus_to_exitcode(status))
 
     def _exited(self, worker: WorkerHandle, code: int) -> None:
         how = f"exit code {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
@@ -397,6 +404,7 @@ class Arbiter:
                 worker.generation = self.generation
                 kept += 1
         self._reload_started = None
+        self.service.reloaded(ok=False)
         self.log.error(
             "Reload aborted: a new worker failed to boot; %d worker(s) keep serving", kept
         )
@@ -457,11 +465,13 @@ class Arbiter:
 
     def reload(self) -> None:
         """Re-read the configuration, then replace every worker the rolling way."""
+        self.service.reloading()
         if self._reload_config is not None:
             try:
                 config = self._reload_config()
             except Exception as error:
                 self.log.error("Reload aborted: cannot read the configuration: %s", error)
+                self.service.reloaded(ok=False)
                 return
             self._adopt(config)
         if self.config.preload_app:
@@ -499,7 +509,7 @@ class Arbiter:
                 os.kill(worker.pid, signal.SIGUSR1)
 
     def _on_usr2(self) -> None:
-        self.log.warning("USR2 (binary upgrade) is not supported yet; ignored")
+        self.service.on_usr2(self.sockets)
 
     # ------------------------------------------------------------- stopping
 
@@ -509,6 +519,7 @@ class Arbiter:
 
     def _shutdown(self) -> None:
         mode = self._stop_mode or StopMode.QUICK
+        self.service.stopping()
         # New connections are refused once the workers close their copies too.
         self.sockets.close()
         if not self._quiet and self.workers:

@@ -1,23 +1,116 @@
-"""The master's PID file: written atomically at start, removed at exit only if still ours."""
+"""The master's PID file.
+
+Theory of operation
+-------------------
+The PID file names the live master of one server, and nothing else: init
+scripts, ``hypercorn ctl`` and ``start-stop-daemon`` read it to find whom to
+signal. So:
+
+- before binding, ``check_pid_file`` looks at what is there: nothing, or a
+  file whose PID is dead, unreadable, this very process, or a live process
+  that is not a hypercorn (its command line says so) is *stale* and will be
+  replaced (with a warning); a live hypercorn on it means the server is
+  already running, ``AlreadyRunningError``, and the new one stops before
+  touching anything;
+- the master writes it atomically (a temporary file renamed over it) before
+  starting workers, so a reader never sees a partial number;
+- at exit the master removes it only if it still names the master: a
+  successor (a USR2 upgrade, an operator) may have replaced it.
+
+A command line is "a hypercorn" when its title is ours (``hypercorn: ...``,
+set by setproctitle) or it runs the ``hypercorn`` script or module.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
+import psutil
+
+from hypercorn.shared.cli import PROG, AlreadyRunningError
 from hypercorn.shared.files import write_pid_file
 
-__all__ = ["remove_pid_file", "write_pid_file"]
+__all__ = [
+    "AlreadyRunningError",
+    "check_pid_file",
+    "is_hypercorn",
+    "read_pid_file",
+    "remove_pid_file",
+    "write_pid_file",
+]
 
 
-def remove_pid_file(path: str) -> None:
-    """Remove the PID file at ``path`` if it still names this process.
+def read_pid_file(path: str) -> int | None:
+    """The PID in the file at ``path``, or None if it is missing or holds no PID."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as file:
+            text = file.read(64).strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def is_hypercorn(pid: int) -> bool:
+    """Whether ``pid`` is a live (non-zombie) hypercorn process."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        cmdline = process.cmdline()
+    except psutil.Error:
+        return False
+    if cmdline and cmdline[0].startswith("hypercorn: "):
+        return True
+    for index, arg in enumerate(cmdline[:4]):
+        if os.path.basename(arg) == "hypercorn":
+            return True
+        if arg == "-m" and cmdline[index + 1 : index + 2] == ["hypercorn"]:
+            return True
+    return False
+
+
+def live_pid(path: str) -> int | None:
+    """The PID in ``path`` if it names a live hypercorn other than this process."""
+    pid = read_pid_file(path)
+    if pid is None or pid == os.getpid() or not is_hypercorn(pid):
+        return None
+    return pid
+
+
+def check_pid_file(path: str, warn: bool = True) -> None:
+    """Make sure no live hypercorn owns ``path``; a stale file may be replaced.
+
+    Args:
+        path: the PID file.
+        warn: print a warning on stderr about a stale file.
+
+    Raises:
+        AlreadyRunningError: a live hypercorn (not this process) is named there.
+    """
+    if not os.path.lexists(path):
+        return
+    pid = live_pid(path)
+    if pid is not None:
+        raise AlreadyRunningError(path, pid)
+    if warn and read_pid_file(path) != os.getpid():
+        described = read_pid_file(path)
+        what = f"pid {described} is not running" if described else "it holds no PID"
+        print(f"{PROG}: warning: replacing stale PID file {path} ({what})", file=sys.stderr)
+
+
+def remove_pid_file(path: str, pid: int | None = None) -> bool:
+    """Remove the PID file at ``path`` if it still names ``pid`` (default: this process).
 
     Another server started since (or an operator) may have replaced it; that
     file is not ours to remove.
+
+    Returns:
+        Whether the file was removed.
     """
-    with contextlib.suppress(OSError, ValueError):
-        with open(path) as file:
-            if int(file.read().strip()) != os.getpid():
-                return
+    if read_pid_file(path) != (os.getpid() if pid is None else pid):
+        return False
+    with contextlib.suppress(FileNotFoundError):
         os.remove(path)
+    return True

@@ -1,0 +1,179 @@
+"""USR2: replace the running master with a new one (new code), keeping the listeners.
+
+Theory of operation
+-------------------
+On USR2 the master forks a child that executes the command line the master
+was started with (``sys.orig_argv``, from the directory it was started in),
+with the listening sockets left open across ``exec`` and named in the
+environment: ``HYPERCORN_UPGRADE_FDS`` (``role:fd,fd;...``), and
+``HYPERCORN_UPGRADE_FROM`` (the old master's PID). The new master serves the
+very same sockets, so the kernel's accept queues never go away: a connection
+that arrives during the hand-over waits there until a worker of either
+generation accepts it; none is refused.
+
+The new master writes ``<pidfile>.2`` and boots its workers. When they are
+all READY it takes the PID file, writes one byte on the hand-over pipe
+(``HYPERCORN_UPGRADE_PIPE``, whose other end the old master holds) and sends
+the old master TERM. The old master, seeing that byte, knows the TERM is a
+hand-over, not a stop: it drains its workers as usual but leaves the unix
+socket files in place and tells systemd the new main PID. The new master
+removes ``<pidfile>.2`` once its parent, the old master, is gone.
+
+If the new master fails to boot, it exits; the old master reaps it, logs it,
+and keeps serving as if nothing happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+from typing import TYPE_CHECKING
+
+from hypercorn.shared.sockets import Sockets
+
+if TYPE_CHECKING:
+    import logging
+
+    from hypercorn.config import Config
+
+__all__ = ["Upgrade", "in_upgrade_fork", "inherited_from", "inherited_sockets"]
+
+ENV_FDS = "HYPERCORN_UPGRADE_FDS"
+ENV_FROM = "HYPERCORN_UPGRADE_FROM"
+ENV_PIPE = "HYPERCORN_UPGRADE_PIPE"
+_ROLES = {"s": "secure_sockets", "i": "insecure_sockets", "q": "quic_sockets"}
+STARTED_IN = os.getcwd()  # where relative paths of the command line resolve
+
+_inherited: dict[str, str] = {}
+_forking = False
+
+
+def _take_environment() -> dict[str, str]:
+    # Read once and removed, so the workers and any later upgrade start clean.
+    if not _inherited:
+        for name in (ENV_FDS, ENV_FROM, ENV_PIPE):
+            if name in os.environ:
+                _inherited[name] = os.environ.pop(name)
+    return _inherited
+
+
+def inherited_from() -> int | None:
+    """The old master's PID when this master is the product of a USR2 upgrade."""
+    value = _take_environment().get(ENV_FROM, "")
+    return int(value) if value.isdigit() else None
+
+
+def inherited_sockets() -> Sockets | None:
+    """The listeners handed over by the old master, if this is an upgrade."""
+    text = _take_environment().get(ENV_FDS)
+    if text is None or inherited_from() is None:
+        return None
+    sockets = Sockets()
+    for group in filter(None, text.split(";")):
+        role, _, numbers = group.partition(":")
+        for number in filter(None, numbers.split(",")):
+            sock = socket.socket(fileno=int(number))
+            sock.setblocking(False)
+            sock.set_inheritable(True)
+            getattr(sockets, _ROLES[role]).append(sock)
+    return sockets
+
+
+def in_upgrade_fork() -> bool:
+    """True in the child forked to execute the new master (until it does)."""
+    return _forking
+
+
+def _encode(sockets: Sockets) -> str:
+    groups = []
+    for role, attribute in _ROLES.items():
+        fds = [str(sock.fileno()) for sock in getattr(sockets, attribute)]
+        if fds:
+            groups.append(f"{role}:{','.join(fds)}")
+    return ";".join(groups)
+
+
+class Upgrade:
+    """Both sides of a USR2 upgrade: the old master's child, the new master's hand-over."""
+
+    def __init__(self, config: Config, log: logging.Logger) -> None:
+        self.log = log
+        self.child: int | None = None
+        self._pipe: int | None = None
+        self._handover = False
+        self._parent = os.getppid()
+
+    # ------------------------------------------------------------ old master
+
+    def start(self, sockets: Sockets, pid_path: str | None) -> None:
+        """Fork and execute the new master; it inherits ``sockets``."""
+        global _forking
+        if self.child is not None:
+            self.log.warning("USR2: an upgrade (pid %d) is already under way", self.child)
+            return
+        read_fd, write_fd = os.pipe()
+        env = {
+            **os.environ,
+            ENV_FDS: _encode(sockets),
+            ENV_FROM: str(os.getpid()),
+            ENV_PIPE: str(write_fd),
+        }
+        argv = [sys.executable, *sys.orig_argv[1:]]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _forking = True
+        try:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    for sock in sockets.all():
+                        sock.set_inheritable(True)
+                    os.set_inheritable(write_fd, True)
+                    os.chdir(STARTED_IN)
+                    os.execve(sys.executable, argv, env)
+                finally:
+                    os._exit(127)
+        finally:
+            _forking = False
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        self.child, self._pipe = pid, read_fd
+        self.log.info("USR2: started new master %d (%s)", pid, " ".join(argv))
+
+    def handing_over(self) -> bool:
+        """Whether the new master took over (it wrote on the hand-over pipe)."""
+        if self._pipe is not None and not self._handover:
+            with contextlib.suppress(BlockingIOError):
+                self._handover = bool(os.read(self._pipe, 1))
+        return self._handover and self.child is not None
+
+    def reaped(self, pid: int, code: int) -> None:
+        """A child that is not a worker exited: the new master, if it is ours."""
+        if pid != self.child:
+            return
+        self.log.error("USR2: the new master %d exited (code %d); this one keeps serving",
+                       pid, code)  # fmt: skip
+        self.child = None
+        if self._pipe is not None:
+            os.close(self._pipe)
+            self._pipe = None
+
+    # ------------------------------------------------------------ new master
+
+    def take_over(self, old_master: int) -> None:
+        """Tell the old master to hand over and stop."""
+        pipe = _take_environment().get(ENV_PIPE, "")
+        if pipe.isdigit():
+            with contextlib.suppress(OSError):
+                os.write(int(pipe), b"R")
+                os.close(int(pipe))
+        self.log.info("Upgrade: workers ready; stopping old master %d", old_master)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(old_master, signal.SIGTERM)
+
+    def old_alive(self) -> bool:
+        """Whether the old master (this process's parent at start) still runs."""
+        return os.getppid() == self._parent
