@@ -35,6 +35,11 @@ tools:
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 	@command -v h2load >/dev/null && command -v nghttp >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq nghttp2-client; }
+	@command -v chromium >/dev/null && command -v npm >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq chromium nodejs npm; }
+	@test -d .tools/node/node_modules/playwright-core || \
+		{ mkdir -p .tools/node && cd .tools/node && { test -f package.json || npm init -y >/dev/null; } && \
+		  npm install --no-audit --no-fund --silent playwright-core; }
 
 test: tools lint typecheck pytest
 
