@@ -45,6 +45,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+import hyperframe.frame
 from h2.errors import ErrorCodes
 
 from hypercorn.worker.protocol.events import (
@@ -120,8 +121,8 @@ class H2Protocol:
         "_max_header_list",
         "_max_requests",
         "_now",
+        "_out",
         "_pings",
-        "_preamble",
         "_requests",
         "_resets",
         "_settings",
@@ -184,12 +185,12 @@ class H2Protocol:
         self._settings = Budget(*limits.settings, now)
         self._pings = Budget(*limits.pings, now)
         self._empty_data = Budget(*limits.empty_data, now)
-        self._preamble = b""
+        self._out: list[bytes] = []
         if upgrade is None:
             conn.initiate_connection()
         else:
             settings, request = upgrade
-            self._preamble = SWITCHING_PROTOCOLS
+            self._out.append(SWITCHING_PROTOCOLS)
             conn.initiate_upgrade_connection(settings)
             self._start_stream(1, request.method, request.target, request.headers, True)
         conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
@@ -284,9 +285,10 @@ class H2Protocol:
                 stream = self._streams.get(stream_id)
                 if stream is not None:
                     self._flush(stream_id, stream)
-        if self._preamble:
-            data = self._preamble + self._conn.data_to_send()
-            self._preamble = b""
+        if self._out:
+            self._out.append(self._conn.data_to_send())
+            data = b"".join(self._out)
+            self._out.clear()
             return data
         return self._conn.data_to_send()
 
@@ -650,9 +652,17 @@ class H2Protocol:
     # -- connection end ------------------------------------------------------
 
     def _goaway(self, code: ErrorCodes) -> None:
+        """GOAWAY that keeps serving the streams it names (RFC 9113 section 6.8).
+
+        h2 treats a GOAWAY it sends as the end of the connection and refuses
+        every later frame, so this one is framed here, after what h2 queued.
+        """
         if not self._draining:
             self._draining = True
-            self._conn.close_connection(code, last_stream_id=self._last_stream_id)
+            frame = hyperframe.frame.GoAwayFrame(0)
+            frame.last_stream_id = self._last_stream_id
+            frame.error_code = code
+            self._out += (self._conn.data_to_send(), frame.serialize())
 
     def _fail(self, code: int) -> None:
         """A connection error (RFC 9113 section 5.4.1): GOAWAY, then close."""
