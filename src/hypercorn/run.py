@@ -34,7 +34,8 @@ def run(config: Config, *, reload_config: Callable[[], Config] | None = None) ->
         AlreadyRunningError: a live hypercorn owns the PID file.
     """
     if config.pid_path is not None and inherited_from() is None:
-        check_pid_file(config.pid_path)  # before binding: its port is in use
+        # Before binding: a running server holds the port. (--daemon checked it already.)
+        check_pid_file(config.pid_path, warn=not config.daemon)
     config.create_ssl_context()  # fail early, before binding, on a bad certificate
     sockets = inherited_sockets() or _inherited_sockets(config) or config.create_sockets()
     if config.workers >= 1:

@@ -15,6 +15,10 @@ came of it, through every channel an operator's tools read:
   ``STATUS=`` with the worker counts whenever they change; ``WATCHDOG=1``;
 - the state file ``<pidfile>.state``, one line of ``key=value`` pairs that
   ``hypercorn ctl`` reads to tell when a reload finished and how;
+- ``user``/``group``: every child forked by the master (each worker) drops
+  to them right after ``fork``, before it does anything else; the master keeps
+  its privileges to bind, signal and write the PID file. (The parent-death
+  signal is set after the drop, which would clear it.)
 - a USR2 upgrade (``upgrade.py``): the new master writes ``<pidfile>.2``;
   once its workers are READY it takes the PID file and tells the old master
   to stop; the old one then says ``MAINPID=<new>`` instead of ``STOPPING=1``
@@ -31,13 +35,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
+import sys
 import time
 from typing import TYPE_CHECKING
 
+from hypercorn.shared.cli import PROG, ExitCode
 from hypercorn.supervisor import pidfile
 from hypercorn.supervisor.daemon import current_link
 from hypercorn.supervisor.notify import Notifier, monotonic_usec
-from hypercorn.supervisor.upgrade import Upgrade, inherited_from
+from hypercorn.supervisor.upgrade import Upgrade, in_upgrade_fork, inherited_from
 
 if TYPE_CHECKING:
     import logging
@@ -48,6 +55,45 @@ if TYPE_CHECKING:
 __all__ = ["MasterService", "read_state"]
 
 HANDOVER_POLL = 0.1  # seconds between checks that the old master is gone
+_DROP: tuple[int | None, int | None] = (None, None)
+_DROP_REGISTERED = False
+
+
+def drop_privileges(user: int | None, group: int | None) -> None:
+    """Become ``user`` and ``group`` (default: the user's primary group), for good.
+
+    In a forked worker; on failure the worker says why and exits with
+    ``ExitCode.USAGE``, which stops a first boot at once.
+    """
+    try:
+        if user is not None:
+            entry = pwd.getpwuid(user)
+            gid = entry.pw_gid if group is None else group
+            if os.getuid() == 0:
+                os.initgroups(entry.pw_name, gid)
+            os.setgid(gid)
+            os.setuid(user)
+        elif group is not None:
+            if os.getuid() == 0:
+                os.setgroups([group])
+            os.setgid(group)
+    except (OSError, KeyError) as error:
+        print(f"{PROG}: error: cannot run as user {user} group {group}: {error}",
+              file=sys.stderr, flush=True)  # fmt: skip
+        os._exit(ExitCode.USAGE)
+
+
+def _after_fork_in_child() -> None:
+    if not in_upgrade_fork() and _DROP != (None, None):
+        drop_privileges(*_DROP)
+
+
+def _drop_in_children(user: int | None, group: int | None) -> None:
+    global _DROP, _DROP_REGISTERED
+    _DROP = (user, group)
+    if not _DROP_REGISTERED:
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _DROP_REGISTERED = True
 
 
 def state_path(pid_path: str) -> str:
@@ -80,6 +126,7 @@ class MasterService:
         self.upgrade = Upgrade(config, log)
         self.old_master = inherited_from()
         self._written: str | None = None
+        self._user, self._group = config.user, config.group
         self._ready = False
         self._counts = (0, 0)
         self._reloads = 0
@@ -95,6 +142,7 @@ class MasterService:
         Raises:
             AlreadyRunningError: a live hypercorn owns the PID file.
         """
+        _drop_in_children(self._user, self._group)
         if self.pid_path is not None:
             if self.old_master is not None:
                 self._write(f"{self.pid_path}.2")

@@ -1,0 +1,224 @@
+"""``hypercorn ctl``: start, stop, reload and query a server through its PID file.
+
+Theory of operation
+-------------------
+Each action reads the PID file, signals the master it names, and waits for
+the outcome, so that an init script or a person gets an exit status that
+means what happened, in the LSB's terms (Linux Standard Base, "Init Script
+Actions"): ``status`` exits 0 (running), 1 (dead, PID file left behind) or
+3 (not running); ``start`` and ``stop`` are idempotent (0 when the server is
+already in the wanted state); ``reload`` of a server that is not running
+exits 7.
+
+A PID names "our" server only while that process is a live hypercorn
+(``pidfile.is_hypercorn``): after a crash the PID may belong to anything.
+``reload`` knows how the rolling reload ended from the master's state file
+(``<pidfile>.state``), whose counters of completed and aborted reloads move
+when it ends; ``upgrade`` watches the PID file change hands.
+
+``ctl`` is a reserved first word of the command line, see
+``docs/discussion/daemon.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+
+from hypercorn.shared.cli import PROG, ExitCode, UsageError
+from hypercorn.supervisor.pidfile import is_hypercorn, live_pid, read_pid_file, remove_pid_file
+from hypercorn.supervisor.service import read_state, state_path
+
+__all__ = ["LSB", "main"]
+
+POLL = 0.05
+
+
+class LSB:
+    """Exit statuses of init script actions (LSB 5.0, 20.2 and 20.8)."""
+
+    OK = 0
+    FAILURE = 1  # generic or unspecified error
+    DEAD_WITH_PID_FILE = 1  # status: the program is dead and the PID file exists
+    INVALID_ARGUMENT = 2
+    UNIMPLEMENTED = 3
+    NOT_RUNNING_STATUS = 3  # status: the program is not running
+    NOT_RUNNING = 7  # actions other than status: the program is not running
+
+
+def _parser() -> argparse.ArgumentParser:
+    from hypercorn.shared.cli import _Parser
+
+    parser = _Parser(
+        prog=f"{PROG} ctl",
+        description="Control a hypercorn server through its PID file (LSB exit statuses).",
+        usage=f"{PROG} ctl ACTION --pid FILE [--timeout S] [-- [options] module:app]",
+    )
+    parser.add_argument(
+        "action",
+        choices=["start", "stop", "restart", "reload", "status", "upgrade", "rotate"],
+        help="start: as `hypercorn --daemon`, with the options after `--`; "
+        "stop: TERM, then KILL after --timeout; reload: HUP, wait for the rolling reload; "
+        "upgrade: USR2, wait for the new master; rotate: USR1 (reopen log files).",
+    )
+    parser.add_argument("-p", "--pid", required=True, help="The server's PID file.")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="Seconds to wait for the action to finish (default 60).",
+    )
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run ``hypercorn ctl ARGV``; returns the exit status."""
+    argv = list(argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    options = argv[split + 1 :]  # for start: the server's own command line
+    try:
+        args = _parser().parse_args(argv[:split])
+    except UsageError as error:
+        return _say(f"error: {error}", LSB.INVALID_ARGUMENT)
+    path = os.path.abspath(args.pid)
+    actions: dict[str, Callable[[], int]] = {
+        "start": lambda: start(path, options),
+        "stop": lambda: stop(path, args.timeout),
+        "restart": lambda: stop(path, args.timeout) or start(path, options),
+        "reload": lambda: reload(path, args.timeout),
+        "status": lambda: status(path),
+        "upgrade": lambda: upgrade(path, args.timeout),
+        "rotate": lambda: rotate(path),
+    }
+    if args.action in ("start", "restart") and not options:
+        return _say("error: start needs the server's options: ctl start --pid F -- module:app",
+                    LSB.INVALID_ARGUMENT)  # fmt: skip
+    return actions[args.action]()
+
+
+def _say(message: str, code: int) -> int:
+    print(f"{PROG}: {message}", flush=True)
+    return code
+
+
+def _wait(condition: Callable[[], bool], seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= end:
+            return False
+        time.sleep(POLL)
+    return True
+
+
+def status(path: str) -> int:
+    """LSB ``status``: 0 running, 1 dead with a PID file, 3 not running."""
+    pid = live_pid(path)
+    if pid is not None:
+        state = read_state(path)
+        details = f", {state['state']}, {state['workers']} workers ready" if state else ""
+        return _say(f"running (pid {pid}{details})", LSB.OK)
+    if os.path.lexists(path):
+        return _say(f"not running, but the PID file {path} exists (pid {read_pid_file(path)})",
+                    LSB.DEAD_WITH_PID_FILE)  # fmt: skip
+    return _say("not running", LSB.NOT_RUNNING_STATUS)
+
+
+def start(path: str, options: Sequence[str]) -> int:
+    """Start as a daemon unless already running; returns when the workers are READY."""
+    pid = live_pid(path)
+    if pid is not None:
+        return _say(f"already running (pid {pid})", LSB.OK)
+    from hypercorn.__main__ import main as hypercorn_main
+
+    code = hypercorn_main(["--daemon", "--pid", path, *options])
+    if code == ExitCode.OK:
+        return _say(f"started (pid {read_pid_file(path)})", LSB.OK)
+    return code
+
+
+def stop(path: str, timeout: float) -> int:
+    """TERM, wait up to ``timeout``, then KILL; 0 if it was not running."""
+    pid = live_pid(path)
+    if pid is None:
+        stale = read_pid_file(path)
+        if stale is not None and remove_pid_file(path, stale):
+            _remove_state(path)
+        return _say("not running", LSB.OK)
+    os.kill(pid, signal.SIGTERM)
+    if _wait(lambda: not is_hypercorn(pid), timeout):
+        return _say(f"stopped (pid {pid})", LSB.OK)
+    os.kill(pid, signal.SIGKILL)  # its workers die with it
+    if not _wait(lambda: not is_hypercorn(pid), 10):
+        return _say(f"pid {pid} survived SIGKILL", LSB.FAILURE)
+    if remove_pid_file(path, pid):
+        _remove_state(path)
+    return _say(f"killed (pid {pid}) after {timeout:g} s", LSB.OK)
+
+
+def _remove_state(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(state_path(path))
+
+
+def _counters(path: str) -> tuple[int, int]:
+    state = read_state(path)
+    return int(state.get("reloads", 0)), int(state.get("reload_failures", 0))
+
+
+def reload(path: str, timeout: float) -> int:
+    """HUP, then wait until the rolling reload completed (0) or was aborted (1)."""
+    pid = live_pid(path)
+    if pid is None:
+        return _say("not running", LSB.NOT_RUNNING)
+    before = _counters(path)
+    os.kill(pid, signal.SIGHUP)
+    if not _wait(lambda: _counters(path) != before or not is_hypercorn(pid), timeout):
+        return _say(f"reload still under way after {timeout:g} s", LSB.FAILURE)
+    _reloads, failures = _counters(path)
+    if not is_hypercorn(pid):
+        return _say("the server stopped during the reload", LSB.FAILURE)
+    if failures > before[1]:
+        return _say("reload failed: the new workers did not boot; the old ones keep serving "
+                    "(see the error log)", LSB.FAILURE)  # fmt: skip
+    workers = read_state(path).get("workers", "?")
+    return _say(f"reloaded (pid {pid}, {workers} workers ready)", LSB.OK)
+
+
+def upgrade(path: str, timeout: float) -> int:
+    """USR2, then wait until a new master owns the PID file and the old one is gone."""
+    old = live_pid(path)
+    if old is None:
+        return _say("not running", LSB.NOT_RUNNING)
+    second = f"{path}.2"
+    seen_second = False
+
+    def done() -> bool:
+        nonlocal seen_second
+        seen_second = seen_second or os.path.exists(second)
+        new = read_pid_file(path)
+        if new != old and new is not None and not is_hypercorn(old):
+            return not os.path.exists(second)
+        # The new master wrote <pidfile>.2 and went away without taking over.
+        return seen_second and not os.path.exists(second) and new == old
+
+    os.kill(old, signal.SIGUSR2)
+    if not _wait(done, timeout):
+        return _say(f"upgrade still under way after {timeout:g} s", LSB.FAILURE)
+    new = read_pid_file(path)
+    if new == old:
+        return _say("upgrade failed: the new master did not start (see the error log); "
+                    f"pid {old} keeps serving", LSB.FAILURE)  # fmt: skip
+    return _say(f"upgraded (pid {old} -> {new})", LSB.OK)
+
+
+def rotate(path: str) -> int:
+    """USR1: the master and the workers reopen their log files."""
+    pid = live_pid(path)
+    if pid is None:
+        return _say("not running", LSB.NOT_RUNNING)
+    os.kill(pid, signal.SIGUSR1)
+    return _say(f"log files reopened (pid {pid})", LSB.OK)

@@ -1,0 +1,127 @@
+"""``--daemon``: detached for real, and the launcher's verdict (issue tests 1 to 3)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import psutil
+
+from tests.daemon.helpers import (
+    APP,
+    Daemons,
+    alive,
+    listener,
+    pid_in,
+    run_hypercorn,
+    scaled,
+    wait_for,
+)
+from tests.supervisor.harness import request
+
+# Lifespan startup marks the moment the application is up.
+SLOW_START_APP = APP.replace(
+    "            message = await receive()\n",
+    "            message = await receive()\n"
+    "            if message['type'] == 'lifespan.startup':\n"
+    "                await asyncio.sleep(0.5)\n"
+    "                open('started-' + str(os.getpid()), 'w').close()\n",
+)
+
+
+def test_daemon_detaches_serves_and_stops(tmp_path: Path, daemons: Daemons) -> None:
+    (tmp_path / "app.py").write_text(SLOW_START_APP)
+    pid_file = tmp_path / "hc.pid"
+    with listener() as sock:
+        port = sock.getsockname()[1]
+        launched = run_hypercorn(
+            "--daemon", "--pid", "hc.pid", "-w", "2", "-b", f"fd://{sock.fileno()}", "app:app",
+            cwd=tmp_path, pass_fds=(sock.fileno(),),
+        )  # fmt: skip
+    assert launched.returncode == 0, launched.stderr
+    master = daemons.track(pid_file)
+    # The launcher returned only once both workers had started their application.
+    assert len(list(tmp_path.glob("started-*"))) == 2
+    assert request(port, "/", timeout=5)[0] == 200
+    process = psutil.Process(master)
+    assert process.terminal() is None
+    assert os.getsid(master) == master or os.getsid(master) != os.getsid(0)
+    assert os.getsid(master) != master, "the daemon must not be a session leader"
+    assert os.getsid(master) != os.getsid(0), "the daemon must leave the test's session"
+    assert process.ppid() not in (os.getpid(), 0)
+    assert os.getpid() not in {p.pid for p in process.parents()}
+
+    status = run_hypercorn("ctl", "status", "--pid", "hc.pid", cwd=tmp_path)
+    assert status.returncode == 0, status.stdout
+    assert f"running (pid {master}" in status.stdout
+    stop = run_hypercorn("ctl", "stop", "--pid", "hc.pid", cwd=tmp_path)
+    assert stop.returncode == 0, stop.stdout
+    assert not alive(master)  # stop waited for it
+    status = run_hypercorn("ctl", "status", "--pid", "hc.pid", cwd=tmp_path)
+    assert status.returncode == 3, status.stdout
+    assert not pid_file.exists()
+    again = run_hypercorn("ctl", "stop", "--pid", "hc.pid", cwd=tmp_path)
+    assert again.returncode == 0 and "not running" in again.stdout
+
+
+def test_second_start_is_refused_and_a_stale_pid_file_replaced(
+    tmp_path: Path, daemons: Daemons
+) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    pid_file = tmp_path / "hc.pid"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    pid_file.write_text(f"{dead.pid}\n")  # a PID that no longer runs
+    with listener() as sock, listener() as other:
+        first = run_hypercorn(
+            "-D", "-p", "hc.pid", "-b", f"fd://{sock.fileno()}", "app:app",
+            cwd=tmp_path, pass_fds=(sock.fileno(),),
+        )  # fmt: skip
+        assert first.returncode == 0, first.stderr
+        assert "replacing stale PID file" in first.stderr
+        master = daemons.track(pid_file)
+        assert master != dead.pid
+        second = run_hypercorn(
+            "-D", "-p", "hc.pid", "-b", f"fd://{other.fileno()}", "app:app",
+            cwd=tmp_path, pass_fds=(other.fileno(),),
+        )  # fmt: skip
+    assert second.returncode == 7, second.stderr
+    assert second.stderr.strip().endswith(f"already running (pid {master}, PID file {pid_file})")
+    assert pid_in(pid_file) == master
+    assert alive(master)
+    os.kill(master, signal.SIGTERM)
+    wait_for(lambda: not alive(master), 15, "the master to stop")
+    assert not pid_file.exists()
+
+
+def test_daemon_whose_app_fails_to_import_reports_it(tmp_path: Path, daemons: Daemons) -> None:
+    (tmp_path / "broken.py").write_text("import no_such_dependency_here\n")
+    with listener() as sock:
+        launched = run_hypercorn(
+            "-D", "-p", "hc.pid", "-b", f"fd://{sock.fileno()}", "broken:app",
+            cwd=tmp_path, pass_fds=(sock.fileno(),),
+        )  # fmt: skip
+    assert launched.returncode == 4, launched.stderr
+    assert "No module named 'no_such_dependency_here'" in launched.stderr
+    assert "cannot import application 'broken:app'" in launched.stderr
+    assert not (tmp_path / "hc.pid").exists()
+
+
+def test_daemon_writes_its_output_to_the_error_log_file(tmp_path: Path, daemons: Daemons) -> None:
+    (tmp_path / "app.py").write_text(APP + "\nprint('printed by the app', flush=True)\n")
+    with listener() as sock:
+        port = sock.getsockname()[1]
+        launched = run_hypercorn(
+            "-D", "-p", "hc.pid", "--error-logfile", "error.log", "-b", f"fd://{sock.fileno()}",
+            "app:app", cwd=tmp_path, pass_fds=(sock.fileno(),),
+        )  # fmt: skip
+    assert launched.returncode == 0, launched.stderr
+    master = daemons.track(tmp_path / "hc.pid")
+    assert request(port)[0] == 200
+    log = tmp_path / "error.log"
+    wait_for(lambda: "printed by the app" in log.read_text(), 10, "the app's print in the log")
+    assert "Worker" in log.read_text()
+    os.kill(master, signal.SIGTERM)
+    wait_for(lambda: not alive(master), scaled(15), "the master to stop")
