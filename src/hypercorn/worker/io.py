@@ -20,6 +20,11 @@ Writing is flow-controlled by the transport: between ``pause_writing`` and
 while the client does not read. Connection loss ends every stream
 (``StreamClosed`` from ``connection_lost``) and wakes every drain waiter.
 
+Draining (the worker stops): an idle HTTP/1.1 connection lingers for the
+context's ``drain_grace``, so that a request the client is sending at that
+instant is served, with ``connection: close``, instead of meeting a closed
+connection; it closes when the grace ends with no byte of a request received.
+
 There is no task per connection: only the application's task per request.
 """
 
@@ -79,6 +84,7 @@ class HTTPConnection(asyncio.Protocol):
         "_closing",
         "_deadline",
         "_drain_waiters",
+        "_grace",
         "_h2",
         "_lost",
         "_reading_paused",
@@ -111,6 +117,7 @@ class HTTPConnection(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._grace: asyncio.TimerHandle | None = None  # draining: the idle linger
         self._h2: H2Protocol | None = None
         self._sniffed: bytes | None = None  # plain TCP: the first bytes, until h2 or not
 
@@ -128,10 +135,9 @@ class HTTPConnection(asyncio.Protocol):
             if not self.secure:
                 self._sniffed = b""
         self.ctx.add_connection(self)
-        if self.ctx.draining:
-            self._close()
-            return
         self._flush()
+        if self.ctx.draining:
+            self.shutdown()  # accepted as the worker stopped: its request is still served
 
     def data_received(self, data: bytes) -> None:
         if self._sniffed is not None:
@@ -189,6 +195,7 @@ class HTTPConnection(asyncio.Protocol):
         self._lost = True
         self._closing = True
         self._cancel_timer()
+        self._cancel_grace()
         if self.protocol is not None:
             self.protocol.connection_lost()
             self._dispatch()
@@ -266,9 +273,13 @@ class HTTPConnection(asyncio.Protocol):
         self.streams.pop(stream_id, None)
         self._receive_paused.discard(stream_id)
         if self.ctx.draining and not self.streams and self._h2 is None:
-            self._close()  # HTTP/2 closes once its protocol has sent every stream's end
+            self._linger()  # HTTP/2 closes once its protocol has sent every stream's end
 
     # -- Drainable (shutdown) -------------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        return not self.streams and not self._closing
 
     def shutdown(self) -> None:
         if self._h2 is not None:
@@ -277,7 +288,7 @@ class HTTPConnection(asyncio.Protocol):
                 self._step()
             return
         if not self.streams:
-            self._close()
+            self._linger()
             return
         for stream in list(self.streams.values()):
             if type(stream) is WebSocketStream:
@@ -286,6 +297,7 @@ class HTTPConnection(asyncio.Protocol):
     def abort(self) -> None:
         self._closing = True
         self._cancel_timer()
+        self._cancel_grace()
         if self.transport is not None:
             self.transport.abort()
 
@@ -398,11 +410,38 @@ class HTTPConnection(asyncio.Protocol):
             self._timer = None
         self._deadline = None
 
+    def _linger(self) -> None:
+        """Draining and idle: close once ``drain_grace`` passes with no request coming."""
+        if self._closing or self._grace is not None:
+            return
+        if not isinstance(self.protocol, H11Protocol):
+            self._close()
+            return
+        self._grace = self.loop.call_later(self.ctx.drain_grace, self._grace_over)
+
+    def _grace_over(self) -> None:
+        self._grace = None
+        if self._closing or self.streams:
+            return  # the stream's end closes it, or lingers again
+        protocol = self.protocol
+        if self._sniffed or (isinstance(protocol, H11Protocol) and not protocol.idle):
+            # Part of a request is in: wait for the rest (the read timeout,
+            # or graceful_timeout at the latest, still applies).
+            self._linger()
+            return
+        self._close()
+
+    def _cancel_grace(self) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+
     def _close(self) -> None:
         if self._closing:
             return
         self._closing = True
         self._cancel_timer()
+        self._cancel_grace()
         if self.transport is not None:
             self.transport.close()
 

@@ -9,11 +9,14 @@ Theory of operation
    ``HTTPConnection`` per accepted connection (TLS on the secure sockets,
    with ALPN limited to the protocols this worker speaks);
 3. wait for the shutdown trigger: the caller's awaitable, a
-   ``multiprocessing.Event`` watched by polling, and/or SIGINT/SIGTERM;
-4. graceful shutdown: close the servers (stop accepting), close idle
-   keep-alive connections at once and busy ones after their response, wait
-   up to ``graceful_timeout`` for in-flight requests and app tasks, then
-   abort what is left;
+   ``multiprocessing.Event`` watched by polling, and/or SIGINT/SIGTERM, or
+   the worker's request limit (checked as each request starts, so it stops
+   accepting at once: see ``WorkerContext``);
+4. graceful shutdown: close the servers (stop accepting), let each
+   connection close after its current response or, when idle, after one more
+   request or a short grace (see ``worker/io.py``), wait up to
+   ``graceful_timeout`` for in-flight requests and app tasks, then abort what
+   is left;
 5. lifespan shutdown.
 
 If the worker is cancelled or fails at any point after step 1, steps 4 (at
@@ -100,6 +103,8 @@ def run_worker(
     ready: Callable[[], None] | None = None,
     heartbeat: Callable[[int], None] | None = None,
     heartbeat_interval: float = 1.0,
+    request_limit: int | None = None,
+    limit_reached: Callable[[int], None] | None = None,
 ) -> int:
     """Load ``config.application_path`` and serve it on ``sockets`` in a new event loop.
 
@@ -115,6 +120,9 @@ def run_worker(
         heartbeat: called from the event loop every ``heartbeat_interval`` seconds
             while serving, with the number of requests served so far.
         heartbeat_interval: seconds between heartbeats.
+        request_limit: requests after which the worker stops by itself.
+        limit_reached: called with the count once the limit is reached, as the
+            worker stops accepting.
 
     Returns:
         The exit code, 0.
@@ -140,6 +148,8 @@ def run_worker(
         ready=ready,
         heartbeat=heartbeat,
         heartbeat_interval=heartbeat_interval,
+        request_limit=request_limit,
+        limit_reached=limit_reached,
     )
     worker_loop.run(main, config.worker_class, debug=config.debug)
     return 0
@@ -155,6 +165,8 @@ async def serve_sockets(
     ready: Callable[[], None] | None = None,
     heartbeat: Callable[[int], None] | None = None,
     heartbeat_interval: float = 1.0,
+    request_limit: int | None = None,
+    limit_reached: Callable[[int], None] | None = None,
 ) -> None:
     """Serve an (already wrapped) app on ``sockets`` until shutdown; see the module doc.
 
@@ -168,6 +180,8 @@ async def serve_sockets(
         heartbeat: called every ``heartbeat_interval`` seconds while serving, with
             the number of requests served so far.
         heartbeat_interval: seconds between heartbeats.
+        request_limit: requests after which the worker stops by itself.
+        limit_reached: called with the count once the limit is reached.
 
     Raises:
         LifespanFailureError, LifespanTimeoutError: the app's startup or shutdown failed.
@@ -186,13 +200,26 @@ async def serve_sockets(
     servers: list[asyncio.Server] = []
     beat: _Heartbeat | None = None
     drained = False
+    limit_hit = asyncio.Event()
+
+    def stop_at_limit() -> None:
+        # Synchronously, from the request that reached it: no accept in between.
+        for server in servers:
+            server.close()
+        ctx.begin_drain()
+        if limit_reached is not None:
+            limit_reached(ctx.requests_served)
+        limit_hit.set()
+
     try:
         servers = await _start_servers(ctx, sockets)
+        if request_limit is not None:
+            ctx.limit_requests(request_limit, stop_at_limit)
         if ready is not None:
             ready()
         if heartbeat is not None:
             beat = _Heartbeat(ctx, heartbeat, heartbeat_interval)
-        await _wait_for_shutdown(loop, shutdown_trigger, handle_signals)
+        await _wait_for_shutdown(loop, shutdown_trigger, handle_signals, limit_hit)
         for server in servers:
             server.close()
         ctx.begin_drain()
@@ -280,9 +307,13 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
 
 
 async def _wait_for_shutdown(
-    loop: asyncio.AbstractEventLoop, trigger: ShutdownTrigger | None, handle_signals: bool
+    loop: asyncio.AbstractEventLoop,
+    trigger: ShutdownTrigger | None,
+    handle_signals: bool,
+    limit_hit: asyncio.Event,
 ) -> None:
-    """Return once the trigger returns (or raises ``ShutdownError``) or a signal arrives."""
+    """Return once the trigger returns (or raises ``ShutdownError``), a signal
+    arrives or the request limit is hit."""
     signalled = asyncio.Event()
     installed: list[signal.Signals] = []
     if handle_signals and threading.current_thread() is threading.main_thread():
@@ -290,14 +321,13 @@ async def _wait_for_shutdown(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, signalled.set)
                 installed.append(signum)
-    waiters: list[asyncio.Future[Any]] = []
+    # Without a limit, this one waits until cancelled.
+    waiters: list[asyncio.Future[Any]] = [loop.create_task(limit_hit.wait())]
     try:
         if installed:
             waiters.append(loop.create_task(signalled.wait()))
         if trigger is not None:
             waiters.append(asyncio.ensure_future(trigger()))
-        if not waiters:
-            waiters.append(loop.create_future())  # serve until cancelled
         done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         for waiter in done:
             with contextlib.suppress(ShutdownError):

@@ -510,8 +510,8 @@ class H2Protocol:
 
     def _remote_ended(self, stream_id: int) -> None:
         stream = self._streams.get(stream_id)
-        if stream is None:
-            return
+        if stream is None or stream.remote_ended:
+            return  # HEADERS with END_STREAM was reported with the request
         stream.remote_ended = True
         if stream_id in self._websockets:
             self._websocket_output(

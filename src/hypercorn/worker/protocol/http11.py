@@ -267,6 +267,11 @@ class H11Protocol:
         return self._state is _State.CLOSED
 
     @property
+    def idle(self) -> bool:
+        """True between requests, before any byte of the next one has arrived."""
+        return self._state is _State.HEAD and not self._buf
+
+    @property
     def reading_paused(self) -> bool:
         """True while more than a head's worth of pipelined input is held."""
         return self._state is _State.CLOSED or len(self._buf) > self._max_head
