@@ -11,7 +11,7 @@ import h2.events
 import h2.settings
 import pytest
 from wsproto.connection import Connection, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, TextMessage
+from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
 from tests.e2e.conftest import close_raw, open_raw, running_server, scaled
 from tests.e2e.test_websocket import echo_app
@@ -190,4 +190,18 @@ async def test_plain_connect_is_still_refused() -> None:
         client.flush()
         headers = await client.response(stream_id)
         assert headers[b":status"] == b"405"
+        await close_raw(writer)
+
+
+async def test_ping_interval_over_a_stream() -> None:
+    async with running_server(echo_app, websocket_ping_interval=0.05) as address:
+        reader, writer = await open_raw(address)
+        client = H2Client(reader, writer)
+        await client.start()
+        stream_id = client.connect()
+        await client.response(stream_id)
+        ws = Connection(ConnectionType.CLIENT)
+        pings = 0
+        while pings < 2:
+            pings += sum(isinstance(e, Ping) for e in await client.frames(stream_id, ws))
         await close_raw(writer)

@@ -293,17 +293,28 @@ class H2Protocol:
         return self._conn.data_to_send()
 
     def handle_timer(self, now: float) -> None:
-        """Close an idle connection once ``keep_alive_timeout`` has passed."""
+        """Close an idle connection once ``keep_alive_timeout`` has passed.
+
+        While streams are open, run the WebSockets' timers (pings, close timeouts).
+        """
         self._now = now
+        if self._streams and not self._closed:
+            for stream_id, events, data, ended in self._websockets.handle_timer(now):
+                if (stream := self._streams.get(stream_id)) is not None:
+                    self._websocket_output(stream_id, stream, events, data, ended)
+            return
         deadline = self.next_deadline()
         if deadline is not None and now >= deadline:
             self._goaway(ErrorCodes.NO_ERROR)
             self._closed = True
 
     def next_deadline(self) -> float | None:
-        """The end of the keep-alive period while no stream is open."""
-        if self._streams or self._closed:
+        """The end of the keep-alive period while no stream is open, else the
+        WebSockets' next timer."""
+        if self._closed:
             return None
+        if self._streams:
+            return self._websockets.next_deadline()
         return self._idle_since + self._keep_alive_timeout
 
     @property

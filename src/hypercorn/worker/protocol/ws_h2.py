@@ -82,6 +82,23 @@ class H2WebSockets:
         ws.send(event, now)
         return self._result(event.stream_id, ws)
 
+    def next_deadline(self) -> float | None:
+        """The earliest timer (ping interval, close timeout) of any WebSocket."""
+        if not self._sockets:
+            return None
+        deadlines = [d for ws in self._sockets.values() if (d := ws.next_deadline()) is not None]
+        return min(deadlines, default=None)
+
+    def handle_timer(self, now: float) -> list[tuple[int, list[InboundEvent], bytes, bool]]:
+        """Run the expired timers: per stream, what ``receive`` would return."""
+        results: list[tuple[int, list[InboundEvent], bytes, bool]] = []
+        for stream_id, ws in list(self._sockets.items()):
+            deadline = ws.next_deadline()
+            if deadline is not None and now >= deadline:
+                ws.handle_timer(now)
+                results.append((stream_id, *self._result(stream_id, ws)))
+        return results
+
     def forget(self, stream_id: int) -> list[InboundEvent]:
         """The stream is gone (reset, or the connection lost): end its WebSocket."""
         ws = self._sockets.pop(stream_id, None)
