@@ -114,10 +114,13 @@ def test_request_body_window_given_back_only_when_consumed() -> None:
     pair.to_client()
     assert pair.client.local_flow_control_window(1) == 65535 - 16000  # below h2's threshold
     pair.client.send_data(1, b"z" * 16000)
+    pair.client.send_data(1, b"z" * 8000)
     pair.to_server()
-    pair.server.acknowledge(1, 16000)
     pair.to_client()
-    assert pair.client.local_flow_control_window(1) == 65535
+    assert pair.client.local_flow_control_window(1) == 65535 - 40000
+    pair.server.acknowledge(1, 24000)
+    pair.to_client()
+    assert pair.client.local_flow_control_window(1) > 65535 - 40000  # a WINDOW_UPDATE came
 
 
 def test_response_waits_for_the_peer_window() -> None:
