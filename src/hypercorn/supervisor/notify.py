@@ -52,7 +52,7 @@ class Notifier:
         mine = not pid or pid == str(os.getpid())
         if self._socket is not None and usec.isdigit() and int(usec) > 0 and mine:
             self.watchdog_interval = int(usec) / 2_000_000
-        self._next_watchdog = time.monotonic()
+        self._next_watchdog = 0.0  # the first one is due at once
 
     @property
     def enabled(self) -> bool:

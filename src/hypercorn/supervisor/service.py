@@ -247,6 +247,8 @@ class MasterService:
 
     def _status(self) -> str:
         ready, target = self._counts
+        if self._state == "reloading":  # the old workers serve meanwhile
+            return f"Reloading: {ready} of {target} new worker(s) ready"
         return f"{ready} of {target} worker(s) ready"
 
     def _save_state(self) -> None:
