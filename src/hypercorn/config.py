@@ -123,6 +123,8 @@ class Config:
         statsd_host: str | None
         statsd_prefix: str
         dogstatsd_tags: str
+        proxy_protocol: list[str]
+        forwarded_allow_ips: list[str]
         application_path: str | None
 
     def __init__(self) -> None:

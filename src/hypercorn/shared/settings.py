@@ -218,6 +218,17 @@ SETTINGS: tuple[Setting, ...] = (
        "Prefix of every statsd metric.", "--statsd-prefix"),
     _s("dogstatsd_tags", "Metrics", "str", "", v.string(),
        "Comma-separated DogStatsD tags added to every metric."),
+    # --- Proxies -------------------------------------------------------------------
+    _s("proxy_protocol", "Proxies", "list[str]", (), v.string_list,
+       "Plain-text binds whose connections start with a PROXY protocol header (v1 or v2): "
+       "bind strings as given to `bind`/`insecure_bind`, or `*` for every plain-text bind. "
+       "The scope's client is the one the header names; a connection without a valid header, "
+       "or from a peer not in `forwarded_allow_ips`, is closed.",
+       "--proxy-protocol", action="append", metavar="ADDRESS"),
+    _s("forwarded_allow_ips", "Proxies", "list[str]", ("127.0.0.1", "::1"), v.ip_networks,
+       "Proxies trusted to send a PROXY header: IP addresses or networks (comma-separated "
+       "on the command line), or `*` for any. Unix socket peers are always trusted.",
+       "--forwarded-allow-ips", metavar="ADDRESSES"),
 )
 # fmt: on
 

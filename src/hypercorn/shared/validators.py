@@ -9,6 +9,7 @@ config file can hold: native types, and strings where the CLI provides them.
 from __future__ import annotations
 
 import grp
+import ipaddress
 import logging
 import pwd
 import re
@@ -135,6 +136,21 @@ def string_list(name: str, value: Any) -> list[str]:
         if all(isinstance(item, str) for item in items):
             return items
     raise _fail(name, value, "a string or a list of strings")
+
+
+def ip_networks(name: str, value: Any) -> list[str]:
+    """IP addresses and networks, or ``*``: a list, or one comma-separated string."""
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    else:
+        items = [item.strip() for item in string_list(name, value)]
+    for item in items:
+        if item != "*":
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise _fail(name, item, "IP addresses or networks, or *") from None
+    return [item for item in items if item]
 
 
 def choice(*options: str) -> Converter:

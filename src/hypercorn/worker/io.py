@@ -55,6 +55,7 @@ from hypercorn.worker.protocol.events import (
 )
 from hypercorn.worker.protocol.h2 import PREFACE, H2Protocol
 from hypercorn.worker.protocol.http11 import H11Protocol
+from hypercorn.worker.protocol.proxy import ProxyHeaderReader, ProxyProtocolError, TrustedAddresses
 from hypercorn.worker.protocol.ws import WSConnection
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ class HTTPConnection(asyncio.Protocol):
         "_grace",
         "_h2",
         "_lost",
+        "_proxy",
+        "_proxy_trust",
         "_reading_paused",
         "_receive_paused",
         "_sniffed",
@@ -101,7 +104,9 @@ class HTTPConnection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, ctx: WorkerContext, *, secure: bool) -> None:
+    def __init__(
+        self, ctx: WorkerContext, *, secure: bool, proxy: TrustedAddresses | None = None
+    ) -> None:
         self.ctx = ctx
         self.loop = ctx.loop
         self.secure = secure
@@ -120,6 +125,8 @@ class HTTPConnection(asyncio.Protocol):
         self._grace: asyncio.TimerHandle | None = None  # draining: the idle linger
         self._h2: H2Protocol | None = None
         self._sniffed: bytes | None = None  # plain TCP: the first bytes, until h2 or not
+        self._proxy_trust = proxy  # a PROXY protocol bind: whose headers are believed
+        self._proxy: ProxyHeaderReader | None = None  # until the PROXY header is read
 
     # -- asyncio.Protocol -------------------------------------------------------
 
@@ -135,11 +142,21 @@ class HTTPConnection(asyncio.Protocol):
             if not self.secure:
                 self._sniffed = b""
         self.ctx.add_connection(self)
+        if self._proxy_trust is not None:
+            client = self.info.client
+            if (client[0] if client is not None else None) not in self._proxy_trust:
+                self._refuse_proxy("peer not in forwarded_allow_ips")
+                return
+            self._proxy = ProxyHeaderReader()
         self._flush()
         if self.ctx.draining:
             self.shutdown()  # accepted as the worker stopped: its request is still served
 
     def data_received(self, data: bytes) -> None:
+        if self._proxy is not None:
+            data = self._read_proxy_header(data)
+            if not data:
+                return
         if self._sniffed is not None:
             data = self._sniff(data)
             if not data:
@@ -183,7 +200,30 @@ class HTTPConnection(asyncio.Protocol):
             self._h2.receive_data(rest, now)
         self._dispatch()  # the upgrading request, now stream 1
 
+    def _read_proxy_header(self, data: bytes) -> bytes:
+        """Feed the PROXY header reader; the client's bytes after the header, once read."""
+        assert self._proxy is not None and self.info is not None
+        try:
+            header = self._proxy.receive_data(data)
+        except ProxyProtocolError as error:
+            self._refuse_proxy(str(error))
+            return b""
+        if header is None:
+            return b""
+        self._proxy = None
+        if header.client is not None:
+            self.info = dataclasses.replace(self.info, client=header.client, server=header.server)
+        return header.remaining
+
+    def _refuse_proxy(self, reason: str) -> None:
+        client = self.info.client if self.info is not None else None
+        self.ctx.log.error_logger.debug("PROXY protocol: closing %s: %s", client, reason)
+        self._close()
+
     def eof_received(self) -> bool:
+        if self._proxy is not None:
+            self._refuse_proxy("connection closed before the PROXY header ended")
+            return False
         assert self.protocol is not None
         self.protocol.receive_data(b"", self.loop.time())
         self._step()

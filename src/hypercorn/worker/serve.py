@@ -44,6 +44,7 @@ from hypercorn.worker import loop as worker_loop
 from hypercorn.worker.asgi.lifespan import Lifespan
 from hypercorn.worker.context import WorkerContext
 from hypercorn.worker.io import SERVED_ALPN_PROTOCOLS, HTTPConnection
+from hypercorn.worker.proxy_binds import ProxyBinds
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event as MPEvent
@@ -252,11 +253,14 @@ async def _start_servers(ctx: WorkerContext, sockets: Sockets) -> list[asyncio.S
     ssl_context = _ssl_context(config) if sockets.secure_sockets else None
     listeners = [(sock, True) for sock in sockets.secure_sockets]
     listeners += [(sock, False) for sock in sockets.insecure_sockets]
+    binds = ProxyBinds(config) if config.proxy_protocol else None
+    with_header = binds.choose(listeners) if binds is not None else [False] * len(listeners)
     servers: list[asyncio.Server] = []
     try:
-        for sock, secure in listeners:
+        for (sock, secure), proxied in zip(listeners, with_header, strict=True):
             address = repr_socket_addr(sock.family, sock.getsockname())
-            factory = functools.partial(HTTPConnection, ctx, secure=secure)
+            trusted = binds.trusted if binds is not None and proxied else None
+            factory = functools.partial(HTTPConnection, ctx, secure=secure, proxy=trusted)
             if secure:
                 server = await ctx.loop.create_server(
                     factory,
@@ -269,6 +273,8 @@ async def _start_servers(ctx: WorkerContext, sockets: Sockets) -> list[asyncio.S
                 server = await ctx.loop.create_server(factory, sock=sock, backlog=config.backlog)
             servers.append(server)
             scheme = "https" if secure else "http"
+            if proxied:
+                address += " (PROXY protocol)"
             await config.log.info("Running on %s://%s (CTRL + C to quit)", scheme, address)
     except BaseException:
         for server in servers:
