@@ -33,6 +33,9 @@ pytest: $(STAMP)
 # System tools the tests drive (curl, nghttp/h2load); installed from Debian when missing.
 tools:
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null && \
+	 { command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq nginx haproxy; }
 	@command -v h2load >/dev/null && command -v nghttp >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq nghttp2-client; }
 	@command -v chromium >/dev/null && command -v npm >/dev/null || \
