@@ -22,7 +22,11 @@ pytestmark = pytest.mark.asyncio
         (None, http_scope("/x", root_path="/caf\u00e9"), b"https://example.com/caf%C3%A9/x"),
         (None, http_scope("/app/x", root_path="/app"), b"https://example.com/app/x"),
         (None, http_scope("/app", root_path="/app"), b"https://example.com/app"),
-        (None, http_scope("/application", root_path="/app"), b"https://example.com/app/application"),
+        (
+            None,
+            http_scope("/application", root_path="/app"),
+            b"https://example.com/app/application",
+        ),
     ],
 )
 async def test_http_is_redirected_307_keeping_path_query_and_root_path(
