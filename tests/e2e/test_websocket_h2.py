@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 import pytest
 from wsproto.connection import Connection, ConnectionType
@@ -205,3 +207,28 @@ async def test_ping_interval_over_a_stream() -> None:
         while pings < 2:
             pings += sum(isinstance(e, Ping) for e in await client.frames(stream_id, ws))
         await close_raw(writer)
+
+
+async def test_server_shutdown_is_1001() -> None:
+    async with running_server(echo_app, graceful_timeout=scaled(1)) as address:
+        reader, writer = await open_raw(address)
+        client = H2Client(reader, writer)
+        await client.start()
+        stream_id = client.connect()
+        await client.response(stream_id)
+        ws = Connection(ConnectionType.CLIENT)
+
+        async def answer_close() -> int:
+            while True:
+                for event in await client.frames(stream_id, ws):
+                    if isinstance(event, CloseConnection):
+                        # The h2 client refuses to send once it has seen GOAWAY.
+                        with contextlib.suppress(h2.exceptions.ProtocolError):
+                            client.conn.send_data(stream_id, ws.send(event.response()))
+                            client.flush()
+                        return int(event.code)
+
+        task = asyncio.create_task(answer_close())
+    # Leaving the block drained the server: the WebSocket was closed with 1001.
+    assert await asyncio.wait_for(task, scaled(5)) == 1001
+    await close_raw(writer)

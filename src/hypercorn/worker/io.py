@@ -324,12 +324,17 @@ class HTTPConnection(asyncio.Protocol):
     def shutdown(self) -> None:
         if self._h2 is not None:
             if not self._closing:
+                self._close_websockets()  # close frames first: some clients stop at GOAWAY
                 self._h2.begin_drain()
                 self._step()
             return
         if not self.streams:
             self._linger()
             return
+        self._close_websockets()
+
+    def _close_websockets(self) -> None:
+        """Draining: close every accepted WebSocket with 1001 (going away)."""
         for stream in list(self.streams.values()):
             if type(stream) is WebSocketStream:
                 stream.shutdown()
