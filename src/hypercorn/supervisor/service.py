@@ -44,7 +44,12 @@ from hypercorn.shared.cli import PROG, ExitCode
 from hypercorn.supervisor import pidfile
 from hypercorn.supervisor.daemon import current_link
 from hypercorn.supervisor.notify import Notifier, monotonic_usec
-from hypercorn.supervisor.upgrade import Upgrade, in_upgrade_fork, inherited_from
+from hypercorn.supervisor.upgrade import (
+    Upgrade,
+    in_upgrade_fork,
+    inherited_from,
+    socket_activated,
+)
 
 if TYPE_CHECKING:
     import logging
@@ -223,8 +228,9 @@ class MasterService:
 
     @property
     def keeps_unix_sockets(self) -> bool:
-        """True when a successor serves on the same socket files."""
-        return self._handing_over
+        """True when the socket files are not ours to remove: a successor serves on
+        them, or systemd made them (socket activation)."""
+        return self._handing_over or socket_activated()
 
     def finish(self, code: int) -> None:
         """At exit: release the PID file (if still ours), tell a waiting launcher."""

@@ -39,7 +39,13 @@ if TYPE_CHECKING:
 
     from hypercorn.config import Config
 
-__all__ = ["Upgrade", "in_upgrade_fork", "inherited_from", "inherited_sockets"]
+__all__ = [
+    "Upgrade",
+    "in_upgrade_fork",
+    "inherited_from",
+    "inherited_sockets",
+    "socket_activated",
+]
 
 ENV_FDS = "HYPERCORN_UPGRADE_FDS"
 ENV_FROM = "HYPERCORN_UPGRADE_FROM"
@@ -49,6 +55,16 @@ STARTED_IN = os.getcwd()  # where relative paths of the command line resolve
 
 _inherited: dict[str, str] = {}
 _forking = False
+# Noted at import, before the listeners are taken (which clears the variables):
+# socket files that systemd made are systemd's to remove, never ours.
+_SOCKET_ACTIVATED = os.environ.get("LISTEN_FDS", "").isdigit() and os.environ.get(
+    "LISTEN_PID", str(os.getpid())
+) == str(os.getpid())
+
+
+def socket_activated() -> bool:
+    """Whether systemd handed this process its listeners (``LISTEN_FDS``)."""
+    return _SOCKET_ACTIVATED
 
 
 def _take_environment() -> dict[str, str]:
