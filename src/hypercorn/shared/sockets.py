@@ -207,6 +207,35 @@ def create_sockets(
     return created
 
 
+def reuse_port_twin(sock: socket.socket) -> socket.socket:
+    """Another socket bound to ``sock``'s address in its ``SO_REUSEPORT`` group.
+
+    The kernel spreads datagrams over the sockets of the group by flow, so
+    each process that reads its own twin keeps its own flows (QUIC).
+
+    Returns:
+        The new socket (non-blocking, inheritable), or ``sock`` itself when it
+        is not in a ``SO_REUSEPORT`` group (an inherited one): it is then shared.
+
+    Raises:
+        OSError: the address cannot be bound again.
+    """
+    reuse_port = getattr(socket, "SO_REUSEPORT", None)
+    if reuse_port is None or not sock.getsockopt(socket.SOL_SOCKET, reuse_port):
+        return sock
+    twin = socket.socket(sock.family, sock.type)
+    try:
+        twin.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        twin.setsockopt(socket.SOL_SOCKET, reuse_port, 1)
+        twin.bind(sock.getsockname())
+    except BaseException:
+        twin.close()
+        raise
+    twin.setblocking(False)
+    twin.set_inheritable(True)
+    return twin
+
+
 SD_LISTEN_FDS_START = 3
 
 

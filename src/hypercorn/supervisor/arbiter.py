@@ -32,6 +32,15 @@ master at once with the worker's own exit code and message. During a reload,
 the first new worker that fails to boot aborts the reload: the workers still
 serving are adopted as current, the error is logged, nothing else changes.
 
+QUIC. Every TCP and unix listener is shared by all workers, but a QUIC
+connection must stay with the worker that holds its state, so each worker
+*slot* (0 .. ``num_workers`` - 1) has its own ``SO_REUSEPORT`` UDP socket per
+``quic_bind``, bound by the master before any fork and kept open by it: the
+kernel keeps a flow on one socket of the group, and datagrams queue while the
+slot's worker is replaced. A new worker takes the lowest slot no fresh worker
+holds, and a stale worker whose slot a fresh one has taken is retired first.
+A child closes the other slots' sockets.
+
 Stopping. TERM sets every worker's Event and waits up to ``graceful_timeout``
 (plus a second of slack for the worker's own abort) before SIGKILL; INT and
 QUIT send QUIT (the worker exits at once) and SIGKILL after a second. The
@@ -49,14 +58,15 @@ import os
 import random
 import selectors
 import signal
+import socket
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from hypercorn.shared.cli import ExitCode, fail
 from hypercorn.shared.messages import MessageKind
-from hypercorn.shared.sockets import parse_bind
+from hypercorn.shared.sockets import Sockets, parse_bind, reuse_port_twin
 from hypercorn.supervisor.service import MasterService
 from hypercorn.supervisor.signals import SignalQueue
 from hypercorn.supervisor.watcher import Watcher
@@ -66,7 +76,6 @@ if TYPE_CHECKING:
     import logging
 
     from hypercorn.config import Config
-    from hypercorn.shared.sockets import Sockets
 
 __all__ = ["Arbiter"]
 
@@ -75,7 +84,6 @@ QUICK_STOP_GRACE = 1.0  # seconds a worker gets to obey QUIT
 CRASH_WINDOW = 10.0  # crashes closer together than this back off
 MAX_BACKOFF = 5.0
 MAX_WAIT = 1.0  # the loop looks at its deadlines at least this often
-REQUEST_LIMIT_INTERVAL = 0.01  # heartbeat interval of workers with a request limit
 _NO_RETRY_CODES = frozenset({ExitCode.USAGE, ExitCode.APP_LOAD})
 
 
@@ -92,6 +100,8 @@ class Arbiter:
         sockets: the bound listeners, owned by the master from now on.
         reload_config: builds a fresh ``Config`` on HUP (the config file and
             options read again); without it HUP restarts the workers only.
+        watch_files: files ``--reload`` watches besides the application's
+            (the config file).
     """
 
     def __init__(
@@ -99,13 +109,16 @@ class Arbiter:
         config: Config,
         sockets: Sockets,
         reload_config: Callable[[], Config] | None = None,
+        watch_files: Sequence[str] = (),
     ) -> None:
         self.config = config
         self.sockets = sockets
         self.num_workers = max(1, config.workers)
         self.generation = 0
         self.workers: dict[int, WorkerHandle] = {}
+        self._quic: dict[int, list[socket.socket]] = {0: list(sockets.quic_sockets)}
         self._reload_config = reload_config
+        self._watch_files = list(watch_files)
         self._signals = SignalQueue()
         self._selector = selectors.DefaultSelector()
         self._stop_mode: StopMode | None = None
@@ -151,7 +164,7 @@ class Arbiter:
         self._signals.install()
         self._selector.register(self._signals.fileno(), selectors.EVENT_READ, None)
         if self.config.use_reloader:
-            self._watcher = Watcher(self.config)
+            self._watcher = Watcher(self.config, self._watch_files)
             if (fd := self._watcher.fileno()) is not None:
                 self._selector.register(fd, selectors.EVENT_READ, None)
             self.log.info("Watching %s for changes", ", ".join(map(str, self._watcher.dirs)))
@@ -241,12 +254,14 @@ class Arbiter:
     def _manage(self, now: float) -> None:
         alive = self._alive()
         fresh = [w for w in alive if self._is_fresh(w)]
-        # Booting ones first (they serve nobody yet), then the oldest.
+        serving_fresh = sum(w.state is WorkerState.READY for w in fresh)
+        taken = {w.slot for w in fresh if w.state is WorkerState.READY}
+        # Booting ones first (they serve nobody yet), then those whose slot a
+        # fresh worker has taken over, then the oldest.
         stale = sorted(
             (w for w in alive if not self._is_fresh(w)),
-            key=lambda w: (w.state is WorkerState.READY, w.started),
+            key=lambda w: (w.state is WorkerState.READY, w.slot not in taken, w.started),
         )
-        serving_fresh = sum(w.state is WorkerState.READY for w in fresh)
         while stale and serving_fresh + len(stale) > self.num_workers:
             worker = stale.pop(0)
             self._retire(worker, now, worker.recycle or "reload")
@@ -273,28 +288,51 @@ class Arbiter:
             )
             self._reload_started = None
             self.service.reloaded(ok=True)
+        if len(self._quic) > self.num_workers:
+            self._release_quic_slots()
 
     def _spawn(self) -> None:
         config = self.config
-        interval = min(1.0, config.worker_timeout / 4)
         limit = None
         if config.max_requests is not None:
             limit = config.max_requests + random.randint(0, config.max_requests_jitter)
-            # The worker checks its count on each heartbeat: beat often enough
-            # that it stops close to its limit.
-            interval = min(interval, REQUEST_LIMIT_INTERVAL)
+        taken = {w.slot for w in self._fresh()}
+        slot = next(n for n in range(len(taken) + 1) if n not in taken)
+        own = self._quic_slot(slot)
+        foreign = [
+            sock
+            for sockets in self._quic.values()
+            for sock in sockets
+            if all(sock is not mine for mine in own)
+        ]
         worker = spawn(
             config,
-            self.sockets,
+            Sockets(self.sockets.secure_sockets, self.sockets.insecure_sockets, own),
             self.generation,
             self._master_fds(),
             f"hypercorn: worker [{config.application_path}]",
-            interval,
+            min(1.0, config.worker_timeout / 4),
             limit,
+            slot,
+            foreign,
         )
         self.workers[worker.pid] = worker
         self._selector.register(worker.fd, selectors.EVENT_READ, worker)
-        self.log.debug("Booting worker %d", worker.pid)
+        self.log.debug("Booting worker %d (slot %d)", worker.pid, slot)
+
+    def _quic_slot(self, slot: int) -> list[socket.socket]:
+        """The QUIC sockets of ``slot``, bound now if it is a new one."""
+        if slot not in self._quic:
+            self._quic[slot] = [reuse_port_twin(sock) for sock in self._quic[0]]
+        return self._quic[slot]
+
+    def _release_quic_slots(self) -> None:
+        """Close the QUIC sockets of slots no worker holds or will hold again."""
+        held = {w.slot for w in self.workers.values()}
+        for slot in [n for n in self._quic if n >= max(1, self.num_workers) and n not in held]:
+            for sock in self._quic.pop(slot):
+                if all(sock is not first for first in self._quic[0]):
+                    sock.close()
 
     def _master_fds(self) -> list[int]:
         fds = [*self._signals.fds, self._selector.fileno()]
@@ -522,6 +560,9 @@ class Arbiter:
         self.service.stopping()
         # New connections are refused once the workers close their copies too.
         self.sockets.close()
+        for sockets in self._quic.values():
+            for sock in sockets:
+                sock.close()
         if not self._quiet and self.workers:
             self.log.info("Stopping %d worker(s) (%s)", len(self.workers), mode.value)
         now = time.monotonic()

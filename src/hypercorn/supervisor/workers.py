@@ -3,9 +3,10 @@
 Theory of operation
 -------------------
 ``spawn`` forks. The master keeps a ``WorkerHandle``: the pid, the
-``multiprocessing.Event`` that asks the worker to stop, and the read end of
-the worker's message pipe. The child closes every descriptor of the master
-it does not need, restores the default signal dispositions (the master's
+``multiprocessing.Event`` that asks the worker to stop, the read end of
+the worker's message pipe, and its *slot* (which QUIC sockets are its own).
+The child closes every descriptor of the master it does not need (the other
+slots' QUIC sockets among them), restores the default signal dispositions (the master's
 handlers and wake-up pipe are not its own), asks the kernel to kill it when
 the master dies, and then enters the worker through its one entry point,
 ``hypercorn.worker.serve.run_worker``, imported only in the child. It never
@@ -16,6 +17,10 @@ A worker's life, as the master tracks it in ``WorkerState``: BOOTING from
 the fork until its READY message, READY while it serves and beats, RETIRING
 once its Event is set (it drains, then exits). The exit itself is learnt from
 ``waitpid``, never from the pipe.
+
+A request limit is the worker's own: it counts as each request starts and,
+on reaching the limit, stops accepting and sends STOPPING, so the master
+starts its successor while it drains.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ import enum
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
@@ -62,6 +68,7 @@ class WorkerHandle:
     event: MPEvent
     fd: int
     started: float
+    slot: int = 0
     request_limit: int | None = None
     state: WorkerState = WorkerState.BOOTING
     last_beat: float = 0.0
@@ -104,17 +111,22 @@ def spawn(
     title: str,
     heartbeat_interval: float,
     request_limit: int | None = None,
+    slot: int = 0,
+    foreign: Sequence[socket.socket] = (),
 ) -> WorkerHandle:
     """Fork one worker serving ``sockets``; returns its handle (in the master).
 
     Args:
         config: the settings the worker serves with.
-        sockets: the master's listeners, inherited by the child.
+        sockets: the listeners the child serves (inherited): the shared TCP
+            and unix ones, and its slot's QUIC sockets.
         generation: the master's reload generation the worker belongs to.
         master_fds: descriptors of the master the child must close.
         title: the child's process title.
         heartbeat_interval: seconds between the child's heartbeats.
         request_limit: requests after which the worker stops by itself.
+        slot: the worker's slot, as the master counts them.
+        foreign: sockets of the master that the child closes (other slots').
 
     Raises:
         OSError: the fork or the pipe failed.
@@ -130,12 +142,14 @@ def spawn(
         for fd in master_fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        for sock in foreign:
+            sock.close()
         _child(config, sockets, event, write_fd, master_pid, title, heartbeat_interval,
                request_limit)  # fmt: skip
     os.close(write_fd)
     os.set_blocking(read_fd, False)
     now = time.monotonic()
-    return WorkerHandle(pid, generation, event, read_fd, now, request_limit, last_beat=now)
+    return WorkerHandle(pid, generation, event, read_fd, now, slot, request_limit, last_beat=now)
 
 
 def _die_with(master_pid: int) -> None:
@@ -162,14 +176,10 @@ def _reset_signals() -> None:
 class _Reporter:
     """The child's side of the pipe: READY, heartbeats, the request limit, USR1."""
 
-    def __init__(
-        self, config: Config, fd: int, master_pid: int, event: MPEvent, limit: int | None
-    ) -> None:
+    def __init__(self, config: Config, fd: int, master_pid: int) -> None:
         self._config = config
         self._fd = fd
         self._master_pid = master_pid
-        self._event = event
-        self._limit = limit
         self._reopen = False
         os.set_blocking(fd, False)
         signal.signal(signal.SIGUSR1, self._on_usr1)
@@ -198,14 +208,11 @@ class _Reporter:
         if self._reopen:
             self._reopen = False
             self._config.log.reopen_files()
-        if self._limit is not None and requests >= self._limit and not self._event.is_set():
-            # Told first, so the master starts the successor while this one drains.
-            self._send(Message(MessageKind.STOPPING, requests))
-            self._event.set()
-            # The signal starts the drain now; the Event is polled only every 0.1 s.
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
         self._send(Message(MessageKind.HEARTBEAT, requests))
+
+    def limit_reached(self, requests: int) -> None:
+        # The worker has stopped accepting; the master starts its successor now.
+        self._send(Message(MessageKind.STOPPING, requests))
 
 
 def _child(
@@ -223,7 +230,7 @@ def _child(
         _reset_signals()
         _die_with(master_pid)
         _set_title(title)
-        reporter = _Reporter(config, write_fd, master_pid, event, request_limit)
+        reporter = _Reporter(config, write_fd, master_pid)
         from hypercorn.worker.serve import run_worker
 
         code = run_worker(
@@ -233,6 +240,8 @@ def _child(
             ready=reporter.ready,
             heartbeat=reporter.heartbeat,
             heartbeat_interval=heartbeat_interval,
+            request_limit=request_limit,
+            limit_reached=reporter.limit_reached,
         )
     except KeyboardInterrupt:
         code = ExitCode.OK

@@ -11,6 +11,17 @@ say ``connection: close``, idle connections close at once, busy ones close
 when their response ends) and waits, up to ``graceful_timeout``, for both
 sets to empty; ``abort`` then ends what is left. The ``_idle`` event is set
 exactly when draining and both sets are empty, so the wait needs no polling.
+
+An idle keep-alive connection is not closed the instant draining starts: a
+client may be sending its next request at that very moment, and would see the
+connection close with nothing received. It stays open for ``drain_grace``
+seconds; a request that arrives is served with ``connection: close``.
+
+A request limit (``max_requests`` plus jitter, drawn by the master) is kept
+exactly for HTTP/1.1: every connection that is open and idle may still bring
+one request, so the worker stops accepting (``on_limit``) as soon as the
+requests started plus the idle connections reach the limit. Only connections
+the kernel had already accepted at that instant can take it past the limit.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hypercorn.shared.logging import Logger
@@ -27,9 +38,15 @@ if TYPE_CHECKING:
     from hypercorn.config import Config
     from hypercorn.typing import ASGIFramework
 
+MAX_DRAIN_GRACE = 1.0  # seconds an idle keep-alive connection stays open once draining
+
 
 class Drainable(Protocol):
     """A connection as seen by shutdown."""
+
+    @property
+    def idle(self) -> bool:
+        """No request in progress: the connection may still bring one."""
 
     def shutdown(self) -> None:
         """Close now if idle, else once the current response ends."""
@@ -69,7 +86,30 @@ class WorkerContext:
         self.tasks: set[asyncio.Task[None]] = set()
         self.draining = False
         self.requests_served = 0
+        self.drain_grace = min(config.keep_alive_timeout, config.graceful_timeout, MAX_DRAIN_GRACE)
+        self.request_limit: int | None = None
+        self._on_limit: Callable[[], None] | None = None
         self._idle = asyncio.Event()
+
+    def limit_requests(self, limit: int, on_limit: Callable[[], None]) -> None:
+        """Call ``on_limit`` once, when ``limit`` requests are started or reserved."""
+        self.request_limit = limit
+        self._on_limit = on_limit
+
+    def request_started(self) -> None:
+        """Count a request (or WebSocket) handed to the application."""
+        self.requests_served += 1
+        if self._on_limit is not None:
+            self._check_limit()
+
+    def _check_limit(self) -> None:
+        assert self.request_limit is not None and self._on_limit is not None
+        if self.draining:
+            return
+        reserved = sum(1 for connection in self.connections if connection.idle)
+        if self.requests_served + reserved >= self.request_limit:
+            on_limit, self._on_limit = self._on_limit, None
+            on_limit()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run an application coroutine as a tracked task."""
@@ -87,6 +127,8 @@ class WorkerContext:
 
     def add_connection(self, connection: Drainable) -> None:
         self.connections.add(connection)
+        if self._on_limit is not None:
+            self._check_limit()
 
     def remove_connection(self, connection: Drainable) -> None:
         self.connections.discard(connection)
@@ -97,7 +139,9 @@ class WorkerContext:
             self._idle.set()
 
     def begin_drain(self) -> None:
-        """Stop reusing connections: idle ones close now, busy ones after their response."""
+        """Stop reusing connections: each closes after its current or next response."""
+        if self.draining:
+            return
         self.draining = True
         for connection in list(self.connections):
             connection.shutdown()

@@ -234,7 +234,7 @@ class HTTPStream:
 
     def start(self) -> None:
         """Start the application task."""
-        self._ctx.requests_served += 1
+        self._ctx.request_started()
         self._ctx.spawn(self._run())
 
     def body_received(self, data: bytes) -> None:

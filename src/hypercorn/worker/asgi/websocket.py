@@ -175,7 +175,7 @@ class WebSocketStream:
 
     def start(self) -> None:
         """Answer a broken handshake, or start the application task."""
-        self._ctx.requests_served += 1
+        self._ctx.request_started()
         self._ctx.spawn(self._run())
 
     def message_received(self, data: bytes | str) -> None:
