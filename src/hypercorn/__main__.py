@@ -12,7 +12,14 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from hypercorn.shared.cli import ExitCode, UsageError, config_from_args, fail, report_error
+from hypercorn.shared.cli import (
+    ExitCode,
+    UsageError,
+    config_file,
+    config_from_args,
+    fail,
+    report_error,
+)
 
 if TYPE_CHECKING:
     from hypercorn.config import Config
@@ -31,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return control(args[1:])
     try:
         config = config_from_args(args)
+        watch = config_file(args) if config.use_reloader else None  # before any --chdir
         if config.daemon and config.workers == 0:
             raise UsageError("--daemon needs a master: --workers 1 or more")
     except (UsageError, ConfigError) as error:
@@ -43,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hypercorn.run import run
 
         # HUP re-reads the config file and the same options.
-        code = run(config, reload_config=lambda: config_from_args(args))
+        code = run(
+            config,
+            reload_config=lambda: config_from_args(args),
+            watch_files=[watch] if watch is not None else [],
+        )
     except KeyboardInterrupt:
         code = ExitCode.OK
     except Exception as error:

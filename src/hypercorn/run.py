@@ -10,7 +10,7 @@ it is told to stop (SIGINT or SIGTERM).
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from hypercorn.config import Config
 from hypercorn.shared.sockets import Sockets, systemd_sockets
@@ -18,13 +18,20 @@ from hypercorn.supervisor.pidfile import check_pid_file, remove_pid_file, write_
 from hypercorn.supervisor.upgrade import inherited_from, inherited_sockets
 
 
-def run(config: Config, *, reload_config: Callable[[], Config] | None = None) -> int:
+def run(
+    config: Config,
+    *,
+    reload_config: Callable[[], Config] | None = None,
+    watch_files: Sequence[str] = (),
+) -> int:
     """Serve ``config.application_path`` with ``config``; returns an exit code.
 
     Args:
         config: the settings, with ``application_path`` set.
         reload_config: builds a fresh ``Config`` when the master reloads (HUP);
             without it a reload restarts the workers with the same settings.
+        watch_files: files ``--reload`` watches besides the application's
+            (the config file).
 
     Raises:
         BindError: a listener cannot be created.
@@ -47,7 +54,7 @@ def run(config: Config, *, reload_config: Callable[[], Config] | None = None) ->
             assert config.application_path is not None
             load_application(config.application_path, config.wsgi_max_body_size)
         try:
-            return Arbiter(config, sockets, reload_config).run()
+            return Arbiter(config, sockets, reload_config, watch_files).run()
         finally:
             sockets.close()
     from hypercorn.worker.serve import run_worker

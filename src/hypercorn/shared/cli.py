@@ -11,6 +11,8 @@ traceback of the server's own code.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -127,6 +129,30 @@ def load_config_source(source: str | None) -> Any:
     if source.startswith("file:"):
         return Config.from_pyfile(source[len("file:") :])
     return Config.from_toml(source)
+
+
+def config_file(argv: Sequence[str]) -> str | None:
+    """The file behind ``-c`` in ``argv`` (absolute), for ``--reload`` to watch.
+
+    Returns:
+        The TOML or Python file, the file of a ``python:`` module, or None
+        without ``-c`` (or for a module that is not a file).
+
+    Raises:
+        UsageError: the command line is malformed.
+    """
+    source: str | None = build_parser().parse_args(list(argv)).config
+    if source is None:
+        return None
+    if source.startswith("python:"):
+        module = source[len("python:") :].split(":")[0]
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            return None
+        origin = spec.origin if spec is not None else None
+        return origin if origin is not None and os.path.isfile(origin) else None
+    return os.path.abspath(source.removeprefix("file:"))
 
 
 def config_from_args(argv: Sequence[str]) -> Any:

@@ -16,7 +16,9 @@ of writes (an editor's save, a ``git checkout``) gives one reload.
 What is watched: the ``reload_dirs``, or else the directory of the
 application's module (its package's directory for a dotted name), files
 matching ``reload_include`` and not ``reload_exclude``, skipping caches and
-version-control directories.
+version-control directories; and the config file (``-c``), which a reload
+reads again, wherever it is. A file is watched through its directory, since
+editors save by replacing the file; only that file counts there.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import fnmatch
 import importlib.util
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,10 +65,19 @@ def watched_dirs(config: Config) -> list[Path]:
 
 
 class Watcher:
-    """Reports changes to the watched files; see the module docstring."""
+    """Reports changes to the watched files; see the module docstring.
 
-    def __init__(self, config: Config) -> None:
+    Args:
+        config: the settings (``reload_dirs``, ``reload_include``, ...).
+        files: single files watched whatever the patterns say (the config file).
+    """
+
+    def __init__(self, config: Config, files: Iterable[str | os.PathLike[str]] = ()) -> None:
         self.dirs = watched_dirs(config)
+        self.files = {Path(f).resolve() for f in files}
+        self._file_dirs = {
+            f.parent for f in self.files if not any(f.is_relative_to(d) for d in self.dirs)
+        }
         self._include = list(config.reload_include)
         self._exclude = list(config.reload_exclude)
         self._read_fd = self._write_fd = -1
@@ -89,6 +101,10 @@ class Watcher:
     def wanted(self, path: str | Path) -> bool:
         """Whether a change to ``path`` should reload."""
         path = Path(path)
+        if path in self.files:
+            return True
+        if path.parent in self._file_dirs and not any(path.is_relative_to(d) for d in self.dirs):
+            return False  # beside the config file, outside the application's tree
         if any(part in _IGNORED_DIRS for part in path.parts[:-1]):
             return False
         name = path.name
@@ -102,7 +118,12 @@ class Watcher:
             return self.wanted(path)
 
         for _ in watchfiles.watch(
-            *self.dirs, watch_filter=accept, step=50, stop_event=self._stop, raise_interrupt=False
+            *self.dirs,
+            *sorted(self._file_dirs),
+            watch_filter=accept,
+            step=50,
+            stop_event=self._stop,
+            raise_interrupt=False,
         ):
             with contextlib.suppress(BlockingIOError, OSError):
                 os.write(self._write_fd, b"!")  # a full pipe already says "changed"
@@ -135,7 +156,7 @@ class Watcher:
         return None if self._read_fd >= 0 else self._next_poll
 
     def _snapshot(self) -> dict[Path, float]:
-        files = files_to_watch(self.dirs)
+        files = files_to_watch([*self.dirs, *self.files])
         return {path: mtime for path, mtime in files.items() if self.wanted(path)}
 
     def close(self) -> None:
