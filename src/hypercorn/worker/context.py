@@ -18,10 +18,13 @@ connection close with nothing received. It stays open for ``drain_grace``
 seconds; a request that arrives is served with ``connection: close``.
 
 A request limit (``max_requests`` plus jitter, drawn by the master) is kept
-exactly for HTTP/1.1: every connection that is open and idle may still bring
-one request, so the worker stops accepting (``on_limit``) as soon as the
-requests started plus the idle connections reach the limit. Only connections
-the kernel had already accepted at that instant can take it past the limit.
+exactly for HTTP/1.1: every open connection that is idle, or whose response
+already went out without ``connection: close``, may still bring one request
+(draining answers it with ``connection: close``), so the worker stops
+accepting (``on_limit``) as soon as the requests started plus those
+connections reach the limit. Only connections the kernel had already accepted
+at that instant can take it past the limit; a client that leaves its
+connection idle through the grace leaves it short of it.
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ class Drainable(Protocol):
     """A connection as seen by shutdown."""
 
     @property
-    def idle(self) -> bool:
-        """No request in progress: the connection may still bring one."""
+    def reusable(self) -> bool:
+        """The connection may still bring a request: it is idle, or its
+        response under way (already started) keeps it open."""
 
     def shutdown(self) -> None:
         """Close now if idle, else once the current response ends."""
@@ -99,14 +103,18 @@ class WorkerContext:
     def request_started(self) -> None:
         """Count a request (or WebSocket) handed to the application."""
         self.requests_served += 1
-        if self._on_limit is not None:
-            self._check_limit()
+        self.check_limit()
 
-    def _check_limit(self) -> None:
-        assert self.request_limit is not None and self._on_limit is not None
-        if self.draining:
+    def check_limit(self) -> None:
+        """Stop at the request limit, counting what the open connections may still bring.
+
+        Called as a request starts, a connection opens and a response starts
+        (one kept alive reserves the connection's next request).
+        """
+        if self._on_limit is None or self.draining:
             return
-        reserved = sum(1 for connection in self.connections if connection.idle)
+        assert self.request_limit is not None
+        reserved = sum(1 for connection in self.connections if connection.reusable)
         if self.requests_served + reserved >= self.request_limit:
             on_limit, self._on_limit = self._on_limit, None
             on_limit()
@@ -127,8 +135,7 @@ class WorkerContext:
 
     def add_connection(self, connection: Drainable) -> None:
         self.connections.add(connection)
-        if self._on_limit is not None:
-            self._check_limit()
+        self.check_limit()
 
     def remove_connection(self, connection: Drainable) -> None:
         self.connections.discard(connection)

@@ -47,6 +47,7 @@ from hypercorn.worker.protocol.events import (
     OutboundEvent,
     RequestReceived,
     RequestRejected,
+    ResponseStarted,
     StreamClosed,
     UpgradeRequested,
     WebSocketAccept,
@@ -265,6 +266,8 @@ class HTTPConnection(asyncio.Protocol):
                 protocol = self._switch_to_websocket(protocol, event, now)
             else:
                 protocol.send(event, now)
+        if self.ctx.request_limit is not None and any(type(e) is ResponseStarted for e in events):
+            self.ctx.check_limit()  # a response kept alive reserves one more request
         self._step()
 
     @property
@@ -318,10 +321,15 @@ class HTTPConnection(asyncio.Protocol):
     # -- Drainable (shutdown) -------------------------------------------------------
 
     @property
-    def idle(self) -> bool:
-        return not self.streams and not self._closing
+    def reusable(self) -> bool:
+        if self._closing:
+            return False
+        protocol = self.protocol
+        return not self.streams or (isinstance(protocol, H11Protocol) and protocol.reusable)
 
     def shutdown(self) -> None:
+        if isinstance(self.protocol, H11Protocol):
+            self.protocol.close_after_response()
         if self._h2 is not None:
             if not self._closing:
                 self._close_websockets()  # close frames first: some clients stop at GOAWAY

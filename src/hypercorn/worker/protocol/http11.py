@@ -115,6 +115,7 @@ class H11Protocol:
         "_body_seen",
         "_buf",
         "_chunked",
+        "_closing_after",
         "_continue_sent",
         "_drain_left",
         "_events",
@@ -167,6 +168,7 @@ class H11Protocol:
         self._framing = Framing.UNSTARTED
         self._resp_left = 0
         self._keep = True
+        self._closing_after = False
 
     # -- the seam ------------------------------------------------------------
 
@@ -270,6 +272,18 @@ class H11Protocol:
     def idle(self) -> bool:
         """True between requests, before any byte of the next one has arrived."""
         return self._state is _State.HEAD and not self._buf
+
+    def close_after_response(self) -> None:
+        """Answer the current (or, when idle, the next) request with
+        ``connection: close``, then close: the server is draining."""
+        self._closing_after = True
+
+    @property
+    def reusable(self) -> bool:
+        """True if another request may come: idle, or the response under way keeps alive."""
+        if self._state is _State.CLOSED:
+            return False
+        return self.idle or (self._framing is not Framing.UNSTARTED and self._keep)
 
     @property
     def reading_paused(self) -> bool:
@@ -474,6 +488,7 @@ class H11Protocol:
         keep = (
             head.keep_alive
             and not close
+            and not self._closing_after
             and self._requests < self._keep_alive_max
             and not (self._state is _State.BODY and self._awaiting_continue())
         )
