@@ -90,3 +90,17 @@ def test_polling_fallback_sees_a_change(tmp_path: Path, monkeypatch: pytest.Monk
         assert not watcher.changed(now=20.0)
     finally:
         watcher.close()
+
+
+def test_a_single_file_is_watched_through_its_directory(tmp_path: Path) -> None:
+    app, etc = tmp_path / "app", tmp_path / "etc"
+    app.mkdir()
+    etc.mkdir()
+    watcher = Watcher(_config(reload_dirs=[str(app)]), [etc / "hypercorn.toml"])
+    try:
+        assert watcher.wanted(etc.resolve() / "hypercorn.toml")
+        assert not watcher.wanted(etc.resolve() / "other.py")  # beside it: not ours
+        assert watcher.wanted(app.resolve() / "views.py")
+        assert not watcher.wanted(app.resolve() / "hypercorn.toml")
+    finally:
+        watcher.close()
