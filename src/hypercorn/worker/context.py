@@ -18,13 +18,14 @@ connection close with nothing received. It stays open for ``drain_grace``
 seconds; a request that arrives is served with ``connection: close``.
 
 A request limit (``max_requests`` plus jitter, drawn by the master) is kept
-exactly for HTTP/1.1: every open connection that is idle, or whose response
-already went out without ``connection: close``, may still bring one request
-(draining answers it with ``connection: close``), so the worker stops
-accepting (``on_limit``) as soon as the requests started plus those
-connections reach the limit. Only connections the kernel had already accepted
-at that instant can take it past the limit; a client that leaves its
-connection idle through the grace leaves it short of it.
+exactly for HTTP/1.1: every open connection that is new, or that its client
+has reused and that is idle or kept alive by the response under way, is
+expected to bring one more request (draining answers it with ``connection:
+close``), so the worker stops accepting (``on_limit``) as soon as the
+requests started plus those connections reach the limit. A connection that
+carried one request is taken for a one-shot client. It can miss by one: a
+connection the kernel had already accepted at that instant, or a client that
+reuses its connection for the first time just then.
 """
 
 from __future__ import annotations

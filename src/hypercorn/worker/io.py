@@ -325,7 +325,9 @@ class HTTPConnection(asyncio.Protocol):
         if self._closing:
             return False
         protocol = self.protocol
-        return not self.streams or (isinstance(protocol, H11Protocol) and protocol.reusable)
+        if isinstance(protocol, H11Protocol):
+            return protocol.reusable
+        return not self.streams
 
     def shutdown(self) -> None:
         if isinstance(self.protocol, H11Protocol):

@@ -280,8 +280,17 @@ class H11Protocol:
 
     @property
     def reusable(self) -> bool:
-        """True if another request may come: idle, or the response under way keeps alive."""
+        """True if another request is expected: the connection is new, or its
+        client has reused it already and it is idle or its response keeps alive.
+
+        A connection that carried one request is taken for a one-shot client
+        (many close after the first response without saying so).
+        """
         if self._state is _State.CLOSED:
+            return False
+        if self._requests == 0:
+            return True
+        if self._requests < 2:
             return False
         return self.idle or (self._framing is not Framing.UNSTARTED and self._keep)
 
