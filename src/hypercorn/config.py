@@ -61,6 +61,8 @@ class Config:
         bind: list[str]
         insecure_bind: list[str]
         quic_bind: list[str]
+        quic_retry: bool
+        quic_max_connections: int
         backlog: int
         umask: int | None
         user: int | None

@@ -70,6 +70,13 @@ SETTINGS: tuple[Setting, ...] = (
     _s("quic_bind", "Binding", "list[str]", (), v.string_list,
        "UDP addresses for HTTP/3 over QUIC (needs TLS).",
        "--quic-bind", action="append", metavar="ADDRESS"),
+    _s("quic_retry", "Binding", "bool", False, v.boolean,
+       "Validate a QUIC client's address with a Retry before any handshake work "
+       "(RFC 9000 section 8.1): one round trip more per connection, no amplification.",
+       "--quic-retry", action="store_true"),
+    _s("quic_max_connections", "Binding", "int", 1000, v.integer(1),
+       "QUIC connections one worker holds at once; more are refused (CONNECTION_REFUSED).",
+       "--quic-max-connections"),
     _s("backlog", "Binding", "int", 100, v.integer(1),
        "The listen queue length of each TCP and unix socket.", "--backlog"),
     _s("umask", "Binding", "int | None", None, v.umask,

@@ -7,7 +7,8 @@ Theory of operation
 1. lifespan startup (a failure or timeout raises, and nothing is served);
 2. one ``asyncio`` server per listening socket, each creating an
    ``HTTPConnection`` per accepted connection (TLS on the secure sockets,
-   with ALPN limited to the protocols this worker speaks);
+   with ALPN limited to the protocols this worker speaks), and one
+   ``QuicServer`` per QUIC socket (HTTP/3, see ``worker/udp.py``);
 3. wait for the shutdown trigger: the caller's awaitable, a
    ``multiprocessing.Event`` watched by polling, and/or SIGINT/SIGTERM, or
    the worker's request limit (checked as each request starts, so it stops
@@ -44,7 +45,9 @@ from hypercorn.worker import loop as worker_loop
 from hypercorn.worker.asgi.lifespan import Lifespan
 from hypercorn.worker.context import WorkerContext
 from hypercorn.worker.io import SERVED_ALPN_PROTOCOLS, HTTPConnection
+from hypercorn.worker.protocol.h3_endpoint import QuicEndpoint, TLSFiles, quic_configuration
 from hypercorn.worker.proxy_binds import ProxyBinds
+from hypercorn.worker.udp import QuicServer
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event as MPEvent
@@ -199,6 +202,7 @@ async def serve_sockets(
         raise
     ctx = WorkerContext(app, config, loop, state)
     servers: list[asyncio.Server] = []
+    quic: list[QuicServer] = []
     beat: _Heartbeat | None = None
     drained = False
     limit_hit = asyncio.Event()
@@ -207,6 +211,8 @@ async def serve_sockets(
         # Synchronously, from the request that reached it: no accept in between.
         for server in servers:
             server.close()
+        for endpoint in quic:
+            endpoint.shutdown()
         ctx.begin_drain()
         if limit_reached is not None:
             limit_reached(ctx.requests_served)
@@ -214,6 +220,7 @@ async def serve_sockets(
 
     try:
         servers = await _start_servers(ctx, sockets)
+        quic = await _start_quic(ctx, sockets)
         if request_limit is not None:
             ctx.limit_requests(request_limit, stop_at_limit)
         if ready is not None:
@@ -223,6 +230,8 @@ async def serve_sockets(
         await _wait_for_shutdown(loop, shutdown_trigger, handle_signals, limit_hit)
         for server in servers:
             server.close()
+        for endpoint in quic:
+            endpoint.shutdown()
         ctx.begin_drain()
         if not await ctx.wait_idle(config.graceful_timeout):
             await config.log.info(
@@ -238,6 +247,8 @@ async def serve_sockets(
             server.close()
         ctx.draining = True
         await ctx.abort()
+        for endpoint in quic:
+            endpoint.close()
         for server in servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
@@ -276,6 +287,37 @@ async def _start_servers(ctx: WorkerContext, sockets: Sockets) -> list[asyncio.S
             if proxied:
                 address += " (PROXY protocol)"
             await config.log.info("Running on %s://%s (CTRL + C to quit)", scheme, address)
+    except BaseException:
+        for server in servers:
+            server.close()
+        raise
+    return servers
+
+
+async def _start_quic(ctx: WorkerContext, sockets: Sockets) -> list[QuicServer]:
+    """Serve HTTP/3 on each QUIC socket (needs the TLS certificate)."""
+    config = ctx.config
+    if not sockets.quic_sockets or config.certfile is None:
+        return []
+    configuration = quic_configuration(
+        TLSFiles(
+            config.certfile,
+            config.keyfile,
+            config.keyfile_password,
+            config.ca_certs,
+            None if config.verify_mode is None else int(config.verify_mode),
+        )
+    )
+    servers: list[QuicServer] = []
+    try:
+        for sock in sockets.quic_sockets:
+            endpoint = QuicEndpoint(config, configuration)
+            _, server = await ctx.loop.create_datagram_endpoint(
+                functools.partial(QuicServer, ctx, endpoint), sock=sock
+            )
+            servers.append(server)
+            address = repr_socket_addr(sock.family, sock.getsockname())
+            await config.log.info("Running on https://%s (QUIC) (CTRL + C to quit)", address)
     except BaseException:
         for server in servers:
             server.close()

@@ -66,6 +66,7 @@ BODY_HIGH_WATER = 64 * 1024
 """Buffered request-body bytes past which reading pauses until the app receives."""
 
 _CLOSE_HEADER = (b"connection", b"close")
+_MULTIPLEXED = frozenset(("2", "3"))  # HTTP/2 and HTTP/3: streams, push, trailers
 _ERROR_HEADERS: Headers = ((b"content-length", b"0"),)
 
 
@@ -113,7 +114,7 @@ class StreamHost(Protocol):
 class ConnectionInfo:
     """What a connection knows once, for every request on it."""
 
-    protocol: str  # "h11" or "h2" (the ``server`` header names it)
+    protocol: str  # "h11", "h2" or "h3" (the ``server`` header names it)
     scheme: str  # "http" or "https"
     client: tuple[str, int] | None
     server: tuple[str, int | None] | None
@@ -140,7 +141,7 @@ def build_scope(
         target = rest[slash:] if slash >= 0 else b"/"
     raw_path, _, query_string = target.partition(b"?")
     extensions: dict[str, dict[object, object]] = {"http.response.early_hint": {}}
-    if event.http_version == "2":
+    if event.http_version in _MULTIPLEXED:
         extensions["http.response.push"] = {}
         if any(name == b"te" and b"trailers" in value.lower() for name, value in event.headers):
             extensions["http.response.trailers"] = {}
@@ -226,7 +227,7 @@ class HTTPStream:
         self._receive_paused = False
         self._pending_start: ResponseStarted | None = None
         self._response: dict[str, Any] | None = None
-        self._h2 = request.http_version == "2"
+        self._h2 = request.http_version in _MULTIPLEXED  # per-stream flow control
         self._trailers: list[tuple[bytes, bytes]] | None = None
         self._wakeup = asyncio.Event()
 

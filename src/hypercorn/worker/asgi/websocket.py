@@ -165,7 +165,9 @@ class WebSocketStream:
         self._handshake: WebSocketHandshake | None = None
         self._handshake_error: HandshakeError | None = None
         try:
-            self._handshake = read_handshake(request.headers, http2=request.http_version == "2")
+            self._handshake = read_handshake(
+                request.headers, http2=request.http_version in ("2", "3")
+            )
         except HandshakeError as error:
             self._handshake_error = error
         handshake = self._handshake or WebSocketHandshake(None, (), b"")
