@@ -233,6 +233,16 @@ class TestEndpoint:
         assert server.receive_datagram(datagram, CLIENT, 0.0) is None
         assert server.replies == [] and server.connections == []
 
+    def test_undecryptable_initial_leaves_no_state(self, tls: TLSFiles) -> None:
+        server = endpoint(tls)
+        client = Client(server)
+        (initial,) = client.pending()
+        forged = initial[:100] + bytes(b ^ 0xFF for b in initial[100:140]) + initial[140:]
+        assert server.receive_datagram(forged, CLIENT, 0.0) is None
+        assert server.connections == [] and server.replies == []
+        client.deliver([initial])
+        assert len(server.connections) == 1  # the real one still gets through
+
     def test_small_initial_is_dropped(self, tls: TLSFiles) -> None:
         server = endpoint(tls)
         client = Client(server)

@@ -269,6 +269,11 @@ class H3Protocol:
         return min((d for d in deadlines if d is not None), default=None)
 
     @property
+    def established(self) -> bool:
+        """True once a packet of the peer's has been decrypted."""
+        return self._quic._state is not QuicConnectionState.FIRSTFLIGHT
+
+    @property
     def closed(self) -> bool:
         """True once the connection has ended: nothing more is read or sent."""
         return self._closed

@@ -23,7 +23,8 @@ it is trusted before a connection has decrypted it. Then, in order:
 6. with ``quic_retry``, an Initial without a token gets a Retry whose token
    proves the client's address; one with a token that fails validation is
    closed with INVALID_TOKEN (RFC 9000 section 8.1);
-7. otherwise a new ``H3Protocol`` is made for it.
+7. otherwise a new ``H3Protocol`` is made for it, and kept only if the
+   Initial decrypts (a forged one leaves no state behind).
 
 Connections are found by every connection id they issued (``connection_ids``,
 kept in step by ``track`` after each step of a connection) and by the
@@ -220,8 +221,10 @@ class QuicEndpoint:
             retry_source_connection_id=retry_id,
         )
         connection = H3Protocol(quic, self._config, now)
-        self._register(connection, header.destination_cid)
         connection.receive_datagram(data, addr, now)
+        if not connection.established:
+            return None  # nothing in it decrypted: no state is kept for it
+        self._register(connection, header.destination_cid)
         return connection
 
     def track(self, connection: H3Protocol) -> None:
