@@ -79,7 +79,12 @@ class QuicServer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         endpoint = self.endpoint
-        protocol = endpoint.receive_datagram(data, addr, self.loop.time())
+        try:
+            protocol = endpoint.receive_datagram(data, addr, self.loop.time())
+        except Exception:
+            # One datagram the QUIC stack could not take must not cost the others.
+            self.ctx.log.error_logger.exception("QUIC datagram from %s dropped", addr)
+            return
         if endpoint.replies:
             self._send_replies()
         if protocol is None:
