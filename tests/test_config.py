@@ -249,6 +249,9 @@ class TestSockets:
             assert sockets.secure_sockets == [] and sockets.quic_sockets == []
             assert sock.get_inheritable() and not sock.getblocking()
             assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
             client = socket.create_connection(sock.getsockname(), timeout=5)
             client.close()
         finally:

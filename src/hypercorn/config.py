@@ -210,7 +210,7 @@ class Config:
 
     # ------------------------------------------------------------------ sockets
 
-    def _socket_options(self, *, reuse_port: bool = False) -> _sockets.SocketOptions:
+    def _socket_options(self, *, reuse_port: bool = True) -> _sockets.SocketOptions:
         return _sockets.SocketOptions(
             backlog=self.backlog,
             umask=self.umask,
@@ -237,7 +237,7 @@ class Config:
                 result.secure_sockets = _sockets.create_sockets(self.bind, options)
                 result.insecure_sockets = _sockets.create_sockets(self.insecure_bind, options)
                 result.quic_sockets = _sockets.create_sockets(
-                    self.quic_bind, self._socket_options(reuse_port=True), socket.SOCK_DGRAM
+                    self.quic_bind, options, socket.SOCK_DGRAM
                 )
             else:
                 result.insecure_sockets = _sockets.create_sockets(self.bind, options)
