@@ -2,6 +2,8 @@
 # Each target creates .venv and installs what it needs on a fresh machine.
 
 PYTHON ?= python3
+# apt-get never asks questions (CI has no terminal).
+export DEBIAN_FRONTEND := noninteractive
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -49,9 +51,12 @@ test: tools lint typecheck pytest
 docs: $(STAMP)
 	$(BIN)/python -m hypercorn.shared.settings_doc > docs/settings.md
 
+# The peers are installed in their own venvs under benchmarks/.venvs/ on first use.
+# BENCH_ARGS=--quick for a run of a few minutes; see benchmarks/run.py --help.
 bench: $(STAMP)
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	$(BIN)/python benchmarks/run.py
+	@command -v wrk >/dev/null && command -v h2load >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client; }
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,117 @@
+"""The servers compared, each in its own virtual environment.
+
+A ``Peer`` knows how to install itself under ``benchmarks/.venvs/<name>`` and
+the command line that serves the benchmark apps with a given number of
+workers, plain or over TLS, ASGI or WSGI. Every command serves one worker
+unless asked otherwise, without access logs, on the address given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+VENVS = HERE / ".venvs"
+
+
+@dataclasses.dataclass(frozen=True)
+class Serve:
+    """What one server process is asked to do."""
+
+    port: int
+    workers: int = 1
+    wsgi: bool = False
+    tls: tuple[str, str] | None = None  # (certfile, keyfile)
+
+
+@dataclasses.dataclass(frozen=True)
+class Peer:
+    name: str
+    packages: tuple[str, ...]
+    command: Callable[[Path, Serve], list[str]]
+    asgi: bool = True
+    wsgi: bool = False
+    h2: bool = False
+    websocket: bool = False
+    hup: bool = True
+
+    @property
+    def venv(self) -> Path:
+        return VENVS / self.name
+
+    @property
+    def bin(self) -> Path:
+        return self.venv / "bin"
+
+    def install(self) -> None:
+        """Create the venv and install the packages, once per package list."""
+        stamp = self.venv / ".bench-installed"
+        wanted = "\n".join(self.packages)
+        if stamp.exists() and stamp.read_text() == wanted:
+            return
+        print(f"[setup] {self.name}: {' '.join(self.packages)}", flush=True)
+        if not (self.bin / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
+        subprocess.run(
+            [str(self.bin / "python"), "-m", "pip", "install", "--quiet", *self.packages],
+            check=True,
+        )
+        stamp.write_text(wanted)
+
+    def argv(self, serve: Serve) -> list[str]:
+        return self.command(self.bin, serve)
+
+
+def _hypercorn_family(bin_: Path, serve: Serve) -> list[str]:
+    app = "wsgi:apps:wsgi" if serve.wsgi else "apps:app"
+    argv = [str(bin_ / "hypercorn"), "-w", str(serve.workers), "-k", "uvloop",
+            "-b", f"127.0.0.1:{serve.port}", "-c", "python:bench_config",
+            "--log-level", "warning"]  # fmt: skip
+    if serve.tls:
+        argv += ["--certfile", serve.tls[0], "--keyfile", serve.tls[1]]
+    return [*argv, app]
+
+
+def _uvicorn(http: str, loop: str, ws: str) -> Callable[[Path, Serve], list[str]]:
+    def command(bin_: Path, serve: Serve) -> list[str]:
+        return [str(bin_ / "uvicorn"), "--host", "127.0.0.1", "--port", str(serve.port),
+                "--workers", str(serve.workers), "--http", http, "--loop", loop, "--ws", ws,
+                "--no-access-log", "--log-level", "warning", "apps:app"]  # fmt: skip
+
+    return command
+
+
+def _granian(bin_: Path, serve: Serve) -> list[str]:
+    argv = [str(bin_ / "granian"), "--interface", "wsgi" if serve.wsgi else "asgi",
+            "--host", "127.0.0.1", "--port", str(serve.port), "--workers", str(serve.workers),
+            "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    if serve.tls:
+        argv += ["--ssl-certificate", serve.tls[0], "--ssl-keyfile", serve.tls[1]]
+    return [*argv, "apps:wsgi" if serve.wsgi else "apps:app"]
+
+
+def _gunicorn(bin_: Path, serve: Serve) -> list[str]:
+    return [str(bin_ / "gunicorn"), "-k", "sync", "-w", str(serve.workers),
+            "-b", f"127.0.0.1:{serve.port}", "--log-level", "warning", "apps:wsgi"]  # fmt: skip
+
+
+OURS = "ours"
+
+PEERS = (
+    Peer(OURS, ("-e", f"{ROOT}[uvloop,h3]"), _hypercorn_family,
+         wsgi=True, h2=True, websocket=True),
+    Peer("hypercorn", ("hypercorn==0.18.*", "uvloop"), _hypercorn_family,
+         wsgi=True, h2=True, websocket=True),
+    Peer("uvicorn-httptools", ("uvicorn", "httptools", "uvloop", "websockets"),
+         _uvicorn("httptools", "uvloop", "websockets"), websocket=True),
+    Peer("uvicorn-h11", ("uvicorn", "h11"), _uvicorn("h11", "asyncio", "none")),
+    Peer("granian", ("granian", "uvloop"), _granian,
+         wsgi=True, h2=True, websocket=True),
+    Peer("gunicorn-sync", ("gunicorn",), _gunicorn, asgi=False, wsgi=True),
+)  # fmt: skip
+"""Ours first: every ratio in the results is ours divided by the peer's figure."""
