@@ -26,9 +26,12 @@ class Result:
 
 
 def _pinned(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["taskset", "-c", LOAD_CPU, *argv], capture_output=True, text=True, timeout=timeout
-    )
+    try:
+        return subprocess.run(
+            ["taskset", "-c", LOAD_CPU, *argv], capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 124, "", f"timed out after {timeout:.0f}s")
 
 
 def wrk(
@@ -46,16 +49,21 @@ def wrk(
     if done.returncode or match is None:
         return Result(0.0, 1, f"wrk failed: {done.stderr.strip() or out.strip()}"[:200])
     failures = 0
+    notes = []
     if non2xx := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         failures += int(non2xx[1])
+        notes.append(f"{non2xx[1]} non-2xx")
     if errors := re.search(r"Socket errors: (.*)", out):
         failures += sum(int(n) for n in re.findall(r"\d+", errors[1]))
-    return Result(float(match[1]), failures)
+        notes.append(errors[1].strip())
+    return Result(float(match[1]), failures, "; ".join(notes))
 
 
 def h2load(url: str, requests: int, *, clients: int = 16, streams: int = 32) -> Result:
     """``h2load -n N -c 16 -m 32``; failed, errored and non-2xx are failures."""
-    argv = ["h2load", "-n", str(requests), "-c", str(clients), "-m", str(streams), "-t", "1"]
+    # -N: a connection that stalls for 10 s is given up (counted as failed), not waited for.
+    argv = ["h2load", "-n", str(requests), "-c", str(clients), "-m", str(streams), "-t", "1",
+            "-N", "10"]  # fmt: skip
     done = _pinned([*argv, url], 300)
     out = done.stdout
     rps = re.search(r"finished in [^,]+, ([\d.]+) req/s", out)
@@ -73,10 +81,7 @@ def ws_echo(port: int, conns: int, messages: int, size: int = 32) -> Result:
     """The bounded echo client (``wsecho.py``); wrong or missing echoes are failures."""
     argv = [sys.executable, str(HERE / "wsecho.py"), "127.0.0.1", str(port),
             "-c", str(conns), "-n", str(messages), "-s", str(size), "--timeout", "120"]  # fmt: skip
-    try:
-        done = _pinned(argv, 150)
-    except subprocess.TimeoutExpired:
-        return Result(0.0, conns * messages, "client timed out")
+    done = _pinned(argv, 150)
     match = re.search(r"messages=(\d+) errors=(\d+) seconds=([\d.]+)", done.stdout)
     if match is None:
         return Result(0.0, conns * messages, (done.stdout + done.stderr).strip()[-200:])

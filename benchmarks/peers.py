@@ -115,3 +115,23 @@ PEERS = (
     Peer("gunicorn-sync", ("gunicorn",), _gunicorn, asgi=False, wsgi=True),
 )  # fmt: skip
 """Ours first: every ratio in the results is ours divided by the peer's figure."""
+
+
+def baseline(rev: str) -> Peer:
+    """Ours as of git revision ``rev``, a peer like the others (before/after figures).
+
+    The tree at ``rev`` is exported with ``git archive`` and installed (not
+    editable) in ``.venvs/ours@<rev>``.
+    """
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    source = VENVS / f"src-{commit}"
+    if not (source / "pyproject.toml").exists():
+        source.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", commit], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    return Peer(f"ours@{commit}", (f"{source}[uvloop,h3]",), _hypercorn_family,
+                wsgi=True, h2=True, websocket=True)  # fmt: skip

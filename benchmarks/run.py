@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loads
 import report
-from peers import OURS, PEERS, Peer, Serve
+from peers import OURS, PEERS, Peer, Serve, baseline
 from servers import Running, alive, free_port, get_ok, make_cert
 
 HERE = Path(__file__).resolve().parent
@@ -238,6 +238,8 @@ def _parse() -> argparse.Namespace:
                         help=f"scenarios: {','.join(report.SCENARIOS)}")  # fmt: skip
     parser.add_argument("--peers", type=lambda s: s.split(","), default=[],
                         help=f"servers: {','.join(p.name for p in PEERS)}")  # fmt: skip
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also run ours as of git revision REV (before/after)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.md")
     args = parser.parse_args()
     quick = args.quick
@@ -251,7 +253,12 @@ def _parse() -> argparse.Namespace:
     return args
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # the servers are stopped on the way out
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _terminated)
     args = _parse()
     for tool in ("wrk", "h2load", "taskset", "openssl"):
         if shutil.which(tool) is None:
@@ -261,6 +268,8 @@ def main() -> int:
         print("two CPUs are needed: the server on CPU 1, the load on CPU 0", file=sys.stderr)
         return 1
     peers = [p for p in PEERS if not args.peers or p.name in args.peers or p.name == OURS]
+    if args.baseline:
+        peers.insert(1, baseline(args.baseline))
     for peer in peers:
         peer.install()
     bench = Bench(args, peers)
