@@ -233,6 +233,11 @@ class Load:
             self.result.seconds = time.monotonic() - self._started
         return self.result
 
+    def responders(self) -> Counter[int]:
+        """Responses so far by the worker that answered (a copy, taken under the lock)."""
+        with self._lock:
+            return Counter(self.result.pids)
+
     def wait_sent(self, count: int, seconds: float = 30) -> None:
         wait_for(lambda: self.result.sent >= count, seconds, f"{count} requests sent")
 

@@ -15,30 +15,34 @@ from tests.supervisor.harness import Load, master, request, wait_for
 def test_max_requests_with_jitter(tmp_path: Path) -> None:
     args = ("--max-requests", "100", "--max-requests-jitter", "20")
     with master(tmp_path, *args, workers=2) as server:
-        with Load(server.port, rate=250, keep_alive=2, fresh=2, max_requests=2000) as load:
+        with Load(server.port, rate=250, keep_alive=2, fresh=2, max_requests=2400) as load:
             load.wait_sent(2000, seconds=60)
+            # Workers gone while the clients still send: each got every request
+            # its limit counted on (a worker retired as the load ends may not).
+            seen = load.responders()
+            alive = server.workers()
             result = load.stop()
-        alive = server.workers()
         log = server.log()
     assert result.sent >= 2000 and result.failures == [], result.failures[:10]
-    finished = {pid: n for pid, n in result.pids.items() if pid not in alive}
+    finished = {pid: result.pids[pid] for pid in seen if pid not in alive}
     assert len(finished) >= 14, result.pids
     assert all(100 <= n <= 120 for n in finished.values()), finished
     assert all(n <= 120 for n in result.pids.values()), result.pids
-    # Each worker stopped at its own limit (max_requests + its jitter). One
-    # more is possible only from a connection accepted in the very loop turn
-    # the limit was reached (rare: accepted connections are always served).
+    # Each worker stopped at its own limit (max_requests + its jitter): a
+    # worker stops accepting once the requests it served plus those its open
+    # connections are expected to bring reach the limit.
     limits = {
         int(pid): int(limit)
         for pid, limit in re.findall(r"Worker (\d+) served \d+ requests \(limit (\d+)\)", log)
     }
     assert finished.keys() <= limits.keys(), (finished, limits)
     over = {pid: (n, limits[pid]) for pid, n in finished.items() if n > limits[pid]}
-    assert all(n <= limit + 1 for n, limit in over.values()), over
+    assert not over, over
     short = {pid: limits[pid] - n for pid, n in finished.items() if n < limits[pid]}
     print(
         f"\nmax_requests 100+20: served per retired worker {sorted(finished.values())}; "
-        f"{len(finished) - len(short)} exactly at their limit, short by {sorted(short.values())}"
+        f"{len(finished) - len(short)} exactly at their limit, short by {sorted(short.values())}; "
+        f"keep-alive retries {result.stale_retries}"
     )
 
 

@@ -5,12 +5,13 @@ Theory of operation
 -------------------
 A ``WorkerContext`` is created per ``serve`` call. Connections register
 themselves in ``connections`` when the transport is made and leave when it is
-lost; every application task is started through ``spawn`` and leaves
-``tasks`` when it finishes. Shutdown sets ``draining`` (new responses then
-say ``connection: close``, idle connections close at once, busy ones close
-when their response ends) and waits, up to ``graceful_timeout``, for both
-sets to empty; ``abort`` then ends what is left. The ``_idle`` event is set
-exactly when draining and both sets are empty, so the wait needs no polling.
+lost (an accepted socket is ``arriving`` until then); every application
+task is started through ``spawn`` and leaves ``tasks`` when it finishes.
+Shutdown sets ``draining`` (new responses then say ``connection: close``,
+busy connections close when their response ends) and waits, up to
+``graceful_timeout``, for the three collections to empty; ``abort`` then ends
+what is left. The ``_idle`` event is set exactly when draining and all three
+are empty, so the wait needs no polling.
 
 An idle keep-alive connection is not closed the instant draining starts: a
 client may be sending its next request at that very moment, and would see the
@@ -18,14 +19,16 @@ connection close with nothing received. It stays open for ``drain_grace``
 seconds; a request that arrives is served with ``connection: close``.
 
 A request limit (``max_requests`` plus jitter, drawn by the master) is kept
-exactly for HTTP/1.1: every open connection that is new, or that its client
-has reused and that is idle or kept alive by the response under way, is
-expected to bring one more request (draining answers it with ``connection:
-close``), so the worker stops accepting (``on_limit``) as soon as the
-requests started plus those connections reach the limit. A connection that
-carried one request is taken for a one-shot client. It can miss by one: a
-connection the kernel had already accepted at that instant, or a client that
-reuses its connection for the first time just then.
+exactly for HTTP/1.1: every connection that is arriving (accepted, not yet
+made: see ``worker/listener.py``) or new, or that its client has reused and
+that is idle or kept alive by the response under way, or that has part of a
+request in, is expected to bring one more request (draining answers it with
+``connection: close``), so the worker stops accepting (``on_limit``) as soon
+as the requests started plus those connections reach the limit. A connection
+that carried one request is taken for a one-shot client: when the limit
+stops the worker, such a connection closes at once if it is idle with no byte
+in flight (``stopped_at_limit``), instead of lingering for a request the
+budget has no room for.
 """
 
 from __future__ import annotations
@@ -89,7 +92,10 @@ class WorkerContext:
         )
         self.connections: set[Drainable] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        # Accepted sockets whose protocol is not connected yet (TLS handshake).
+        self.arriving: dict[Drainable, asyncio.Task[object]] = {}
         self.draining = False
+        self.stopped_at_limit = False
         self.requests_served = 0
         self.drain_grace = min(config.keep_alive_timeout, config.graceful_timeout, MAX_DRAIN_GRACE)
         self.request_limit: int | None = None
@@ -115,7 +121,8 @@ class WorkerContext:
         if self._on_limit is None or self.draining:
             return
         assert self.request_limit is not None
-        reserved = sum(1 for connection in self.connections if connection.reusable)
+        reserved = len(self.arriving)
+        reserved += sum(1 for connection in self.connections if connection.reusable)
         if self.requests_served + reserved >= self.request_limit:
             on_limit, self._on_limit = self._on_limit, None
             on_limit()
@@ -134,7 +141,21 @@ class WorkerContext:
             self.log.error_logger.error("worker task failed", exc_info=error)
         self._check_idle()
 
+    def arrive(self, connection: Drainable, task: asyncio.Task[object]) -> None:
+        """Track an accepted socket until its protocol is connected (``add_connection``)
+        or ``task``, which connects it, fails."""
+        self.arriving[connection] = task
+        task.add_done_callback(lambda done: self._arrived(connection, done))
+
+    def _arrived(self, connection: Drainable, task: asyncio.Task[object]) -> None:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # A failed TLS handshake, or a client gone before it was served.
+            self.log.error_logger.debug("connection not established: %r", error)
+        if self.arriving.pop(connection, None) is not None:
+            self._check_idle()
+
     def add_connection(self, connection: Drainable) -> None:
+        self.arriving.pop(connection, None)
         self.connections.add(connection)
         self.check_limit()
 
@@ -143,14 +164,20 @@ class WorkerContext:
         self._check_idle()
 
     def _check_idle(self) -> None:
-        if self.draining and not self.connections and not self.tasks:
+        if self.draining and not self.connections and not self.tasks and not self.arriving:
             self._idle.set()
 
-    def begin_drain(self) -> None:
-        """Stop reusing connections: each closes after its current or next response."""
+    def begin_drain(self, *, at_limit: bool = False) -> None:
+        """Stop reusing connections: each closes after its current or next response.
+
+        Args:
+            at_limit: the request limit stops the worker: a connection the limit
+                did not count on closes at once when idle.
+        """
         if self.draining:
             return
         self.draining = True
+        self.stopped_at_limit = at_limit
         for connection in list(self.connections):
             connection.shutdown()
         self._check_idle()
@@ -169,6 +196,8 @@ class WorkerContext:
         """Close every connection and cancel every task, waiting up to ``timeout`` for them."""
         for connection in list(self.connections):
             connection.abort()
+        for arriving in list(self.arriving.values()):
+            arriving.cancel()
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()

@@ -23,7 +23,17 @@ while the client does not read. Connection loss ends every stream
 Draining (the worker stops): an idle HTTP/1.1 connection lingers for the
 context's ``drain_grace``, so that a request the client is sending at that
 instant is served, with ``connection: close``, instead of meeting a closed
-connection; it closes when the grace ends with no byte of a request received.
+connection; it closes when the grace ends with no byte of a request received
+(nor waiting in the socket). When the request limit stops the worker, a
+connection the limit did not count on (one that carried a single request)
+closes at once on the same terms.
+
+Closing never resets a connection the client is writing to: with bytes
+unread in the socket, or when the client may be sending at that instant, a
+plain connection is half-closed (FIN), what still arrives is read and
+dropped, and the socket closes at the client's EOF (or after ``drain_grace``).
+The kernel would otherwise answer unread data with RST, which can also
+destroy a response the client has not read yet.
 
 There is no task per connection: only the application's task per request.
 """
@@ -32,8 +42,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import socket
 import ssl
+import sys
+import termios
 from typing import TYPE_CHECKING, cast
 
 from hypercorn.shared.addresses import parse_socket_addr
@@ -154,6 +167,8 @@ class HTTPConnection(asyncio.Protocol):
             self.shutdown()  # accepted as the worker stopped: its request is still served
 
     def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return  # half-closed: dropped unread (see the module doc)
         if self._proxy is not None:
             data = self._read_proxy_header(data)
             if not data:
@@ -186,6 +201,8 @@ class HTTPConnection(asyncio.Protocol):
         if upgrade is None:
             self._h2 = H2Protocol(self.ctx.config, tls=self.secure, now=now)
             self.protocol = self._h2
+            if self.ctx.draining:
+                self._drain_h2()  # prior knowledge on a connection accepted as the worker stopped
             return
         settings = next(
             (value for name, value in upgrade.request.headers if name == b"http2-settings"), b""
@@ -200,6 +217,8 @@ class HTTPConnection(asyncio.Protocol):
         if rest:
             self._h2.receive_data(rest, now)
         self._dispatch()  # the upgrading request, now stream 1
+        if self.ctx.draining:
+            self._drain_h2()
 
     def _read_proxy_header(self, data: bytes) -> bytes:
         """Feed the PROXY header reader; the client's bytes after the header, once read."""
@@ -222,6 +241,8 @@ class HTTPConnection(asyncio.Protocol):
         self._close()
 
     def eof_received(self) -> bool:
+        if self._closing:
+            return False  # half-closed: the client's EOF completes the close
         if self._proxy is not None:
             self._refuse_proxy("connection closed before the PROXY header ended")
             return False
@@ -330,18 +351,40 @@ class HTTPConnection(asyncio.Protocol):
         return not self.streams
 
     def shutdown(self) -> None:
+        expected = self.reusable  # the request limit counted on one more request
         if isinstance(self.protocol, H11Protocol):
             self.protocol.close_after_response()
         if self._h2 is not None:
             if not self._closing:
                 self._close_websockets()  # close frames first: some clients stop at GOAWAY
-                self._h2.begin_drain()
+                self._drain_h2()
                 self._step()
             return
         if not self.streams:
-            self._linger()
+            if self.ctx.stopped_at_limit and not expected:
+                self._close_idle()
+            else:
+                self._linger()
             return
         self._close_websockets()
+
+    def _drain_h2(self) -> None:
+        """GOAWAY, once the connection's first request is in: one sent before it
+        names no stream and refuses the request the client sent with its preface."""
+        h2 = self._h2
+        assert h2 is not None
+        if h2.last_stream_id == 0 and not self._lost:
+            if self._grace is None:
+                self._grace = self.loop.call_later(self.ctx.drain_grace, self._h2_grace_over)
+            return
+        self._cancel_grace()
+        h2.begin_drain()
+
+    def _h2_grace_over(self) -> None:
+        self._grace = None
+        if self._h2 is not None and not self._closing:
+            self._h2.begin_drain()  # no request came
+            self._step()
 
     def _close_websockets(self) -> None:
         """Draining: close every accepted WebSocket with 1001 (going away)."""
@@ -375,6 +418,8 @@ class HTTPConnection(asyncio.Protocol):
                 stream = HTTPStream(self.ctx, self, self.info, event, self.loop.time())
                 self.streams[event.stream_id] = stream
                 stream.start()
+                if self._grace is not None and self._h2 is not None:
+                    self._drain_h2()  # the first request of a draining HTTP/2 connection
             elif isinstance(event, BodyEnded):
                 if (stream := self.streams.get(event.stream_id)) is not None:
                     stream.body_ended()
@@ -478,13 +523,21 @@ class HTTPConnection(asyncio.Protocol):
         self._grace = None
         if self._closing or self.streams:
             return  # the stream's end closes it, or lingers again
+        self._close_idle()
+
+    def _close_idle(self) -> None:
+        """Draining: close if no byte of a request is in or waiting, else linger."""
         protocol = self.protocol
-        if self._sniffed or (isinstance(protocol, H11Protocol) and not protocol.idle):
+        if (
+            self._sniffed
+            or (isinstance(protocol, H11Protocol) and not protocol.idle)
+            or (self.transport is not None and _unread(self.transport))
+        ):
             # Part of a request is in: wait for the rest (the read timeout,
             # or graceful_timeout at the latest, still applies).
             self._linger()
             return
-        self._close()
+        self._half_close()
 
     def _cancel_grace(self) -> None:
         if self._grace is not None:
@@ -494,17 +547,52 @@ class HTTPConnection(asyncio.Protocol):
     def _close(self) -> None:
         if self._closing:
             return
+        if self.transport is not None and _unread(self.transport):
+            self._half_close()  # closing now would reset the connection
+            return
         self._closing = True
         self._cancel_timer()
         self._cancel_grace()
         if self.transport is not None:
             self.transport.close()
 
+    def _half_close(self) -> None:
+        """Close without a reset: FIN now, drop what arrives, close at the client's EOF."""
+        if self._closing:
+            return
+        self._closing = True
+        self._cancel_timer()
+        self._cancel_grace()
+        transport = self.transport
+        if transport is None:
+            return
+        if self.secure or not transport.can_write_eof():
+            transport.close()  # TLS: close_notify, and asyncio reads until the peer's
+            return
+        transport.write_eof()
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        # A client that never closes is not waited for beyond the grace.
+        self._grace = self.loop.call_later(self.ctx.drain_grace, transport.close)
+
     def _wake_drain_waiters(self) -> None:
         for waiter in self._drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
         self._drain_waiters.clear()
+
+
+def _unread(transport: asyncio.BaseTransport) -> bool:
+    """True if bytes from the client wait in the socket, not yet read."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        count = fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4))
+    except (OSError, ValueError):
+        return False  # closed already
+    return int.from_bytes(count, sys.byteorder) > 0
 
 
 def connection_info(transport: asyncio.BaseTransport, secure: bool) -> ConnectionInfo:

@@ -5,15 +5,17 @@ Theory of operation
 ``serve_sockets`` is the worker's life, in order:
 
 1. lifespan startup (a failure or timeout raises, and nothing is served);
-2. one ``asyncio`` server per listening socket, each creating an
-   ``HTTPConnection`` per accepted connection (TLS on the secure sockets,
-   with ALPN limited to the protocols this worker speaks), and one
-   ``QuicServer`` per QUIC socket (HTTP/3, see ``worker/udp.py``);
+2. one ``Listener`` (the worker's own accept loop, ``worker/listener.py``)
+   per listening socket, each creating an ``HTTPConnection`` per accepted
+   connection (TLS on the secure sockets, with ALPN limited to the protocols
+   this worker speaks), and one ``QuicServer`` per QUIC socket (HTTP/3, see
+   ``worker/udp.py``);
 3. wait for the shutdown trigger: the caller's awaitable, a
    ``multiprocessing.Event`` watched by polling, and/or SIGINT/SIGTERM, or
-   the worker's request limit (checked as each request starts, so it stops
-   accepting at once: see ``WorkerContext``);
-4. graceful shutdown: close the servers (stop accepting), let each
+   the worker's request limit (checked as each connection is accepted and
+   each request starts, so it stops accepting at once, within the batch: see
+   ``WorkerContext``);
+4. graceful shutdown: close the listeners (stop accepting), let each
    connection close after its current response or, when idle, after one more
    request or a short grace (see ``worker/io.py``), wait up to
    ``graceful_timeout`` for in-flight requests and app tasks, then abort what
@@ -45,6 +47,7 @@ from hypercorn.worker import loop as worker_loop
 from hypercorn.worker.asgi.lifespan import Lifespan
 from hypercorn.worker.context import WorkerContext
 from hypercorn.worker.io import SERVED_ALPN_PROTOCOLS, HTTPConnection
+from hypercorn.worker.listener import Listener
 from hypercorn.worker.protocol.h3_endpoint import QuicEndpoint, TLSFiles, quic_configuration
 from hypercorn.worker.proxy_binds import ProxyBinds
 from hypercorn.worker.udp import QuicServer
@@ -177,7 +180,7 @@ async def serve_sockets(
     Args:
         app: the ASGI application (wrapped by ``wrap_app``).
         config: the server's settings.
-        sockets: listening sockets; the servers close them when they stop.
+        sockets: listening sockets; the listeners close them when they stop.
         shutdown_trigger: an async callable whose return starts shutdown.
         handle_signals: also stop on SIGINT/SIGTERM (main thread only).
         ready: called once serving starts.
@@ -201,7 +204,7 @@ async def serve_sockets(
         await lifespan.close()
         raise
     ctx = WorkerContext(app, config, loop, state)
-    servers: list[asyncio.Server] = []
+    servers: list[Listener] = []
     quic: list[QuicServer] = []
     beat: _Heartbeat | None = None
     drained = False
@@ -213,7 +216,7 @@ async def serve_sockets(
             server.close()
         for endpoint in quic:
             endpoint.shutdown()
-        ctx.begin_drain()
+        ctx.begin_drain(at_limit=True)
         if limit_reached is not None:
             limit_reached(ctx.requests_served)
         limit_hit.set()
@@ -249,9 +252,6 @@ async def serve_sockets(
         await ctx.abort()
         for endpoint in quic:
             endpoint.close()
-        for server in servers:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), 1.0)
         if drained:
             await lifespan.shutdown()
         else:
@@ -259,29 +259,26 @@ async def serve_sockets(
                 await lifespan.shutdown()
 
 
-async def _start_servers(ctx: WorkerContext, sockets: Sockets) -> list[asyncio.Server]:
+async def _start_servers(ctx: WorkerContext, sockets: Sockets) -> list[Listener]:
     config = ctx.config
     ssl_context = _ssl_context(config) if sockets.secure_sockets else None
     listeners = [(sock, True) for sock in sockets.secure_sockets]
     listeners += [(sock, False) for sock in sockets.insecure_sockets]
     binds = ProxyBinds(config) if config.proxy_protocol else None
     with_header = binds.choose(listeners) if binds is not None else [False] * len(listeners)
-    servers: list[asyncio.Server] = []
+    servers: list[Listener] = []
     try:
         for (sock, secure), proxied in zip(listeners, with_header, strict=True):
             address = repr_socket_addr(sock.family, sock.getsockname())
             trusted = binds.trusted if binds is not None and proxied else None
             factory = functools.partial(HTTPConnection, ctx, secure=secure, proxy=trusted)
-            if secure:
-                server = await ctx.loop.create_server(
-                    factory,
-                    sock=sock,
-                    backlog=config.backlog,
-                    ssl=ssl_context,
-                    ssl_handshake_timeout=config.ssl_handshake_timeout,
-                )
-            else:
-                server = await ctx.loop.create_server(factory, sock=sock, backlog=config.backlog)
+            server = Listener(
+                ctx,
+                sock,
+                factory,
+                ssl_context=ssl_context if secure else None,
+                batch=config.backlog,
+            )
             servers.append(server)
             scheme = "https" if secure else "http"
             if proxied:

@@ -295,6 +295,43 @@ class TestPersistence:
         assert protocol.should_close
 
 
+class TestReusable:
+    """``reusable``: whether the request limit counts on one more request."""
+
+    def test_a_new_connection_brings_a_request(self) -> None:
+        assert make().reusable
+
+    def test_one_request_is_taken_for_a_one_shot_client(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        protocol.events_received()
+        assert not protocol.reusable
+        respond(protocol, 1)
+        assert not protocol.reusable  # idle after its first response
+
+    def test_part_of_a_second_request_is_one_more(self) -> None:
+        protocol = make()
+        protocol.receive_data(GET, 0.0)
+        respond(protocol, 1)
+        protocol.receive_data(GET[:5], 0.0)
+        assert protocol.reusable
+
+    def test_a_reused_connection_brings_one_more(self) -> None:
+        protocol = make()
+        for stream_id in (1, 3):
+            protocol.receive_data(GET, 0.0)
+            protocol.events_received()
+            assert not protocol.reusable  # the request under way is counted already
+            respond(protocol, stream_id)
+        assert protocol.reusable
+
+    def test_a_closing_connection_brings_none(self) -> None:
+        protocol = make()
+        protocol.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 0.0)
+        respond(protocol, 1)
+        assert not protocol.reusable
+
+
 class TestPipelining:
     """RFC 9112 section 9.3.2: requests are answered in order, one at a time."""
 

@@ -334,6 +334,11 @@ class H2Protocol:
 
     # -- HTTP/2 specifics, for the I/O layer ----------------------------------
 
+    @property
+    def last_stream_id(self) -> int:
+        """The highest client stream served so far (0 before the first request)."""
+        return self._last_stream_id
+
     def stream_blocked(self, stream_id: int) -> bool:
         """True while response bytes of ``stream_id`` wait for flow-control window."""
         stream = self._streams.get(stream_id)

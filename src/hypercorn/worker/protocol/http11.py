@@ -280,15 +280,16 @@ class H11Protocol:
 
     @property
     def reusable(self) -> bool:
-        """True if another request is expected: the connection is new, or its
-        client has reused it already and it is idle or its response keeps alive.
+        """True if another request is expected: the connection is new, part
+        of a request is in, or its client has reused it already and it is idle
+        or its response keeps alive.
 
         A connection that carried one request is taken for a one-shot client
         (many close after the first response without saying so).
         """
         if self._state is _State.CLOSED:
             return False
-        if self._requests == 0:
+        if self._requests == 0 or (self._state is _State.HEAD and self._buf):
             return True
         if self._requests < 2:
             return False

@@ -1,0 +1,131 @@
+"""The worker's accept loop: one ``Listener`` per listening TCP or unix socket.
+
+Theory of operation
+-------------------
+asyncio's servers accept a batch of connections, then build each one's
+transport in a task of its own, loop turns later. A server closed in between
+(the worker reached its request limit) drops the sockets it has already
+accepted: they are closed unread and the kernel answers the client's request
+with a reset. Nor can such a server stop at an exact count. So the worker
+accepts by itself, and keeps three invariants:
+
+* every socket it accepts becomes a connection: ``connect_accepted_socket``
+  (with TLS on a secure listener) runs for it whatever happens to the
+  listener, and is cancelled only by the worker's final abort;
+* from ``accept`` until its protocol's ``connection_made`` (after the TLS
+  handshake) the connection is *arriving* in the ``WorkerContext``: it counts
+  towards the request limit and towards what graceful shutdown waits for;
+* it accepts nothing once the worker stops: each accepted connection is
+  counted at once (``check_limit``), and the limit closes every listener
+  synchronously, so the rest of a batch stays in the kernel's queue for the
+  other workers.
+
+Accepting is batched: one readiness event accepts up to ``batch`` connections
+(as asyncio's servers do). ``close`` removes the reader and closes this
+process's copy of the socket; the master's copy keeps the shared accept queue
+open. Running out of descriptors pauses accepting for a second instead of
+spinning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hypercorn.worker.context import WorkerContext
+    from hypercorn.worker.io import HTTPConnection
+
+__all__ = ["Listener"]
+
+_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+RESOURCE_RETRY = 1.0  # seconds accepting pauses when the process runs out of descriptors
+
+
+class Listener:
+    """Accepts connections on one listening socket for a worker.
+
+    Args:
+        ctx: the worker's context (the request limit, the arriving connections).
+        sock: a listening stream socket.
+        factory: creates the protocol of one connection.
+        ssl_context: TLS for every connection, or None.
+        batch: connections accepted at most per readiness event (the backlog).
+    """
+
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        sock: socket.socket,
+        factory: Callable[[], HTTPConnection],
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        batch: int = 100,
+    ) -> None:
+        self._ctx = ctx
+        self._loop = ctx.loop
+        self._sock = sock
+        self._factory = factory
+        self._ssl = ssl_context
+        self._batch = max(1, batch)
+        self._closed = False
+        self._retry: asyncio.TimerHandle | None = None
+        sock.setblocking(False)
+        sock.listen(batch)
+        self._fd = sock.fileno()
+        self._loop.add_reader(self._fd, self._accept)
+
+    def close(self) -> None:
+        """Stop accepting at once; connections already accepted are served."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        else:
+            self._loop.remove_reader(self._fd)
+        self._sock.close()
+
+    def _accept(self) -> None:
+        ctx = self._ctx
+        for _ in range(self._batch):
+            if self._closed:
+                return  # the limit was reached by the last connection
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as error:
+                if error.errno not in _RESOURCE_ERRORS:
+                    raise  # the loop logs it; the next readiness event retries
+                ctx.log.error_logger.error(
+                    "accept(): %s; pausing for %.0f s", error, RESOURCE_RETRY
+                )
+                self._loop.remove_reader(self._fd)
+                self._retry = self._loop.call_later(RESOURCE_RETRY, self._resume)
+                return
+            self._connect(conn)
+            ctx.check_limit()
+
+    def _connect(self, conn: socket.socket) -> None:
+        conn.setblocking(False)
+        protocol = self._factory()
+        connect = self._loop.connect_accepted_socket(
+            lambda: protocol,
+            conn,
+            ssl=self._ssl,
+            ssl_handshake_timeout=self._ctx.config.ssl_handshake_timeout if self._ssl else None,
+        )
+        self._ctx.arrive(protocol, self._loop.create_task(connect))
+
+    def _resume(self) -> None:
+        self._retry = None
+        if not self._closed:
+            self._loop.add_reader(self._fd, self._accept)

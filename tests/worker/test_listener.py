@@ -1,0 +1,200 @@
+"""``Listener``: the worker's own accept loop, the request limit and closing
+without resets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import hpack
+import hyperframe.frame
+import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+
+from hypercorn.worker.serve import serve_sockets
+from tests.e2e.conftest import make_config, scaled
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(0.1)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"2")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+class LimitedWorker:
+    """``serve_sockets`` with a request limit, in the test's loop."""
+
+    def __init__(self, limit: int | None, **settings: Any) -> None:
+        self.config = make_config(**settings)
+        self.sockets = self.config.create_sockets()
+        listener = self.sockets.insecure_sockets[0]
+        self.port = listener.getsockname()[1]
+        # The master's copy, as in a real worker: the accept queue outlives ours.
+        self.queue = listener.dup()
+        self.stopped = asyncio.Event()
+        self.trigger = asyncio.Event()
+        self.task = asyncio.create_task(
+            serve_sockets(app, self.config, self.sockets, shutdown_trigger=self.trigger.wait,
+                          request_limit=limit, limit_reached=lambda n: self.stopped.set())
+        )  # fmt: skip
+
+    async def close(self) -> None:
+        self.trigger.set()
+        try:
+            await asyncio.wait_for(self.task, scaled(10))
+        finally:
+            self.sockets.close()
+            self.queue.close()
+
+
+pytestmark = pytest.mark.asyncio
+
+
+@contextlib.asynccontextmanager
+async def limited(limit: int | None, **settings: Any) -> AsyncIterator[LimitedWorker]:
+    server = LimitedWorker(limit, **settings)
+    await asyncio.sleep(0.05)  # lifespan startup; the listeners accept
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+def connect(port: int) -> socket.socket:
+    """A client connection the kernel completes on its own (queued for accept)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=scaled(5))
+    sock.setblocking(False)
+    return sock
+
+
+async def receive_all(sock: socket.socket) -> bytes:
+    """Everything until the server's EOF (a reset raises)."""
+    loop = asyncio.get_running_loop()
+    data = b""
+    while chunk := await asyncio.wait_for(loop.sock_recv(sock, 65536), scaled(5)):
+        data += chunk
+    return data
+
+
+async def receive_response(sock: socket.socket) -> bytes:
+    loop = asyncio.get_running_loop()
+    data = b""
+    while not data.endswith(b"ok"):
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), scaled(5))
+        assert chunk, data
+        data += chunk
+    return data
+
+
+async def test_the_limit_stops_accepting_within_one_batch() -> None:
+    async with limited(3) as worker:
+        await _limit_in_one_batch(worker)
+
+
+async def _limit_in_one_batch(worker: LimitedWorker) -> None:
+    clients = [connect(worker.port) for _ in range(6)]  # all queued before one accept
+    for client in clients:
+        client.send(REQUEST)
+    await asyncio.wait_for(worker.stopped.wait(), scaled(5))
+    # Three accepted and served, with connection: close; three left queued.
+    served = []
+    for client in clients[:3]:
+        data = await receive_all(client)
+        assert data.startswith(b"HTTP/1.1 200") and b"connection: close" in data.lower()
+        served.append(data)
+    queued = []
+    worker.queue.settimeout(scaled(1))
+    for _ in range(3):
+        queued.append(worker.queue.accept()[0])
+    worker.queue.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        worker.queue.accept()
+    assert all(sock.recv(100) == REQUEST for sock in queued)  # never read by the worker
+    for sock in queued + clients:
+        sock.close()
+
+
+async def test_an_idle_one_request_connection_closes_at_once_at_the_limit() -> None:
+    async with limited(2, keep_alive_timeout=5, graceful_timeout=10) as worker:
+        await _idle_at_limit(worker)
+
+
+async def _idle_at_limit(worker: LimitedWorker) -> None:
+    loop = asyncio.get_running_loop()
+    first = connect(worker.port)
+    await loop.sock_sendall(first, REQUEST)
+    data = await receive_response(first)
+    assert b"connection: close" not in data.lower()  # kept alive; one request: not counted
+    second = connect(worker.port)  # counted: the limit is reached
+    await asyncio.wait_for(worker.stopped.wait(), scaled(5))
+    started = loop.time()
+    assert await receive_all(first) == b""  # a FIN, not a reset
+    assert loop.time() - started < 0.5  # not after the drain grace (1 s)
+    await loop.sock_sendall(second, REQUEST)
+    data = await receive_all(second)
+    assert data.startswith(b"HTTP/1.1 200") and b"connection: close" in data.lower()
+    first.close()
+    second.close()
+
+
+async def test_closing_with_unread_bytes_sends_no_reset() -> None:
+    async with limited(None, h11_max_incomplete_size=1024) as worker:
+        await _unread_at_close(worker)
+
+
+async def _unread_at_close(worker: LimitedWorker) -> None:
+    loop = asyncio.get_running_loop()
+    client = connect(worker.port)
+    # The response closes the connection while more waits unread in the
+    # socket (the worker stopped reading: too much input held); closing then
+    # would reset the connection, and could destroy the response.
+    request = b"GET /slow HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    await loop.sock_sendall(client, request + b"x" * 2048)
+    await asyncio.sleep(0.02)
+    await loop.sock_sendall(client, b"x" * 100_000)
+    await asyncio.sleep(0.2)  # the response and the close, before the client reads
+    data = await receive_all(client)
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"ok")
+    client.close()
+
+
+async def test_an_http2_connection_counted_at_the_limit_is_served() -> None:
+    async with limited(1) as worker:
+        await _h2_at_limit(worker)
+
+
+async def _h2_at_limit(worker: LimitedWorker) -> None:
+    loop = asyncio.get_running_loop()
+    client = connect(worker.port)  # counted: the limit is reached at once
+    await asyncio.wait_for(worker.stopped.wait(), scaled(5))
+    h2 = H2Connection(H2Configuration(client_side=True))
+    h2.initiate_connection()
+    h2.send_headers(1, [(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                        (":authority", "test")], end_stream=True)  # fmt: skip
+    await loop.sock_sendall(client, h2.data_to_send())
+    # A GOAWAY sent before the request was read would have refused it. (Framed
+    # by hand: h2's client state machine stops at a GOAWAY.)
+    data = await receive_all(client)
+    frames = []
+    while data:
+        frame, length = hyperframe.frame.Frame.parse_frame_header(memoryview(data[:9]))
+        frame.parse_body(memoryview(data[9 : 9 + length]))
+        frames.append(frame)
+        data = data[9 + length :]
+    heads = [f for f in frames if isinstance(f, hyperframe.frame.HeadersFrame)]
+    assert [f.stream_id for f in heads] == [1]
+    assert (b":status", b"200") in list(hpack.Decoder().decode(heads[0].data, raw=True))
+    goaway = [f for f in frames if isinstance(f, hyperframe.frame.GoAwayFrame)]
+    assert [f.last_stream_id for f in goaway] == [1]
+    assert not any(isinstance(f, hyperframe.frame.RstStreamFrame) for f in frames)
+    client.close()
