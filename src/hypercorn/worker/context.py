@@ -93,7 +93,7 @@ class WorkerContext:
         self.connections: set[Drainable] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         # Accepted sockets whose protocol is not connected yet (TLS handshake).
-        self.arriving: dict[Drainable, asyncio.Task[object]] = {}
+        self.arriving: dict[Drainable, asyncio.Task[None]] = {}
         self.draining = False
         self.stopped_at_limit = False
         self.requests_served = 0
@@ -141,16 +141,13 @@ class WorkerContext:
             self.log.error_logger.error("worker task failed", exc_info=error)
         self._check_idle()
 
-    def arrive(self, connection: Drainable, task: asyncio.Task[object]) -> None:
-        """Track an accepted socket until its protocol is connected (``add_connection``)
-        or ``task``, which connects it, fails."""
+    def arrive(self, connection: Drainable, task: asyncio.Task[None]) -> None:
+        """Track an accepted socket that ``task`` connects, until ``add_connection``
+        (its protocol is connected) or ``arrived`` (the task ended)."""
         self.arriving[connection] = task
-        task.add_done_callback(lambda done: self._arrived(connection, done))
 
-    def _arrived(self, connection: Drainable, task: asyncio.Task[object]) -> None:
-        if not task.cancelled() and (error := task.exception()) is not None:
-            # A failed TLS handshake, or a client gone before it was served.
-            self.log.error_logger.debug("connection not established: %r", error)
+    def arrived(self, connection: Drainable) -> None:
+        """The task connecting ``connection`` ended (connected, failed or cancelled)."""
         if self.arriving.pop(connection, None) is not None:
             self._check_idle()
 

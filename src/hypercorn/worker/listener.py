@@ -117,13 +117,21 @@ class Listener:
     def _connect(self, conn: socket.socket) -> None:
         conn.setblocking(False)
         protocol = self._factory()
-        connect = self._loop.connect_accepted_socket(
-            lambda: protocol,
-            conn,
-            ssl=self._ssl,
-            ssl_handshake_timeout=self._ctx.config.ssl_handshake_timeout if self._ssl else None,
-        )
-        self._ctx.arrive(protocol, self._loop.create_task(connect))
+        self._ctx.arrive(protocol, self._loop.create_task(self._establish(conn, protocol)))
+
+    async def _establish(self, conn: socket.socket, protocol: HTTPConnection) -> None:
+        try:
+            await self._loop.connect_accepted_socket(
+                lambda: protocol,
+                conn,
+                ssl=self._ssl,
+                ssl_handshake_timeout=self._ctx.config.ssl_handshake_timeout if self._ssl else None,
+            )
+        except Exception as error:  # a failed TLS handshake, a client already gone
+            self._ctx.log.error_logger.debug("connection not established: %r", error)
+        finally:
+            # No done callback: one loop callback less per connection.
+            self._ctx.arrived(protocol)
 
     def _resume(self) -> None:
         self._retry = None
