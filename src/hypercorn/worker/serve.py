@@ -43,14 +43,13 @@ from hypercorn.shared.apploading import load_application, wrap_app
 from hypercorn.shared.errors import ShutdownError
 from hypercorn.shared.shutdown import check_multiprocess_shutdown_event
 from hypercorn.shared.statsd import StatsdLogger
+from hypercorn.shared.validators import ConfigError
 from hypercorn.worker import loop as worker_loop
 from hypercorn.worker.asgi.lifespan import Lifespan
 from hypercorn.worker.context import WorkerContext
 from hypercorn.worker.io import SERVED_ALPN_PROTOCOLS, HTTPConnection
 from hypercorn.worker.listener import Listener
-from hypercorn.worker.protocol.h3_endpoint import QuicEndpoint, TLSFiles, quic_configuration
 from hypercorn.worker.proxy_binds import ProxyBinds
-from hypercorn.worker.udp import QuicServer
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event as MPEvent
@@ -58,6 +57,7 @@ if TYPE_CHECKING:
     from hypercorn.config import Config
     from hypercorn.shared.sockets import Sockets
     from hypercorn.typing import ASGIFramework, Framework
+    from hypercorn.worker.udp import QuicServer
 
 ShutdownTrigger = Callable[..., Awaitable[Any]]
 
@@ -296,6 +296,18 @@ async def _start_quic(ctx: WorkerContext, sockets: Sockets) -> list[QuicServer]:
     config = ctx.config
     if not sockets.quic_sockets or config.certfile is None:
         return []
+    # HTTP/3 is an optional extra: only a server with a QUIC listener needs aioquic.
+    try:
+        from hypercorn.worker.protocol.h3_endpoint import (
+            QuicEndpoint,
+            TLSFiles,
+            quic_configuration,
+        )
+        from hypercorn.worker.udp import QuicServer
+    except ImportError as error:
+        raise ConfigError(
+            f"quic_bind needs HTTP/3 support ({error.name} is missing): install hypercorn[h3]"
+        ) from None
     configuration = quic_configuration(
         TLSFiles(
             config.certfile,
