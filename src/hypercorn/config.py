@@ -125,6 +125,7 @@ class Config:
         statsd_host: str | None
         statsd_prefix: str
         dogstatsd_tags: str
+        metrics_bind: str | None
         proxy_protocol: list[str]
         forwarded_allow_ips: list[str]
         application_path: str | None

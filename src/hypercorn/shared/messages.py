@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Each worker owns the write end of one pipe; the master reads the other end.
-A message is a fixed-size record (kind, value), far below ``PIPE_BUF``, so a
+A message is a fixed-size record (kind, key, value), far below ``PIPE_BUF``, so a
 write is atomic: the master never sees half a record from one write, and a
 reader that got a partial read (it never should) keeps the rest for the next
 one. The worker writes without blocking and drops a heartbeat when the pipe
@@ -13,18 +13,24 @@ and a later heartbeat says the same thing with a newer count.
 End of file on the pipe means the worker is gone (or closed its end), which
 the master learns anyway from ``waitpid``; the pipe carries only liveness and
 progress, never the reason of an exit.
+
+A heartbeat may carry the worker's counters (``shared/metrics.py``): one
+``METRIC`` record per counter, written with the heartbeat in one batch
+(``send_many``) that stays under ``PIPE_BUF``, so it too is all or nothing.
 """
 
 from __future__ import annotations
 
 import enum
 import os
+import select
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Message", "MessageKind", "MessageReader", "encode", "send"]
+__all__ = ["Message", "MessageKind", "MessageReader", "encode", "send", "send_many"]
 
-_RECORD = struct.Struct("!BQ")
+_RECORD = struct.Struct("!BHQ")
 RECORD_SIZE = _RECORD.size
 
 
@@ -32,17 +38,19 @@ class MessageKind(enum.IntEnum):
     READY = 1  # lifespan startup done, every listener served
     HEARTBEAT = 2  # the event loop is alive; value: requests served so far
     STOPPING = 3  # reached its request limit, now draining; value: requests served
+    METRIC = 4  # key: a counter's index (``shared/metrics.py``); value: its value
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
     kind: MessageKind
     value: int = 0
+    key: int = 0
 
 
 def encode(message: Message) -> bytes:
     """The record of ``message``."""
-    return _RECORD.pack(message.kind, message.value)
+    return _RECORD.pack(message.kind, message.key, message.value)
 
 
 def send(fd: int, message: Message) -> bool:
@@ -54,8 +62,24 @@ def send(fd: int, message: Message) -> bool:
     Raises:
         BrokenPipeError: the master closed its end (it is gone).
     """
+    return send_many(fd, (message,))
+
+
+def send_many(fd: int, messages: Iterable[Message]) -> bool:
+    """Write ``messages`` to the (non-blocking) pipe ``fd`` in one atomic write.
+
+    Returns:
+        False when the pipe is full and the messages were dropped, all of them.
+
+    Raises:
+        BrokenPipeError: the master closed its end (it is gone).
+        ValueError: the batch is larger than ``PIPE_BUF`` (it would not be atomic).
+    """
+    data = b"".join(map(encode, messages))
+    if len(data) > select.PIPE_BUF:
+        raise ValueError(f"{len(data)} bytes of messages exceed PIPE_BUF")
     try:
-        os.write(fd, encode(message))
+        os.write(fd, data)
     except BlockingIOError:
         return False
     return True
@@ -76,7 +100,7 @@ class MessageReader:
         whole = len(data) - len(data) % RECORD_SIZE
         self._buffer = data[whole:]
         messages = []
-        for kind, value in _RECORD.iter_unpack(data[:whole]):
+        for kind, key, value in _RECORD.iter_unpack(data[:whole]):
             if kind in MessageKind._value2member_map_:
-                messages.append(Message(MessageKind(kind), value))
+                messages.append(Message(MessageKind(kind), value, key))
         return messages

@@ -229,6 +229,11 @@ SETTINGS: tuple[Setting, ...] = (
        "Prefix of every statsd metric.", "--statsd-prefix"),
     _s("dogstatsd_tags", "Metrics", "str", "", v.string(),
        "Comma-separated DogStatsD tags added to every metric."),
+    _s("metrics_bind", "Metrics", "str | None", None, _opt_str,
+       "Address (`host:port` or `unix:/path`) where the master serves `GET /metrics` in the "
+       "Prometheus text format: requests by status class, a latency histogram, open "
+       "connections, worker restarts and reloads, summed over the workers. Off by default.",
+       "--metrics-bind", metavar="ADDRESS"),
     # --- Proxies -------------------------------------------------------------------
     _s("proxy_protocol", "Proxies", "list[str]", (), v.string_list,
        "Plain-text binds whose connections start with a PROXY protocol header (v1 or v2): "

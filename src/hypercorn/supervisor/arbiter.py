@@ -47,6 +47,12 @@ QUIT send QUIT (the worker exits at once) and SIGKILL after a second. The
 master closes its copies of the listeners first, so once the workers close
 theirs new connections are refused rather than queued for nobody. The PID
 file and unix socket files are removed on the way out.
+
+Metrics. With ``metrics_bind``, the master serves the workers' counters
+(sent with their heartbeats) in the Prometheus text format from this same
+loop: its sockets sit in the selector beside the pipes; see ``metrics.py``.
+A worker's pipe is read to its end when the worker is reaped, so its last
+counters reach the totals.
 """
 
 from __future__ import annotations
@@ -66,7 +72,8 @@ from typing import TYPE_CHECKING
 
 from hypercorn.shared.cli import ExitCode, fail
 from hypercorn.shared.messages import MessageKind
-from hypercorn.shared.sockets import Sockets, parse_bind, reuse_port_twin
+from hypercorn.shared.sockets import SocketOptions, Sockets, parse_bind, reuse_port_twin
+from hypercorn.supervisor.metrics import MetricsEndpoint, Totals
 from hypercorn.supervisor.service import MasterService
 from hypercorn.supervisor.signals import SignalQueue
 from hypercorn.supervisor.watcher import Watcher
@@ -133,6 +140,8 @@ class Arbiter:
         self._reload_started: float | None = None
         self._reload_due: float | None = None
         self._watcher: Watcher | None = None
+        self._metrics: MetricsEndpoint | None = None
+        self.totals = Totals()
         self._unix_paths = [
             spec.path
             for spec in map(parse_bind, [*config.bind, *config.insecure_bind])
@@ -159,7 +168,16 @@ class Arbiter:
     # ---------------------------------------------------------------- the loop
 
     def run(self) -> int:
-        """Serve until stopped; returns the exit code."""
+        """Serve until stopped; returns the exit code.
+
+        Raises:
+            BindError: ``metrics_bind`` cannot be bound.
+        """
+        if self.config.metrics_bind is not None:
+            options = SocketOptions(self.config.backlog, self.config.umask, reuse_port=True)
+            self._metrics = MetricsEndpoint.open(
+                self.config.metrics_bind, options, self._selector, self.render_metrics
+            )
         set_title(self.title)
         self._signals.install()
         self._selector.register(self._signals.fileno(), selectors.EVENT_READ, None)
@@ -188,6 +206,8 @@ class Arbiter:
             if not self.service.keeps_unix_sockets:
                 self._remove_unix_sockets()
             self._signals.restore()
+            if self._metrics is not None:
+                self._metrics.close(unlink=not self.service.keeps_unix_sockets)
             self._selector.close()
             self._signals.close()
             if self._watcher is not None:
@@ -205,6 +225,10 @@ class Arbiter:
             for key, _ in events:
                 if isinstance(key.data, WorkerHandle):
                     self._read(key.data, now)
+                elif self._metrics is not None and self._metrics.owns(key.data):
+                    self._metrics.handle(key.data, now)
+            if self._metrics is not None:
+                self._metrics.expire(now)
             for signum in self._signals.pop_all():
                 self._handlers[signum]()
             self._reap()
@@ -234,6 +258,8 @@ class Arbiter:
         if self._watcher is not None and (poll := self._watcher.next_poll()) is not None:
             deadlines.append(poll)
         if (due := self.service.deadline(now)) is not None:
+            deadlines.append(due)
+        if self._metrics is not None and (due := self._metrics.deadline()) is not None:
             deadlines.append(due)
         return max(0.0, min(deadlines) - now)
 
@@ -339,6 +365,8 @@ class Arbiter:
         if self._watcher is not None:
             fds.extend(self._watcher.fds)
         fds.extend(w.fd for w in self.workers.values() if w.fd >= 0)
+        if self._metrics is not None:
+            fds.extend(self._metrics.fds)
         return fds
 
     def _retire(self, worker: WorkerHandle, now: float, reason: str) -> None:
@@ -368,6 +396,17 @@ class Arbiter:
             )
             worker.retire(now, self.config.graceful_timeout + RETIRE_SLACK)
 
+    def _read_rest(self, worker: WorkerHandle) -> None:
+        """Read what an exited worker left in its pipe (its final counters)."""
+        while worker.fd >= 0:
+            try:
+                data = os.read(worker.fd, 65536)
+            except OSError:  # BlockingIOError: a descendant still holds the write end
+                return
+            if not data:
+                return
+            worker.receive(data, time.monotonic())
+
     def _close_pipe(self, worker: WorkerHandle) -> None:
         if worker.fd >= 0:
             self._selector.unregister(worker.fd)
@@ -386,7 +425,9 @@ class Arbiter:
                 return
             worker = self.workers.pop(pid, None)
             if worker is not None:
+                self._read_rest(worker)
                 self._close_pipe(worker)
+                self.totals.worker_gone(worker.metrics)
                 self._exited(worker, os.waitstatus_to_exitcode(status))
             else:
                 self.service.reaped(pid, os.waitstatus_to_exitcode(status))
@@ -398,6 +439,7 @@ class Arbiter:
         if worker.state is WorkerState.RETIRING or self._stop_mode is not None:
             self.log.debug("Worker %d stopped (%s)", worker.pid, how)
             return
+        self.totals.restarts += 1
         now = time.monotonic()
         if worker.state is WorkerState.BOOTING:
             self._boot_failed(worker, code, how, now)
@@ -515,6 +557,7 @@ class Arbiter:
         if self.config.preload_app:
             self.log.warning("preload_app is on: reloaded workers serve the preloaded code")
         self.generation += 1
+        self.totals.reloads += 1
         self._reload_started = time.monotonic()
 
     def _adopt(self, config: Config) -> None:
@@ -531,6 +574,12 @@ class Arbiter:
             self.num_workers = config.workers
         config.application_path = config.application_path or old.application_path
         self.config = config
+
+    def render_metrics(self) -> str:
+        """The Prometheus text of the totals over every worker, live and gone."""
+        live = [w.metrics for w in self.workers.values()]
+        ready = sum(w.state is WorkerState.READY for w in self.workers.values())
+        return self.totals.render(live, ready)
 
     def _on_ttin(self) -> None:
         self.num_workers += 1
@@ -560,6 +609,8 @@ class Arbiter:
         self.service.stopping()
         # New connections are refused once the workers close their copies too.
         self.sockets.close()
+        if self._metrics is not None:
+            self._metrics.close(unlink=not self.service.keeps_unix_sockets)
         for sockets in self._quic.values():
             for sock in sockets:
                 sock.close()

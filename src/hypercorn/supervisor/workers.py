@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
 from hypercorn.shared.cli import ExitCode, report_error
-from hypercorn.shared.messages import Message, MessageKind, MessageReader, send
+from hypercorn.shared.messages import Message, MessageKind, MessageReader, send_many
+from hypercorn.shared.metrics import SLOTS
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event as MPEvent
@@ -77,6 +78,8 @@ class WorkerHandle:
     kill_at: float | None = None  # when a RETIRING worker gets SIGKILL
     killed_for: str | None = None  # why the master killed it (timeout, boot timeout)
     reader: MessageReader = field(default_factory=MessageReader)
+    # Its counters as of its latest heartbeat (``shared/metrics.py``), when it sends them.
+    metrics: list[int] = field(default_factory=lambda: [0] * SLOTS)
 
     def receive(self, data: bytes, now: float) -> list[MessageKind]:
         """Account for bytes read from the pipe; returns the kinds of message received."""
@@ -88,6 +91,8 @@ class WorkerHandle:
                 self.state = WorkerState.READY
             elif message.kind in (MessageKind.HEARTBEAT, MessageKind.STOPPING):
                 self.requests = message.value
+            elif message.kind is MessageKind.METRIC and message.key < SLOTS:
+                self.metrics[message.key] = message.value
         return kinds
 
     def retire(self, now: float, grace: float) -> None:
@@ -181,6 +186,7 @@ class _Reporter:
         self._fd = fd
         self._master_pid = master_pid
         self._reopen = False
+        self._metrics: list[Message] = []
         os.set_blocking(fd, False)
         signal.signal(signal.SIGUSR1, self._on_usr1)
 
@@ -189,9 +195,9 @@ class _Reporter:
         # which may have interrupted a write to the very file being swapped.
         self._reopen = True
 
-    def _send(self, message: Message) -> None:
+    def _send(self, *messages: Message) -> None:
         try:
-            send(self._fd, message)
+            send_many(self._fd, messages)
         except BrokenPipeError:
             self._orphaned()
 
@@ -201,6 +207,12 @@ class _Reporter:
     def ready(self) -> None:
         self._send(Message(MessageKind.READY))
 
+    def metrics(self, values: list[int]) -> None:
+        # Sent with the heartbeat that follows, in the same write.
+        self._metrics = [
+            Message(MessageKind.METRIC, value, key) for key, value in enumerate(values)
+        ]
+
     def heartbeat(self, requests: int) -> None:
         if os.getppid() != self._master_pid:
             self._orphaned()
@@ -208,7 +220,8 @@ class _Reporter:
         if self._reopen:
             self._reopen = False
             self._config.log.reopen_files()
-        self._send(Message(MessageKind.HEARTBEAT, requests))
+        metrics, self._metrics = self._metrics, []
+        self._send(*metrics, Message(MessageKind.HEARTBEAT, requests))
 
     def limit_reached(self, requests: int) -> None:
         # The worker has stopped accepting; the master starts its successor now.
@@ -242,6 +255,7 @@ def _child(
             heartbeat_interval=heartbeat_interval,
             request_limit=request_limit,
             limit_reached=reporter.limit_reached,
+            metrics=reporter.metrics if config.metrics_bind is not None else None,
         )
     except KeyboardInterrupt:
         code = ExitCode.OK

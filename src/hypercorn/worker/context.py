@@ -40,6 +40,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hypercorn.shared.logging import Logger
+from hypercorn.shared.metrics import WorkerCounters
 
 if TYPE_CHECKING:
     from hypercorn.config import Config
@@ -97,6 +98,7 @@ class WorkerContext:
         self.draining = False
         self.stopped_at_limit = False
         self.requests_served = 0
+        self.counters = WorkerCounters()  # responses by status class and latency
         self.drain_grace = min(config.keep_alive_timeout, config.graceful_timeout, MAX_DRAIN_GRACE)
         self.request_limit: int | None = None
         self._on_limit: Callable[[], None] | None = None

@@ -112,6 +112,7 @@ def run_worker(
     heartbeat_interval: float = 1.0,
     request_limit: int | None = None,
     limit_reached: Callable[[int], None] | None = None,
+    metrics: Callable[[list[int]], None] | None = None,
 ) -> int:
     """Load ``config.application_path`` and serve it on ``sockets`` in a new event loop.
 
@@ -125,11 +126,15 @@ def run_worker(
         shutdown_event: a ``multiprocessing.Event`` that, once set, stops the worker.
         ready: called once the app started and the sockets are served.
         heartbeat: called from the event loop every ``heartbeat_interval`` seconds
-            while serving, with the number of requests served so far.
+            while serving, and once more after the last connection closed, with
+            the number of requests served so far.
         heartbeat_interval: seconds between heartbeats.
         request_limit: requests after which the worker stops by itself.
         limit_reached: called with the count once the limit is reached, as the
             worker stops accepting.
+        metrics: called just before each heartbeat (and once more after the
+            last connection closed) with the worker's counters
+            (``WorkerCounters.values``).
 
     Returns:
         The exit code, 0.
@@ -157,6 +162,7 @@ def run_worker(
         heartbeat_interval=heartbeat_interval,
         request_limit=request_limit,
         limit_reached=limit_reached,
+        metrics=metrics,
     )
     worker_loop.run(main, config.worker_class, debug=config.debug)
     return 0
@@ -174,6 +180,7 @@ async def serve_sockets(
     heartbeat_interval: float = 1.0,
     request_limit: int | None = None,
     limit_reached: Callable[[int], None] | None = None,
+    metrics: Callable[[list[int]], None] | None = None,
 ) -> None:
     """Serve an (already wrapped) app on ``sockets`` until shutdown; see the module doc.
 
@@ -184,11 +191,15 @@ async def serve_sockets(
         shutdown_trigger: an async callable whose return starts shutdown.
         handle_signals: also stop on SIGINT/SIGTERM (main thread only).
         ready: called once serving starts.
-        heartbeat: called every ``heartbeat_interval`` seconds while serving, with
-            the number of requests served so far.
+        heartbeat: called every ``heartbeat_interval`` seconds while serving, and
+            once more after the last connection closed, with the number of
+            requests served so far.
         heartbeat_interval: seconds between heartbeats.
         request_limit: requests after which the worker stops by itself.
         limit_reached: called with the count once the limit is reached.
+        metrics: called just before each heartbeat (and once more after the
+            last connection closed) with the worker's counters
+            (``WorkerCounters.values``).
 
     Raises:
         LifespanFailureError, LifespanTimeoutError: the app's startup or shutdown failed.
@@ -229,7 +240,7 @@ async def serve_sockets(
         if ready is not None:
             ready()
         if heartbeat is not None:
-            beat = _Heartbeat(ctx, heartbeat, heartbeat_interval)
+            beat = _Heartbeat(ctx, heartbeat, heartbeat_interval, metrics)
         await _wait_for_shutdown(loop, shutdown_trigger, handle_signals, limit_hit)
         for server in servers:
             server.close()
@@ -250,6 +261,8 @@ async def serve_sockets(
             server.close()
         ctx.draining = True
         await ctx.abort()
+        if beat is not None:
+            beat.send()  # the final counts, so the master's totals miss nothing
         for endpoint in quic:
             endpoint.close()
         if drained:
@@ -335,19 +348,31 @@ async def _start_quic(ctx: WorkerContext, sockets: Sockets) -> list[QuicServer]:
 
 
 class _Heartbeat:
-    """Calls ``callback(requests_served)`` on a loop timer; no task of its own."""
+    """Calls ``callback(requests_served)`` on a loop timer, after ``metrics(counters)``
+    when given; no task of its own."""
 
     def __init__(
-        self, ctx: WorkerContext, callback: Callable[[int], None], interval: float
+        self,
+        ctx: WorkerContext,
+        callback: Callable[[int], None],
+        interval: float,
+        metrics: Callable[[list[int]], None] | None = None,
     ) -> None:
         self._ctx = ctx
         self._callback = callback
         self._interval = interval
+        self._metrics = metrics
         self._handle = ctx.loop.call_soon(self._beat)
 
     def _beat(self) -> None:
         self._handle = self._ctx.loop.call_later(self._interval, self._beat)
-        self._callback(self._ctx.requests_served)
+        self.send()
+
+    def send(self) -> None:
+        ctx = self._ctx
+        if self._metrics is not None:
+            self._metrics(ctx.counters.values(len(ctx.connections)))
+        self._callback(ctx.requests_served)
 
     def stop(self) -> None:
         self._handle.cancel()

@@ -437,11 +437,15 @@ class HTTPStream:
             self._host.set_receive_paused(self.stream_id, False)
 
     async def _log_access(self) -> None:
-        if self._ctx.access_log_enabled and self._response is not None:
+        # Called once per response, as it ends: the place to count it too.
+        if self._response is None:
+            return
+        ctx = self._ctx
+        duration = ctx.loop.time() - self._start_time
+        ctx.counters.observe(self._response["status"], duration)
+        if ctx.access_log_enabled:
             response = {**self._response, "body_size": self.body_size}
-            await self._ctx.log.access(
-                self.scope, response, self._ctx.loop.time() - self._start_time
-            )
+            await ctx.log.access(self.scope, response, duration)
 
     async def _respond_error(self, status: int) -> None:
         """Send a bodiless error response in place of the app's."""
