@@ -59,6 +59,10 @@ def run(
             sockets.close()
     from hypercorn.worker.serve import run_worker
 
+    if config.metrics_bind:
+        config.log.error_logger.warning(
+            "metrics_bind is served by the master process: ignored with workers=0"
+        )
     try:
         if config.pid_path is not None:
             write_pid_file(config.pid_path)
