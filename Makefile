@@ -40,8 +40,9 @@ tools:
 		{ apt-get update -qq && apt-get install -y -qq nginx haproxy; }
 	@command -v h2load >/dev/null && command -v nghttp >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq nghttp2-client; }
-	@command -v chromium >/dev/null && command -v npm >/dev/null || \
-		{ apt-get update -qq && apt-get install -y -qq chromium nodejs npm; }
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@# npm only when absent: a machine's own Node.js may already ship it (and conflict with Debian's).
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 	@test -d .tools/node/node_modules/playwright-core || \
 		{ mkdir -p .tools/node && cd .tools/node && { test -f package.json || npm init -y >/dev/null; } && \
 		  npm install --no-audit --no-fund --silent playwright-core; }
