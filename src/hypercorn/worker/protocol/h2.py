@@ -66,6 +66,11 @@ from hypercorn.worker.protocol.events import (
     WebSocketClose,
     WebSocketSend,
 )
+from hypercorn.worker.protocol.fields import (
+    expects_continue,
+    split_request_fields,
+    strip_connection_fields,
+)
 from hypercorn.worker.protocol.h2_limits import Budget, FloodLimits, StreamState
 from hypercorn.worker.protocol.ws import WSSettings
 from hypercorn.worker.protocol.ws_h2 import H2WebSockets, opening_request
@@ -83,11 +88,6 @@ RECEIVE_SLICE = 16 * 1024
 
 CONNECTION_WINDOW = 1024 * 1024
 """The connection-level receive window; each stream keeps the default 64 KiB."""
-
-# RFC 9113 section 8.2.2: connection-specific fields must not appear in HTTP/2.
-_CONNECTION_HEADERS = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
-)
 
 
 class H2Settings(WSSettings, Protocol):
@@ -262,7 +262,7 @@ class H2Protocol:
                 if not stream.started:
                     raise RuntimeError("response ended before it started")
                 stream.ended = True
-                stream.trailers = tuple(_strip(event.trailers))
+                stream.trailers = tuple(strip_connection_fields(event.trailers))
                 self._dirty[event.stream_id] = None
             case InformationalResponse():
                 self._informational(event, stream)
@@ -376,7 +376,7 @@ class H2Protocol:
             (b":scheme", b"https" if self.tls else b"http"),
             (b":authority", stream.authority),
             (b":path", path),
-            *_strip(headers),
+            *strip_connection_fields(headers),
         ]
         try:
             conn.push_stream(stream_id, promised, request_headers)
@@ -434,30 +434,9 @@ class H2Protocol:
         if self._draining:
             self._conn.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
-        method = path = authority = protocol = b""
-        headers: list[tuple[bytes, bytes]] = []
-        host: bytes | None = None
-        for name, value in event.headers:
-            name = bytes(name)
-            value = bytes(value)
-            if name[:1] == b":":
-                if name == b":method":
-                    method = value
-                elif name == b":path":
-                    path = value
-                elif name == b":authority":
-                    authority = value
-                elif name == b":protocol":
-                    protocol = value
-            elif name == b"host":
-                host = value
-            else:
-                headers.append((name, value))
-        authority = authority or host or b""
-        if authority:
-            headers.insert(0, (b"host", authority))
+        method, path, authority, protocol, headers = split_request_fields(event.headers)
         if method == b"CONNECT" and (
-            upgrade := opening_request(stream_id, protocol, path, tuple(headers))
+            upgrade := opening_request(stream_id, protocol, path, headers)
         ):
             self._requests += 1
             self._last_stream_id = stream_id
@@ -469,9 +448,7 @@ class H2Protocol:
             self._conn.send_headers(stream_id, [(b":status", b"405")], end_stream=True)
             return
         ended = event.stream_ended is not None
-        self._start_stream(
-            stream_id, method.decode("ascii"), path, tuple(headers), ended, authority
-        )
+        self._start_stream(stream_id, method.decode("ascii"), path, headers, ended, authority)
         if self._requests >= self._max_requests:
             self._goaway(ErrorCodes.NO_ERROR)
 
@@ -490,11 +467,8 @@ class H2Protocol:
         if stream_id % 2:
             self._last_stream_id = stream_id
         self._streams[stream_id] = StreamState(authority, method == "HEAD", ended)
-        expects_continue = any(
-            name == b"expect" and value.lower() == b"100-continue" for name, value in headers
-        )
         self._events.append(
-            RequestReceived(stream_id, method, target, headers, "2", expects_continue)
+            RequestReceived(stream_id, method, target, headers, "2", expects_continue(headers))
         )
         if ended:
             self._events.append(BodyEnded(stream_id))
@@ -565,7 +539,7 @@ class H2Protocol:
             raise ValueError(f"invalid status code {status}")
         if status in (204, 304):
             stream.no_body = True
-        stream.head = [(b":status", b"%d" % status), *_strip(event.headers)]
+        stream.head = [(b":status", b"%d" % status), *strip_connection_fields(event.headers)]
         stream.started = True
         self._dirty[event.stream_id] = None
 
@@ -575,7 +549,7 @@ class H2Protocol:
             raise ValueError(f"not an informational status: {status}")
         if stream.started or status == 101:
             return  # RFC 9113 section 8.6: no 101 in HTTP/2
-        headers = [(b":status", b"%d" % status), *_strip(event.headers)]
+        headers = [(b":status", b"%d" % status), *strip_connection_fields(event.headers)]
         self._conn.send_headers(event.stream_id, headers)
 
     def _flush(self, stream_id: int, stream: StreamState) -> None:
@@ -686,12 +660,3 @@ class H2Protocol:
         with contextlib.suppress(h2.exceptions.ProtocolError):
             self._conn.close_connection(code, last_stream_id=self._last_stream_id)
         self.connection_lost()
-
-
-def _strip(headers: Iterable[tuple[bytes, bytes]]) -> Iterable[tuple[bytes, bytes]]:
-    """Response fields without the connection-specific ones (RFC 9113 section 8.2.2)."""
-    for header in headers:
-        name = header[0]
-        if name in _CONNECTION_HEADERS or (name == b"te" and header[1].lower() != b"trailers"):
-            continue
-        yield header

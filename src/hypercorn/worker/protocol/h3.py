@@ -76,6 +76,11 @@ from hypercorn.worker.protocol.events import (
     WebSocketClose,
     WebSocketSend,
 )
+from hypercorn.worker.protocol.fields import (
+    expects_continue,
+    split_request_fields,
+    strip_connection_fields,
+)
 from hypercorn.worker.protocol.ws import WSSettings
 from hypercorn.worker.protocol.ws_h2 import H2WebSockets
 
@@ -86,11 +91,6 @@ SEND_HIGH_WATER = 64 * 1024
 """Unacknowledged response bytes of a stream past which its app's ``send`` waits."""
 
 Address = tuple[Any, ...]
-
-# RFC 9114 section 4.2: connection-specific fields must not appear in HTTP/3.
-_CONNECTION_HEADERS = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
-)
 
 
 class H3Settings(WSSettings, Protocol):
@@ -219,7 +219,7 @@ class H3Protocol:
             case ResponseEnded():
                 if not stream.started:
                     raise RuntimeError("response ended before it started")
-                trailers = list(_strip(event.trailers))
+                trailers = list(strip_connection_fields(event.trailers))
                 if trailers:
                     h3.send_headers(stream_id, trailers, end_stream=True)
                 else:
@@ -230,7 +230,10 @@ class H3Protocol:
                 if not 100 <= status < 200:
                     raise ValueError(f"not an informational status: {status}")
                 if not stream.started and status != 101:  # no 101 in HTTP/3
-                    headers = [(b":status", b"%d" % status), *_strip(event.headers)]
+                    headers = [
+                        (b":status", b"%d" % status),
+                        *strip_connection_fields(event.headers),
+                    ]
                     h3.send_headers(stream_id, headers)
             case StreamAborted():
                 self._reset(stream_id, ErrorCode.H3_INTERNAL_ERROR)
@@ -309,7 +312,7 @@ class H3Protocol:
             (b":scheme", b"https"),
             (b":authority", stream.authority),
             (b":path", path),
-            *_strip(headers),
+            *strip_connection_fields(headers),
         ]
         try:
             push_stream_id = h3.send_push_promise(stream_id, request)
@@ -371,39 +374,20 @@ class H3Protocol:
             self._reset(stream_id, ErrorCode.H3_REQUEST_REJECTED, forget=False)
             self._quic.stop_stream(stream_id, ErrorCode.H3_REQUEST_REJECTED)
             return
-        method = path = authority = protocol = b""
-        headers: list[tuple[bytes, bytes]] = []
-        host: bytes | None = None
-        for name, value in event.headers:
-            if name[:1] == b":":
-                if name == b":method":
-                    method = value
-                elif name == b":path":
-                    path = value
-                elif name == b":authority":
-                    authority = value
-                elif name == b":protocol":
-                    protocol = value
-            elif name == b"host":
-                host = value
-            else:
-                headers.append((name, value))
-        authority = authority or host or b""
-        if authority:
-            headers.insert(0, (b"host", authority))
+        method, path, authority, protocol, headers = split_request_fields(event.headers)
         if method == b"CONNECT":
             if protocol.lower() != b"websocket":
                 assert self._h3 is not None
                 self._events.append(RequestRejected(stream_id, 405, "CONNECT is not served"))
                 self._h3.send_headers(stream_id, [(b":status", b"405")], end_stream=True)
                 return
-            request = RequestReceived(stream_id, "GET", path, tuple(headers), "3")
+            request = RequestReceived(stream_id, "GET", path, headers, "3")
             self._counted()
             self._streams[stream_id] = _Stream(authority, False, False)
             self._events.append(UpgradeRequested(stream_id, request, b"websocket"))
             return
         self._open_stream(
-            stream_id, method.decode("ascii"), path, tuple(headers), authority, event.stream_ended
+            stream_id, method.decode("ascii"), path, headers, authority, event.stream_ended
         )
         self._counted()
 
@@ -417,11 +401,8 @@ class H3Protocol:
         ended: bool,
     ) -> None:
         self._streams[stream_id] = _Stream(authority, method == "HEAD", ended)
-        expects_continue = any(
-            name == b"expect" and value.lower() == b"100-continue" for name, value in headers
-        )
         self._events.append(
-            RequestReceived(stream_id, method, target, headers, "3", expects_continue)
+            RequestReceived(stream_id, method, target, headers, "3", expects_continue(headers))
         )
         if ended:
             self._events.append(BodyEnded(stream_id))
@@ -476,7 +457,9 @@ class H3Protocol:
             stream.no_body = True
         stream.started = True
         assert self._h3 is not None
-        self._h3.send_headers(stream_id, [(b":status", b"%d" % status), *_strip(headers)])
+        self._h3.send_headers(
+            stream_id, [(b":status", b"%d" % status), *strip_connection_fields(headers)]
+        )
 
     def _websocket_output(
         self,
@@ -558,12 +541,3 @@ class H3Protocol:
             self._events.append(StreamClosed(stream_id))
         self._streams.clear()
         self._closed = True
-
-
-def _strip(headers: Iterable[tuple[bytes, bytes]]) -> Iterable[tuple[bytes, bytes]]:
-    """Response fields without the connection-specific ones (RFC 9114 section 4.2)."""
-    for header in headers:
-        name = header[0]
-        if name in _CONNECTION_HEADERS or (name == b"te" and header[1].lower() != b"trailers"):
-            continue
-        yield header
