@@ -71,6 +71,7 @@ from hypercorn.worker.protocol.h2 import PREFACE, H2Protocol
 from hypercorn.worker.protocol.http11 import H11Protocol
 from hypercorn.worker.protocol.proxy import ProxyHeaderReader, ProxyProtocolError, TrustedAddresses
 from hypercorn.worker.protocol.ws import WSConnection
+from hypercorn.worker.waiters import Waiters
 
 if TYPE_CHECKING:
     from hypercorn.worker.context import WorkerContext
@@ -133,7 +134,7 @@ class HTTPConnection(asyncio.Protocol):
         self._reading_paused = False
         self._receive_paused: set[int] = set()
         self._write_paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_waiters = Waiters(self.loop)
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._grace: asyncio.TimerHandle | None = None  # draining: the idle linger
@@ -261,7 +262,7 @@ class HTTPConnection(asyncio.Protocol):
         if self.protocol is not None:
             self.protocol.connection_lost()
             self._dispatch()
-        self._wake_drain_waiters()
+        self._drain_waiters.wake()
         self.ctx.remove_connection(self)
 
     def pause_writing(self) -> None:
@@ -271,7 +272,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        self._wake_drain_waiters()
+        self._drain_waiters.wake()
         if self._h2 is not None and not self._closing:
             self._update_reading()
 
@@ -305,13 +306,7 @@ class HTTPConnection(asyncio.Protocol):
                 raise ClientDisconnectedError("client disconnected")
             if not self._write_paused and (stream_id is None or not self.stream_blocked(stream_id)):
                 return
-            waiter = self.loop.create_future()
-            self._drain_waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._drain_waiters:
-                    self._drain_waiters.remove(waiter)
+            await self._drain_waiters.wait()
 
     def body_consumed(self, stream_id: int, size: int) -> None:
         if self._h2 is not None and not self._lost:
@@ -470,7 +465,7 @@ class HTTPConnection(asyncio.Protocol):
         if data:
             transport.write(data)
         if self._h2 is not None and self._drain_waiters:
-            self._wake_drain_waiters()  # flow-control windows may have opened
+            self._drain_waiters.wake()  # flow-control windows may have opened
         if protocol.should_close:
             self._close()
             return
@@ -575,12 +570,6 @@ class HTTPConnection(asyncio.Protocol):
             transport.resume_reading()
         # A client that never closes is not waited for beyond the grace.
         self._grace = self.loop.call_later(self.ctx.drain_grace, transport.close)
-
-    def _wake_drain_waiters(self) -> None:
-        for waiter in self._drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._drain_waiters.clear()
 
 
 def _unread(transport: asyncio.BaseTransport) -> bool:

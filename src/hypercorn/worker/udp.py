@@ -49,6 +49,7 @@ from hypercorn.worker.protocol.events import (
 )
 from hypercorn.worker.protocol.h3 import H3Protocol
 from hypercorn.worker.protocol.h3_endpoint import QuicEndpoint
+from hypercorn.worker.waiters import Waiters
 
 if TYPE_CHECKING:
     from hypercorn.worker.context import WorkerContext
@@ -190,7 +191,7 @@ class H3Connection:
         self._lost = False
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_waiters = Waiters(self.loop)
 
     def flush(self) -> None:
         """Dispatch events, send datagrams, re-arm the timer; forget a closed connection."""
@@ -266,10 +267,7 @@ class H3Connection:
         self._deadline = None
 
     def wake_drain_waiters(self) -> None:
-        for waiter in self._drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._drain_waiters.clear()
+        self._drain_waiters.wake()
 
     # -- the StreamHost seam ------------------------------------------------------
 
@@ -294,13 +292,7 @@ class H3Connection:
                 raise ClientDisconnectedError("client disconnected")
             if not self.write_paused and (stream_id is None or not self.stream_blocked(stream_id)):
                 return
-            waiter = self.loop.create_future()
-            self._drain_waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._drain_waiters:
-                    self._drain_waiters.remove(waiter)
+            await self._drain_waiters.wait()
 
     def body_consumed(self, stream_id: int, size: int) -> None:
         """aioquic grants flow-control credit itself."""

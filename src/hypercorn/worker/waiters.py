@@ -1,0 +1,40 @@
+"""Futures that tasks await until a connection can take more output.
+
+A stream's ``send`` waits while the transport is paused or its flow-control
+window is shut; the connection wakes every waiter when either may have
+opened, and each waiter checks its own condition again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class Waiters:
+    """A set of tasks waiting for the same wake-up."""
+
+    __slots__ = ("_futures", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._futures: list[asyncio.Future[None]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._futures)
+
+    async def wait(self) -> None:
+        """Return at the next ``wake`` (or raise if the awaiting task is cancelled)."""
+        future = self._loop.create_future()
+        self._futures.append(future)
+        try:
+            await future
+        finally:
+            if future in self._futures:
+                self._futures.remove(future)
+
+    def wake(self) -> None:
+        """Wake every task waiting now."""
+        for future in self._futures:
+            if not future.done():
+                future.set_result(None)
+        self._futures.clear()
