@@ -4,37 +4,22 @@ The page reports the protocol it was loaded with
 (``performance.getEntries()[0].nextHopProtocol``, which must be ``h2``), opens
 a WebSocket to the same server, sends a message and writes the echo into its
 title; the test reads the title back. Chromium (Debian ``chromium``) and
-playwright-core (npm, in ``.tools/node``) come from ``make tools``; without
-them the test is skipped, and ``make test`` always installs them.
+playwright-core come from ``make tools`` (see ``tests/e2e/browser.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
-from tests.e2e.conftest import running_server, scaled
+from tests.e2e.browser import available, run_driver
+from tests.e2e.conftest import running_server
 from tests.e2e.test_websocket import echo_app
 
-ROOT = Path(__file__).parents[2]
-NODE_DIR = Path(os.environ.get("HYPERCORN_NODE_DIR", ROOT / ".tools" / "node"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.asyncio,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (Path(CHROMIUM).exists() and (NODE_DIR / "node_modules" / "playwright-core").is_dir()),
-        reason="chromium and playwright-core not installed (make tools)",
-    ),
-]
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow, available]
 
 PAGE = b"""<!doctype html><html><head><title>pending</title></head><body><script>
 const proto = performance.getEntries()[0].nextHopProtocol;
@@ -93,29 +78,9 @@ async def test_chromium_loads_over_h2_and_echoes(tmp_path: Path) -> None:
     certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.private_key_pem.write_to_path(str(keyfile))
     certfile.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-    script = tmp_path / "driver.cjs"
-    script.write_text(DRIVER)
     seen.clear()
     async with running_server(app, certfile=str(certfile), keyfile=str(keyfile)) as address:
-        process = await asyncio.create_subprocess_exec(
-            "node",
-            str(script),
-            f"https://localhost:{address.port}/",
-            CHROMIUM,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=NODE_DIR,
-            env={**os.environ, "NODE_PATH": str(NODE_DIR / "node_modules")},
-        )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), scaled(90))
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-    lines = out.decode().strip().splitlines()
-    assert lines, err.decode()[-2000:]
-    result = json.loads(lines[-1])
+        result = await run_driver(tmp_path, DRIVER, f"https://localhost:{address.port}/")
     assert result.get("status") == 200, result
     assert result["title"] == "h2 ECHO hello from chromium"
     # Chromium opens the WebSocket on the page's HTTP/2 connection (RFC 8441).

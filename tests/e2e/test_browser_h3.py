@@ -13,12 +13,8 @@ into a cache directory on first use.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
-import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +23,10 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.e2e.conftest import make_config, scaled, serving
+from tests.e2e.browser import available, run_driver
+from tests.e2e.conftest import make_config, serving
 
-ROOT = Path(__file__).parents[2]
-TOOLS_NODE = Path(os.environ.get("HYPERCORN_NODE_DIR", ROOT / ".tools" / "node"))
-CACHE_NODE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hypercorn-node"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.asyncio,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (Path(CHROMIUM).exists() and shutil.which("node")),
-        reason="chromium and node not installed (make tools)",
-    ),
-]
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow, available]
 
 DRIVER = """
 const { chromium } = require('playwright-core');
@@ -82,26 +67,6 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": PAGE})
 
 
-async def _node_dir() -> Path:
-    """A directory with playwright-core in node_modules, installing it if needed."""
-    for candidate in (TOOLS_NODE, CACHE_NODE):
-        if (candidate / "node_modules" / "playwright-core").is_dir():
-            return candidate
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("playwright-core not installed and npm missing (make tools)")
-    CACHE_NODE.mkdir(parents=True, exist_ok=True)
-    process = await asyncio.create_subprocess_exec(
-        npm, "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(CACHE_NODE),
-        "playwright-core",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await asyncio.wait_for(process.communicate(), scaled(300))
-    assert process.returncode == 0, err.decode()[-2000:]
-    return CACHE_NODE
-
-
 def _spki_pin(cert_pem: bytes) -> str:
     """base64(sha256(SubjectPublicKeyInfo)), as Chromium's pin list wants it."""
     cert = x509.load_pem_x509_certificate(cert_pem)
@@ -112,38 +77,16 @@ def _spki_pin(cert_pem: bytes) -> str:
 
 
 async def test_chromium_loads_page_over_h3(tmp_path: Path) -> None:
-    node_dir = await _node_dir()
     cert = trustme.CA().issue_cert("127.0.0.1", "localhost")
     certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.private_key_pem.write_to_path(str(keyfile))
     certfile.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-    script = tmp_path / "driver.cjs"
-    script.write_text(DRIVER)
     versions.clear()
     config = make_config(certfile=str(certfile), keyfile=str(keyfile), quic_bind=["127.0.0.1:0"])
     async with serving(app, config):
         origin = f"127.0.0.1:{config._quic_addresses[0][1]}"
-        process = await asyncio.create_subprocess_exec(
-            "node",
-            str(script),
-            f"https://{origin}/",
-            origin,
-            _spki_pin(cert.cert_chain_pems[0].bytes()),
-            CHROMIUM,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=node_dir,
-            env={**os.environ, "NODE_PATH": str(node_dir / "node_modules")},
-        )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), scaled(90))
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-    lines = out.decode().strip().splitlines()
-    assert lines, err.decode()[-2000:]
-    result = json.loads(lines[-1])
+        pin = _spki_pin(cert.cert_chain_pems[0].bytes())
+        result = await run_driver(tmp_path, DRIVER, f"https://{origin}/", origin, pin)
     print("chromium:", result)
     loads = result.get("loads")
     assert loads, result
