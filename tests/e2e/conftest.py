@@ -20,7 +20,7 @@ from typing import Any, Literal, NamedTuple
 from hypercorn.config import Config
 from hypercorn.utils import wrap_app
 from hypercorn.worker import loop as worker_loop
-from hypercorn.worker.serve import serve_sockets
+from hypercorn.worker.serve import WorkerHooks, serve_sockets
 from tests.cli_server import TIMEOUT_SCALE
 
 Mode = Literal["asgi", "wsgi"] | None
@@ -65,7 +65,7 @@ async def serving(app: Any, config: Config, *, mode: Mode = None) -> AsyncIterat
             config,
             sockets,
             shutdown_trigger=stop.wait,
-            ready=ready.set,
+            hooks=WorkerHooks(ready=ready.set),
         )
     )
     try:
@@ -113,7 +113,7 @@ def server_thread(app: Any, *, mode: Mode = None, **settings: Any) -> Iterator[S
             config,
             sockets,
             shutdown_trigger=stop.wait,
-            ready=ready.set,
+            hooks=WorkerHooks(ready=ready.set),
         )
 
     def target() -> None:

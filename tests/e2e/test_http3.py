@@ -21,7 +21,7 @@ import pytest_asyncio
 import trustme
 import wsproto.events
 
-from hypercorn.worker.serve import serve_sockets
+from hypercorn.worker.serve import WorkerHooks, serve_sockets
 from tests.e2e.conftest import make_config, scaled, serving
 from tests.e2e.h3client import h3_connect
 
@@ -207,7 +207,9 @@ async def test_graceful_shutdown_goaway(tls_files: dict[str, str]) -> None:
     sockets = config.create_sockets()
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(
-        serve_sockets(app, config, sockets, shutdown_trigger=stop.wait, ready=ready.set)
+        serve_sockets(
+            app, config, sockets, shutdown_trigger=stop.wait, hooks=WorkerHooks(ready=ready.set)
+        )
     )
     try:
         await asyncio.wait_for(ready.wait(), scaled(10))

@@ -15,7 +15,7 @@ import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 
-from hypercorn.worker.serve import serve_sockets
+from hypercorn.worker.serve import WorkerHooks, serve_sockets
 from tests.e2e.conftest import make_config, scaled
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
@@ -44,9 +44,14 @@ class LimitedWorker:
         self.stopped = asyncio.Event()
         self.trigger = asyncio.Event()
         self.task = asyncio.create_task(
-            serve_sockets(app, self.config, self.sockets, shutdown_trigger=self.trigger.wait,
-                          request_limit=limit, limit_reached=lambda n: self.stopped.set())
-        )  # fmt: skip
+            serve_sockets(
+                app,
+                self.config,
+                self.sockets,
+                shutdown_trigger=self.trigger.wait,
+                hooks=WorkerHooks(request_limit=limit, limit_reached=lambda n: self.stopped.set()),
+            )
+        )
 
     async def close(self) -> None:
         self.trigger.set()

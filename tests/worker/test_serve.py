@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from hypercorn.asyncio import serve
-from hypercorn.worker.serve import run_worker, serve_sockets
+from hypercorn.worker.serve import WorkerHooks, run_worker, serve_sockets
 from tests.e2e.conftest import (
     ServerAddress,
     close_raw,
@@ -203,8 +203,8 @@ def test_run_worker_beats_and_stops_when_the_multiprocessing_event_is_set() -> N
     beats: list[int] = []
 
     def worker() -> None:
-        kwargs: Any = {"ready": ready.set, "heartbeat": beats.append, "heartbeat_interval": 0.02}
-        result.append(run_worker(config, sockets, shutdown, **kwargs))
+        hooks = WorkerHooks(ready=ready.set, heartbeat=beats.append, heartbeat_interval=0.02)
+        result.append(run_worker(config, sockets, shutdown, hooks=hooks))
 
     thread = threading.Thread(target=worker)
     thread.start()

@@ -244,12 +244,9 @@ def _child(
         _die_with(master_pid)
         _set_title(title)
         reporter = _Reporter(config, write_fd, master_pid)
-        from hypercorn.worker.serve import run_worker
+        from hypercorn.worker.serve import WorkerHooks, run_worker
 
-        code = run_worker(
-            config,
-            sockets,
-            event,
+        hooks = WorkerHooks(
             ready=reporter.ready,
             heartbeat=reporter.heartbeat,
             heartbeat_interval=heartbeat_interval,
@@ -257,6 +254,7 @@ def _child(
             limit_reached=reporter.limit_reached,
             metrics=reporter.metrics if config.metrics_bind is not None else None,
         )
+        code = run_worker(config, sockets, event, hooks=hooks)
     except KeyboardInterrupt:
         code = ExitCode.OK
     except SystemExit as exit_:

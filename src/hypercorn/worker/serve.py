@@ -36,6 +36,7 @@ import signal
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from hypercorn.shared.addresses import repr_socket_addr
@@ -62,6 +63,35 @@ if TYPE_CHECKING:
 ShutdownTrigger = Callable[..., Awaitable[Any]]
 
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerHooks:
+    """How a worker reports to the process that runs it (each one optional).
+
+    Attributes:
+        ready: called once the app started and the sockets are served.
+        heartbeat: called from the event loop every ``heartbeat_interval``
+            seconds while serving, and once more after the last connection
+            closed, with the number of requests served so far.
+        heartbeat_interval: seconds between heartbeats.
+        request_limit: requests after which the worker stops by itself.
+        limit_reached: called with the count once the limit is reached, as the
+            worker stops accepting.
+        metrics: called just before each heartbeat (and once more after the
+            last connection closed) with the worker's counters
+            (``WorkerCounters.values``).
+    """
+
+    ready: Callable[[], None] | None = None
+    heartbeat: Callable[[int], None] | None = None
+    heartbeat_interval: float = 1.0
+    request_limit: int | None = None
+    limit_reached: Callable[[int], None] | None = None
+    metrics: Callable[[list[int]], None] | None = None
+
+
+NO_HOOKS = WorkerHooks()
 
 
 async def serve(
@@ -107,12 +137,7 @@ def run_worker(
     sockets: Sockets,
     shutdown_event: MPEvent | None = None,
     *,
-    ready: Callable[[], None] | None = None,
-    heartbeat: Callable[[int], None] | None = None,
-    heartbeat_interval: float = 1.0,
-    request_limit: int | None = None,
-    limit_reached: Callable[[int], None] | None = None,
-    metrics: Callable[[list[int]], None] | None = None,
+    hooks: WorkerHooks = NO_HOOKS,
 ) -> int:
     """Load ``config.application_path`` and serve it on ``sockets`` in a new event loop.
 
@@ -124,17 +149,7 @@ def run_worker(
         config: the server's settings.
         sockets: the listening sockets (already bound); they are closed on return.
         shutdown_event: a ``multiprocessing.Event`` that, once set, stops the worker.
-        ready: called once the app started and the sockets are served.
-        heartbeat: called from the event loop every ``heartbeat_interval`` seconds
-            while serving, and once more after the last connection closed, with
-            the number of requests served so far.
-        heartbeat_interval: seconds between heartbeats.
-        request_limit: requests after which the worker stops by itself.
-        limit_reached: called with the count once the limit is reached, as the
-            worker stops accepting.
-        metrics: called just before each heartbeat (and once more after the
-            last connection closed) with the worker's counters
-            (``WorkerCounters.values``).
+        hooks: how the worker reports to the process that runs it.
 
     Returns:
         The exit code, 0.
@@ -157,12 +172,7 @@ def run_worker(
         sockets,
         shutdown_trigger=trigger,
         handle_signals=True,
-        ready=ready,
-        heartbeat=heartbeat,
-        heartbeat_interval=heartbeat_interval,
-        request_limit=request_limit,
-        limit_reached=limit_reached,
-        metrics=metrics,
+        hooks=hooks,
     )
     worker_loop.run(main, config.worker_class, debug=config.debug)
     return 0
@@ -175,12 +185,7 @@ async def serve_sockets(
     *,
     shutdown_trigger: ShutdownTrigger | None = None,
     handle_signals: bool = False,
-    ready: Callable[[], None] | None = None,
-    heartbeat: Callable[[int], None] | None = None,
-    heartbeat_interval: float = 1.0,
-    request_limit: int | None = None,
-    limit_reached: Callable[[int], None] | None = None,
-    metrics: Callable[[list[int]], None] | None = None,
+    hooks: WorkerHooks = NO_HOOKS,
 ) -> None:
     """Serve an (already wrapped) app on ``sockets`` until shutdown; see the module doc.
 
@@ -190,16 +195,7 @@ async def serve_sockets(
         sockets: listening sockets; the listeners close them when they stop.
         shutdown_trigger: an async callable whose return starts shutdown.
         handle_signals: also stop on SIGINT/SIGTERM (main thread only).
-        ready: called once serving starts.
-        heartbeat: called every ``heartbeat_interval`` seconds while serving, and
-            once more after the last connection closed, with the number of
-            requests served so far.
-        heartbeat_interval: seconds between heartbeats.
-        request_limit: requests after which the worker stops by itself.
-        limit_reached: called with the count once the limit is reached.
-        metrics: called just before each heartbeat (and once more after the
-            last connection closed) with the worker's counters
-            (``WorkerCounters.values``).
+        hooks: how the worker reports to the process that runs it.
 
     Raises:
         LifespanFailureError, LifespanTimeoutError: the app's startup or shutdown failed.
@@ -228,19 +224,19 @@ async def serve_sockets(
         for endpoint in quic:
             endpoint.shutdown()
         ctx.begin_drain(at_limit=True)
-        if limit_reached is not None:
-            limit_reached(ctx.requests_served)
+        if hooks.limit_reached is not None:
+            hooks.limit_reached(ctx.requests_served)
         limit_hit.set()
 
     try:
         servers = await _start_servers(ctx, sockets)
         quic = await _start_quic(ctx, sockets)
-        if request_limit is not None:
-            ctx.limit_requests(request_limit, stop_at_limit)
-        if ready is not None:
-            ready()
-        if heartbeat is not None:
-            beat = _Heartbeat(ctx, heartbeat, heartbeat_interval, metrics)
+        if hooks.request_limit is not None:
+            ctx.limit_requests(hooks.request_limit, stop_at_limit)
+        if hooks.ready is not None:
+            hooks.ready()
+        if hooks.heartbeat is not None:
+            beat = _Heartbeat(ctx, hooks.heartbeat, hooks.heartbeat_interval, hooks.metrics)
         await _wait_for_shutdown(loop, shutdown_trigger, handle_signals, limit_hit)
         for server in servers:
             server.close()
