@@ -36,15 +36,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hypercorn.shared.logging import Logger
 from hypercorn.shared.metrics import WorkerCounters
+from hypercorn.shared.wrappers import ASGIWrapper
 
 if TYPE_CHECKING:
     from hypercorn.config import Config
     from hypercorn.typing import ASGIFramework
+    from hypercorn.worker.protocol.events import Headers
 
 MAX_DRAIN_GRACE = 1.0  # seconds an idle keep-alive connection stays open once draining
 
@@ -81,8 +84,11 @@ class WorkerContext:
         loop: asyncio.AbstractEventLoop,
         state: dict[str, Any],
     ) -> None:
-        self.app = app
+        # An ASGI app wrapped as is is called directly: one frame less per request.
+        self.app = app.app if type(app) is ASGIWrapper else app
         self.config = config
+        # protocol name -> (second, default response headers, their names)
+        self._default_headers: dict[str, tuple[int, Headers, frozenset[bytes]]] = {}
         self.loop = loop
         self.state = state
         self.log: Logger = config.log
@@ -103,6 +109,16 @@ class WorkerContext:
         self.request_limit: int | None = None
         self._on_limit: Callable[[], None] | None = None
         self._idle = asyncio.Event()
+
+    def default_headers(self, protocol: str) -> tuple[Headers, frozenset[bytes]]:
+        """``Config.response_headers(protocol)`` and their names, made once a second."""
+        now = int(time.time())
+        cached = self._default_headers.get(protocol)
+        if cached is None or cached[0] != now:
+            headers = tuple(self.config.response_headers(protocol))
+            cached = (now, headers, frozenset(name for name, _ in headers))
+            self._default_headers[protocol] = cached
+        return cached[1], cached[2]
 
     def limit_requests(self, limit: int, on_limit: Callable[[], None]) -> None:
         """Call ``on_limit`` once, when ``limit`` requests are started or reserved."""

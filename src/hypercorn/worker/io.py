@@ -8,7 +8,9 @@ drives it as ``worker/protocol/base.py`` describes: bytes in go to
 the streams they name, and after every step ``_flush`` makes exactly one
 ``transport.write`` of ``data_to_send()``, closes the transport once
 ``should_close``, pauses or resumes reading, and keeps one timer armed at
-``next_deadline()`` (re-armed only when the deadline changes). Streams call
+``next_deadline()`` or earlier (re-armed only when the deadline moves
+earlier; a timer that fires early finds the protocol's later deadline and is
+armed again, so keep-alive requests do not re-arm it each time). Streams call
 back through ``send_events``, which runs the same step, so events the
 protocol produces while sending (the next pipelined request, once a
 response ends) are dispatched at once.
@@ -470,11 +472,15 @@ class HTTPConnection(asyncio.Protocol):
             self._close()
             return
         self._update_reading()
+        # The timer is re-armed only for an earlier deadline: a later one (each
+        # keep-alive request pushes it back) is found when the timer fires.
         deadline = protocol.next_deadline()
-        if deadline != self._deadline:
-            self._cancel_timer()
-            self._deadline = deadline
-            if deadline is not None:
+        if deadline is not None:
+            armed = self._deadline
+            if armed is None or deadline < armed:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._deadline = deadline
                 self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _update_reading(self) -> None:

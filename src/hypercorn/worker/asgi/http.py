@@ -167,11 +167,12 @@ def build_scope(
     }
 
 
-def _can_frame(start: ResponseStarted, method: str) -> bool:
-    """True if a content-length may be added to a response whose body is complete."""
-    if method == "HEAD" or start.status_code in {204, 304}:
-        return False  # RFC 9110 sections 8.6, 9.3.2: the length would be wrong or forbidden
-    return all(name != b"content-length" for name, _ in start.headers)
+def _can_frame(status: int, framed: bool, method: str) -> bool:
+    """True if a content-length may be added to a response whose body is complete
+    (``framed``: the app gave one itself)."""
+    # RFC 9110 sections 8.6, 9.3.2: for HEAD, 204 and 304 the length would be
+    # wrong or is forbidden.
+    return not framed and method != "HEAD" and status != 204 and status != 304
 
 
 class HTTPStream:
@@ -185,6 +186,7 @@ class HTTPStream:
         "_continue_sent",
         "_ctx",
         "_disconnected",
+        "_framed",
         "_h2",
         "_host",
         "_pending_start",
@@ -226,10 +228,11 @@ class HTTPStream:
         self._disconnected = False
         self._receive_paused = False
         self._pending_start: ResponseStarted | None = None
+        self._framed = False  # the app's response head has a content-length
         self._response: dict[str, Any] | None = None
         self._h2 = request.http_version in _MULTIPLEXED  # per-stream flow control
         self._trailers: list[tuple[bytes, bytes]] | None = None
-        self._wakeup = asyncio.Event()
+        self._wakeup: asyncio.Event | None = None  # made by the first receive() that waits
 
     # -- events from the connection -------------------------------------------
 
@@ -249,19 +252,23 @@ class HTTPStream:
         ):
             self._receive_paused = True
             self._host.set_receive_paused(self.stream_id, True)
-        self._wakeup.set()
+        self._wake()
 
     def body_ended(self) -> None:
         self._body_done = True
-        self._wakeup.set()
+        self._wake()
 
     def closed(self) -> None:
         """The client went away (or the request was cut short)."""
         self._disconnected = True
         self._release_receive()
-        self._wakeup.set()
+        self._wake()
         if self.state is not ResponseState.COMPLETE:
             self._host.stream_finished(self.stream_id)
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     # -- the ASGI callables ---------------------------------------------------
 
@@ -287,8 +294,12 @@ class HTTPStream:
             ):
                 self._continue_sent = True
                 self._host.send_events(InformationalResponse(self.stream_id, 100))
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            wakeup = self._wakeup
+            if wakeup is None:
+                wakeup = self._wakeup = asyncio.Event()
+            else:
+                wakeup.clear()
+            await wakeup.wait()
 
     async def send(self, message: ASGISendEvent) -> None:
         """ASGI ``send``: validate the message against the state and pass it on.
@@ -339,13 +350,25 @@ class HTTPStream:
         if type(status) is not int or not 200 <= status <= 599:
             raise ValueError(f"invalid HTTP status {status!r} in http.response.start")
         app_headers = build_and_validate_headers(message.get("headers", ()))
-        names = {name for name, _ in app_headers}
-        headers = [
-            header
-            for header in self._ctx.config.response_headers(self._protocol_name)
-            if header[0] not in names
-        ]
-        headers.extend(header for header in app_headers if header[0] != b"transfer-encoding")
+        defaults, default_names = self._ctx.default_headers(self._protocol_name)
+        replaced = framed = transfer_encoding = False
+        for name, _ in app_headers:
+            if name in default_names:
+                replaced = True  # the app's own date, server or alt-svc wins
+            elif name == b"content-length":
+                framed = True
+            elif name == b"transfer-encoding":
+                transfer_encoding = True  # framing is the protocol's business
+        if replaced:
+            names = {name for name, _ in app_headers}
+            headers = [header for header in defaults if header[0] not in names]
+        else:
+            headers = list(defaults)
+        if transfer_encoding:
+            headers.extend(header for header in app_headers if header[0] != b"transfer-encoding")
+        else:
+            headers += app_headers
+        self._framed = framed
         if self._ctx.draining:
             headers.append(_CLOSE_HEADER)
         if message.get("trailers") and "http.response.trailers" in self.scope["extensions"]:
@@ -366,7 +389,7 @@ class HTTPStream:
         events: list[OutboundEvent] = []
         start = self._pending_start
         if start is not None:
-            if not more_body and _can_frame(start, self.request.method):
+            if not more_body and _can_frame(start.status_code, self._framed, self.request.method):
                 # The whole body is known: frame it by length, not chunks.
                 headers = (*start.headers, (b"content-length", b"%d" % len(body)))
                 start = ResponseStarted(self.stream_id, start.status_code, headers)
@@ -391,7 +414,8 @@ class HTTPStream:
             self.state = ResponseState.TRAILERS
         elif not more_body:
             self._complete()
-            await self._log_access()
+            if self._count_response():
+                await self._log_access()
         elif self._h2:
             if self._host.write_paused or self._host.stream_blocked(self.stream_id):
                 await self._host.drain(self.stream_id)
@@ -407,7 +431,8 @@ class HTTPStream:
             return
         self._host.send_events(ResponseEnded(self.stream_id, tuple(self._trailers)))
         self._complete()
-        await self._log_access()
+        if self._count_response():
+            await self._log_access()
 
     def _push(self, message: Any) -> None:
         path = message["path"]
@@ -427,7 +452,7 @@ class HTTPStream:
         self.state = ResponseState.COMPLETE
         self._release_receive()
         self._body.clear()
-        self._wakeup.set()
+        self._wake()
         if not self._disconnected:
             self._host.stream_finished(self.stream_id)
 
@@ -436,16 +461,20 @@ class HTTPStream:
             self._receive_paused = False
             self._host.set_receive_paused(self.stream_id, False)
 
-    async def _log_access(self) -> None:
-        # Called once per response, as it ends: the place to count it too.
+    def _count_response(self) -> bool:
+        """Count the response as it ends; True if it is due an access-log line."""
         if self._response is None:
-            return
+            return False
+        ctx = self._ctx
+        ctx.counters.observe(self._response["status"], ctx.loop.time() - self._start_time)
+        return ctx.access_log_enabled
+
+    async def _log_access(self) -> None:
+        assert self._response is not None
         ctx = self._ctx
         duration = ctx.loop.time() - self._start_time
-        ctx.counters.observe(self._response["status"], duration)
-        if ctx.access_log_enabled:
-            response = {**self._response, "body_size": self.body_size}
-            await ctx.log.access(self.scope, response, duration)
+        response = {**self._response, "body_size": self.body_size}
+        await ctx.log.access(self.scope, response, duration)
 
     async def _respond_error(self, status: int) -> None:
         """Send a bodiless error response in place of the app's."""
@@ -456,7 +485,8 @@ class HTTPStream:
             ResponseStarted(self.stream_id, status, headers), ResponseEnded(self.stream_id)
         )
         self._complete()
-        await self._log_access()
+        if self._count_response():
+            await self._log_access()
 
     def _abort(self) -> None:
         self._host.send_events(StreamAborted(self.stream_id))
@@ -492,7 +522,8 @@ class HTTPStream:
             self.state = ResponseState.COMPLETE
         elif self.state is ResponseState.BODY or self.state is ResponseState.TRAILERS:
             self._abort()
-            await self._log_access()
+            if self._count_response():
+                await self._log_access()
         else:
             await self._respond_error(500)
 

@@ -12,8 +12,8 @@ each connection it holds one object of this shape and drives it:
 4. after every call it writes ``data_to_send()`` (one ``transport.write``),
    closes the transport once ``should_close`` is true and nothing is left
    to write, pauses reading while ``reading_paused`` is true, and (re)arms
-   one timer at ``next_deadline()``, calling ``handle_timer(now)`` when it
-   fires;
+   one timer at ``next_deadline()`` or earlier, calling ``handle_timer(now)``
+   when it fires (a call before the deadline must change nothing);
 5. when the transport is lost, ``connection_lost()``: every open stream
    gets a ``StreamClosed``.
 
@@ -49,7 +49,7 @@ class ServerProtocol(Protocol):
         ...
 
     def handle_timer(self, now: float) -> None:
-        """Act on expired deadlines (keep-alive, read timeout)."""
+        """Act on expired deadlines (keep-alive, read timeout); nothing before them."""
 
     def next_deadline(self) -> float | None:
         """The loop time at which ``handle_timer`` must next run, if any."""
