@@ -183,6 +183,17 @@ class H11Protocol:
             self._close()
             return
         self._last_rx = now
+        if (
+            state is _State.BODY
+            and not self._buf
+            and self._chunked is None
+            and len(data) <= self._body_left
+        ):
+            # Body bytes of a known length, with nothing before them: handed
+            # on as they came, without a pass through the buffer.
+            self._body_left -= len(data)
+            self._body_read((data,), not self._body_left, now)
+            return
         self._buf += data
         self._process(now)
 
