@@ -146,18 +146,23 @@ class WorkerContext:
             on_limit()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run an application coroutine as a tracked task."""
-        task = self.loop.create_task(coroutine)
+        """Run an application coroutine as a tracked task (untracked as it ends)."""
+        task = self.loop.create_task(self._tracked(coroutine))
         self.tasks.add(task)
-        task.add_done_callback(self._task_done)
         return task
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
+    async def _tracked(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        # Untracking in the task itself, not in a done callback, saves the
+        # callback's own turn of the loop per request. A task cancelled
+        # before its first step never gets here: ``abort`` forgets those.
+        try:
+            await coroutine
+        except Exception:
             # Streams catch the app's errors themselves; this is a bug of ours.
-            self.log.error_logger.error("worker task failed", exc_info=error)
-        self._check_idle()
+            self.log.error_logger.exception("worker task failed")
+        finally:
+            self.tasks.discard(asyncio.current_task())
+            self._check_idle()
 
     def arrive(self, connection: Drainable, task: asyncio.Task[None]) -> None:
         """Track an accepted socket that ``task`` connects, until ``add_connection``
@@ -218,6 +223,7 @@ class WorkerContext:
             task.cancel()
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=timeout)
+            self.tasks.difference_update(task for task in tasks if task.done())
             if pending:
                 self.log.error_logger.log(
                     logging.WARNING, "%d application task(s) ignored cancellation", len(pending)

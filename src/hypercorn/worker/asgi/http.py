@@ -7,8 +7,9 @@ it the request's ``BodyReceived``/``BodyEnded``/``StreamClosed`` events; the
 stream runs the application in one task and turns its ``send`` messages into
 outbound protocol events. Two independent halves:
 
-Request body (``receive``). Body bytes are appended to one buffer; a
-``receive()`` hands out everything buffered as one ``http.request``. Once the
+Request body (``receive``). Body chunks are kept as received; a
+``receive()`` hands out everything buffered as one ``http.request`` (a lone
+chunk as is, without a copy). Once the
 buffer holds ``BODY_HIGH_WATER`` bytes or ``max_app_queue_size`` chunks the
 stream asks the connection to pause reading, and lets it resume as soon as
 the app takes the buffer: a slow app back-pressures the client. The first
@@ -180,7 +181,7 @@ class HTTPStream:
 
     __slots__ = (
         "_body",
-        "_body_chunks",
+        "_body_buffered",
         "_body_done",
         "_body_sent",
         "_continue_sent",
@@ -220,14 +221,14 @@ class HTTPStream:
         self.state = ResponseState.WAITING
         self.body_size = 0
         self._start_time = now
-        self._body = bytearray()
-        self._body_chunks = 0
+        self._body: list[bytes] = []  # received, not yet handed to the app
+        self._body_buffered = 0  # their size
         self._body_done = False
         self._body_sent = False
         self._continue_sent = False
         self._disconnected = False
         self._receive_paused = False
-        self._pending_start: ResponseStarted | None = None
+        self._pending_start: list[tuple[bytes, bytes]] | None = None  # the held head's headers
         self._framed = False  # the app's response head has a content-length
         self._response: dict[str, Any] | None = None
         self._h2 = request.http_version in _MULTIPLEXED  # per-stream flow control
@@ -244,11 +245,11 @@ class HTTPStream:
     def body_received(self, data: bytes) -> None:
         if self.state is ResponseState.COMPLETE or self._disconnected:
             return
-        self._body += data
-        self._body_chunks += 1
+        self._body.append(data)
+        self._body_buffered += len(data)
         if not self._receive_paused and (
-            len(self._body) >= BODY_HIGH_WATER
-            or self._body_chunks >= self._ctx.config.max_app_queue_size
+            self._body_buffered >= BODY_HIGH_WATER
+            or len(self._body) >= self._ctx.config.max_app_queue_size
         ):
             self._receive_paused = True
             self._host.set_receive_paused(self.stream_id, True)
@@ -277,10 +278,11 @@ class HTTPStream:
         while True:
             if self._disconnected or self.state is ResponseState.COMPLETE:
                 return {"type": "http.disconnect"}
-            if self._body or (self._body_done and not self._body_sent):
-                data = bytes(self._body)
-                self._body.clear()
-                self._body_chunks = 0
+            if self._body_buffered or (self._body_done and not self._body_sent):
+                chunks = self._body
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one chunk: no copy
+                self._body = []
+                self._body_buffered = 0
                 self._release_receive()
                 if self._h2 and data:
                     self._host.body_consumed(self.stream_id, len(data))
@@ -373,7 +375,7 @@ class HTTPStream:
             headers.append(_CLOSE_HEADER)
         if message.get("trailers") and "http.response.trailers" in self.scope["extensions"]:
             self._trailers = []
-        self._pending_start = ResponseStarted(self.stream_id, status, tuple(headers))
+        self._pending_start = headers
         self._response = {"type": "http.response.start", "status": status, "headers": headers}
         self.state = ResponseState.STARTED
 
@@ -387,12 +389,16 @@ class HTTPStream:
             body = bytes(body)
         more_body = bool(message.get("more_body", False))
         events: list[OutboundEvent] = []
-        start = self._pending_start
-        if start is not None:
-            if not more_body and _can_frame(start.status_code, self._framed, self.request.method):
+        headers = self._pending_start
+        start = None
+        if headers is not None:
+            response = self._response
+            assert response is not None  # set with the held head
+            status = response["status"]
+            if not more_body and _can_frame(status, self._framed, self.request.method):
                 # The whole body is known: frame it by length, not chunks.
-                headers = (*start.headers, (b"content-length", b"%d" % len(body)))
-                start = ResponseStarted(self.stream_id, start.status_code, headers)
+                headers.append((b"content-length", b"%d" % len(body)))
+            start = ResponseStarted(self.stream_id, status, tuple(headers))
             events.append(start)
             self._pending_start = None
             self.state = ResponseState.BODY
@@ -451,7 +457,8 @@ class HTTPStream:
     def _complete(self) -> None:
         self.state = ResponseState.COMPLETE
         self._release_receive()
-        self._body.clear()
+        self._body = []
+        self._body_buffered = 0
         self._wake()
         if not self._disconnected:
             self._host.stream_finished(self.stream_id)
