@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -17,8 +18,10 @@ from hypercorn.shared.wrappers import (
     DEFAULT_WSGI_THREADS,
     ASGIWrapper,
     WSGIClientGoneError,
+    WSGIThreadPool,
     WSGIWrapper,
 )
+from hypercorn.shared.wsgi import STREAM_BUFFER
 
 TIMEOUT = 10.0
 
@@ -278,6 +281,19 @@ async def test_a_given_executor_is_used_and_not_shut_down(wrapper_factory: Any) 
 
 
 @pytest.mark.asyncio
+async def test_a_call_the_executor_cancels_is_an_error(wrapper_factory: Any) -> None:
+    release = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        executor.submit(release.wait, TIMEOUT)  # the only thread is busy
+        task = asyncio.create_task(call(wrapper_factory(hello, executor=executor), Channel()))
+        await asyncio.sleep(0.1)
+        executor.shutdown(wait=False, cancel_futures=True)
+        with pytest.raises(RuntimeError, match="cancelled the WSGI call"):
+            await task
+        release.set()
+
+
+@pytest.mark.asyncio
 async def test_requests_run_concurrently_up_to_the_pool_size(wrapper_factory: Any) -> None:
     barrier = threading.Barrier(DEFAULT_WSGI_THREADS, timeout=TIMEOUT)
 
@@ -311,13 +327,14 @@ class BlockingSend(Channel):
 async def test_a_slow_client_holds_the_wsgi_thread(wrapper_factory: Any) -> None:
     produced: list[int] = []
     closed = threading.Event()
+    chunk = b"x" * (STREAM_BUFFER + 1)
 
     def app(environ: Any, start_response: Any) -> Iterator[bytes]:
         start_response("200 OK", [])
         try:
             for index in range(3):
                 produced.append(index)
-                yield b"chunk%d" % index
+                yield chunk
         finally:
             closed.set()
 
@@ -325,28 +342,51 @@ async def test_a_slow_client_holds_the_wsgi_thread(wrapper_factory: Any) -> None
     task = asyncio.create_task(call(wrapper_factory(app), channel))
     await asyncio.wait_for(channel.blocked.wait(), TIMEOUT)
     await asyncio.sleep(0.2)
-    assert produced == [0]  # the thread waits on send, not producing ahead
+    assert produced == [0]  # past STREAM_BUFFER unsent, the thread waits for the client
     channel.release.set()
     await asyncio.wait_for(task, TIMEOUT)
     assert produced == [0, 1, 2] and closed.is_set()
+    assert channel.body == chunk * 3 and channel.complete
+
+
+@pytest.mark.asyncio
+async def test_small_chunks_are_not_held_back_by_a_slow_client(wrapper_factory: Any) -> None:
+    finished = threading.Event()
+
+    def app(environ: Any, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        for index in range(3):
+            yield b"chunk%d" % index
+        finished.set()
+
+    channel = BlockingSend()
+    task = asyncio.create_task(call(wrapper_factory(app), channel))
+    await asyncio.wait_for(channel.blocked.wait(), TIMEOUT)
+    # The first chunk is still being sent; the thread went on without waiting.
+    assert await asyncio.to_thread(finished.wait, TIMEOUT)
+    channel.release.set()
+    await asyncio.wait_for(task, TIMEOUT)
     assert channel.body == b"chunk0chunk1chunk2" and channel.complete
 
 
 @pytest.mark.asyncio
-async def test_cancelling_the_request_frees_the_thread_and_closes(wrapper_factory: Any) -> None:
+async def test_cancelling_the_request_stops_the_thread_and_closes(wrapper_factory: Any) -> None:
     closed = threading.Event()
     errors: list[BaseException] = []
+    produced: list[int] = []
 
     def app(environ: Any, start_response: Any) -> Iterator[bytes]:
-        start_response("200 OK", [])
+        write = start_response("200 OK", [])
         try:
-            yield b"first"
-            yield b"never"
+            while True:  # endless: only the client leaving stops it
+                produced.append(1)
+                write(b"x" * 1024)
         except BaseException as error:
             errors.append(error)
             raise
         finally:
             closed.set()
+        yield b""  # a generator, though write() does all the work
 
     channel = BlockingSend()
     task = asyncio.create_task(call(wrapper_factory(app), channel))
@@ -355,7 +395,8 @@ async def test_cancelling_the_request_frees_the_thread_and_closes(wrapper_factor
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await asyncio.to_thread(closed.wait, TIMEOUT)
-    assert errors == [] or isinstance(errors[0], GeneratorExit)
+    assert isinstance(errors[0], WSGIClientGoneError)
+    assert len(produced) <= STREAM_BUFFER // 1024 + 2  # it waited, then stopped
 
 
 @pytest.mark.asyncio
@@ -367,3 +408,53 @@ def test_close_is_idempotent_and_before_use(wrapper_factory: Any) -> None:
     wrapper = wrapper_factory(hello)
     wrapper.close()
     wrapper.close(wait=False)
+
+
+# -- WSGIThreadPool --------------------------------------------------------------------
+
+
+def test_pool_starts_threads_only_when_none_is_idle() -> None:
+    pool = WSGIThreadPool(4, "pool-test")
+    try:
+        for _ in range(5):
+            done = threading.Event()
+            pool.submit(done.set)
+            assert done.wait(TIMEOUT)
+        names = {t.name for t in threading.enumerate() if t.name.startswith("pool-test")}
+        assert len(names) <= 2  # one thread, or two if the first was not idle yet
+    finally:
+        pool.shutdown()
+
+
+def test_pool_shutdown_runs_the_jobs_already_submitted() -> None:
+    pool = WSGIThreadPool(1, "pool-test")
+    release = threading.Event()
+    ran: list[int] = []
+    pool.submit(lambda: release.wait(TIMEOUT) and None)
+    pool.submit(lambda: ran.append(1))
+    release.set()
+    pool.shutdown(wait=True)
+    assert ran == [1]
+    assert not any(t.name.startswith("pool-test") for t in threading.enumerate())
+    with pytest.raises(RuntimeError, match="shut down"):
+        pool.submit(lambda: None)
+
+
+def test_a_job_that_raises_is_reported_and_the_thread_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reported: list[BaseException] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, error, tb: reported.append(error))
+    pool = WSGIThreadPool(1, "pool-test")
+    done = threading.Event()
+
+    def bad() -> None:
+        raise LookupError("job bug")
+
+    pool.submit(bad)
+    pool.submit(done.set)
+    try:
+        assert done.wait(TIMEOUT)
+    finally:
+        pool.shutdown()
+    assert isinstance(reported[0], LookupError)

@@ -3,23 +3,32 @@
 The server calls every application the same way, ``await wrapper(scope,
 receive, send)``. ``ASGIWrapper`` forwards the call. ``WSGIWrapper`` serves
 ``http`` scopes by reading the request body on the loop (up to its limit),
-then running the WSGI application in a thread pool (see ``wsgi``); it answers
-``lifespan`` on the application's behalf and closes every ``websocket``.
+then running the WSGI application in a thread (its own ``WSGIThreadPool``, or
+a given executor) and relaying the response the thread posts (see ``wsgi``);
+it answers ``lifespan`` on the application's behalf and closes every
+``websocket``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import queue
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
-from hypercorn.shared.wsgi import WSGIApp, WSGIResponder, build_environ
+from hypercorn.shared.wsgi import (
+    Exchange,
+    WSGIApp,
+    WSGIClientGoneError,
+    WSGIResponder,
+    build_environ,
+)
 from hypercorn.typing import (
     ASGIReceiveCallable,
     ASGISendCallable,
-    ASGISendEvent,
     HTTPScope,
     Scope,
 )
@@ -30,6 +39,7 @@ __all__ = [
     "ASGIWrapper",
     "AppWrapper",
     "WSGIClientGoneError",
+    "WSGIThreadPool",
     "WSGIWrapper",
 ]
 
@@ -38,12 +48,83 @@ ASGIApp: TypeAlias = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Aw
 DEFAULT_WSGI_THREADS = 10
 """Threads in a ``WSGIWrapper``'s own pool: WSGI requests it serves at once."""
 
-_SEND_POLL = 0.1
-"""Seconds between two checks, by a WSGI thread waiting on ``send``, that the request lives."""
 
+class WSGIThreadPool:
+    """The threads a ``WSGIWrapper`` runs WSGI calls in, when it was given no executor.
 
-class WSGIClientGoneError(OSError):
-    """Raised in a WSGI thread once its request was cancelled (the client left)."""
+    Lighter than a ``ThreadPoolExecutor`` per call (no ``Future``, no
+    ``Condition``): a job is a callable that never raises and reports its own
+    outcome (``WSGIResponder`` posts it to its ``Exchange``). Threads are
+    started on demand, when a job arrives and none is idle, up to
+    ``max_threads``; a job given to ``submit`` before ``shutdown`` still runs.
+    The threads are daemons: the server drains its requests before it exits,
+    and a stuck application must not keep the process alive.
+    """
+
+    def __init__(self, max_threads: int, name: str) -> None:
+        """Make an empty pool.
+
+        Args:
+            max_threads: the most threads, so the most calls at once.
+            name: the threads' name prefix.
+        """
+        self._max_threads = max_threads
+        self._name = name
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0  # threads that will take a queued job without a new one started
+        self._lock = threading.Lock()
+        self._shut_down = False
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` in one of the pool's threads.
+
+        Args:
+            job: a callable that never raises.
+
+        Raises:
+            RuntimeError: the pool was shut down.
+        """
+        with self._lock:
+            if self._shut_down:
+                raise RuntimeError("the WSGI thread pool was shut down")
+            if self._idle:
+                self._idle -= 1
+            elif len(self._threads) < self._max_threads:
+                thread = threading.Thread(
+                    target=self._work,
+                    name=f"{self._name}_{len(self._threads)}",
+                    daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
+        self._jobs.put(job)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the threads once the jobs already submitted are done.
+
+        Args:
+            wait: wait until the threads have stopped.
+        """
+        with self._lock:
+            self._shut_down = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._jobs.put(None)
+        if wait:
+            for thread in threads:
+                thread.join()
+
+    def _work(self) -> None:
+        jobs, lock = self._jobs, self._lock
+        while (job := jobs.get()) is not None:
+            try:
+                job()
+            except BaseException as error:  # a job must not raise; keep the thread
+                sys.excepthook(type(error), error, error.__traceback__)
+            del job
+            with lock:
+                self._idle += 1
 
 
 class ASGIWrapper:
@@ -98,7 +179,7 @@ class WSGIWrapper:
         """
         self.app = app
         self.max_body_size = max_body_size
-        self._executor = executor
+        self._executor: concurrent.futures.Executor | WSGIThreadPool | None = executor
         self._owns_executor = executor is None
         self._lock = threading.Lock()
 
@@ -142,12 +223,13 @@ class WSGIWrapper:
         if owned and executor is not None:
             executor.shutdown(wait=wait)
 
-    def _get_executor(self) -> concurrent.futures.Executor:
+    def _get_executor(self) -> concurrent.futures.Executor | WSGIThreadPool:
+        executor = self._executor
+        if executor is not None:
+            return executor
         with self._lock:
             if self._executor is None:
-                self._executor = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=DEFAULT_WSGI_THREADS, thread_name_prefix="hypercorn-wsgi"
-                )
+                self._executor = WSGIThreadPool(DEFAULT_WSGI_THREADS, "hypercorn-wsgi")
             return self._executor
 
     async def _handle_lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
@@ -189,35 +271,23 @@ class WSGIWrapper:
             )
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        loop = asyncio.get_running_loop()
-        gone = threading.Event()
+        exchange = Exchange(asyncio.get_running_loop())
+        responder = WSGIResponder(self.app, build_environ(scope, body), exchange)
+        executor = self._get_executor()
+        if isinstance(executor, WSGIThreadPool):
+            executor.submit(responder)
+        else:
+            # Another executor may cancel the call before it runs: then say so.
+            executor.submit(responder).add_done_callback(_on_cancel(exchange))
+        await exchange.relay(send)
 
-        async def send_all(messages: list[ASGISendEvent]) -> None:
-            for message in messages:
-                await send(message)
 
-        def send_messages(messages: list[ASGISendEvent]) -> None:
-            # Runs in the WSGI thread and waits: a slow client holds the thread.
-            if gone.is_set():
-                raise WSGIClientGoneError("the request was cancelled")
-            future = asyncio.run_coroutine_threadsafe(send_all(messages), loop)
-            while True:
-                try:
-                    future.result(timeout=_SEND_POLL)
-                    return
-                except concurrent.futures.TimeoutError:
-                    if future.done():
-                        raise  # send itself raised TimeoutError
-                    if gone.is_set() or loop.is_closed():
-                        future.cancel()
-                        raise WSGIClientGoneError("the request was cancelled") from None
+def _on_cancel(exchange: Exchange) -> Callable[[concurrent.futures.Future[None]], None]:
+    def done(future: concurrent.futures.Future[None]) -> None:
+        if future.cancelled():
+            exchange.finish([], RuntimeError("the executor cancelled the WSGI call"))
 
-        responder = WSGIResponder(self.app, build_environ(scope, body), send_messages)
-        try:
-            await loop.run_in_executor(self._get_executor(), responder)
-        except asyncio.CancelledError:
-            gone.set()
-            raise
+    return done
 
 
 AppWrapper: TypeAlias = ASGIWrapper | WSGIWrapper

@@ -3,43 +3,90 @@
 Theory of operation
 -------------------
 ``WSGIWrapper`` (in ``wrappers``) reads the whole request body on the event
-loop, builds the environ here, and runs ``WSGIResponder`` in a worker thread.
-The responder calls the application, implements ``start_response`` and
-``write``, and hands ASGI messages to ``send_messages``, a blocking callable
-that runs the server's ``send`` on the loop and waits for it: a slow client
-therefore holds the WSGI thread, which is the back-pressure WSGI expects.
+loop, builds the environ here, and gives a ``WSGIResponder`` to a worker
+thread. The responder calls the application and implements ``start_response``
+and ``write``; it posts the response's ASGI messages to an ``Exchange``, the
+one hand-off between that thread and the request's coroutine on the loop,
+which ``relay``s them to the server's ``send``.
+
+A hand-off between threads is what a WSGI request costs beyond an ASGI one,
+so there are as few as the semantics allow:
+
+* The thread does not wait for its messages to be sent: ``Exchange.post``
+  queues them and wakes the loop, which transmits while the application makes
+  its next block (PEP 3333, "Buffering and Streaming"). Only once more than
+  ``STREAM_BUFFER`` bytes are posted and not yet sent does the thread wait,
+  so a slow client still holds the thread (the back-pressure WSGI expects)
+  instead of filling memory.
+* A list or tuple is complete when the application returns it: it goes out
+  with the head in the thread's last post, which also carries the outcome of
+  the call, so ``return [body]`` costs one hand-off each way. Any other
+  iterable is posted chunk by chunk: its next chunk may be slow to come
+  (server-sent events, long polls) and must not hold back the ones before.
 
 Invariants:
 
-* ``http.response.start`` is sent with the first non-empty body chunk, or when
-  the iterable is exhausted (PEP 3333, "Buffering and Streaming"), so a status
-  replaced through ``start_response(..., exc_info)`` before then wins.
-* The iterable's ``close()`` is called whatever happens: success, application
-  error, or a ``send`` that fails because the client is gone.
-* An error before the head was sent becomes a 500 response, then propagates
+* ``http.response.start`` is posted with the first non-empty body chunk, or
+  when the iterable is exhausted (PEP 3333, "Buffering and Streaming"), so a
+  status replaced through ``start_response(..., exc_info)`` before then wins.
+* The iterable's ``close()`` is called exactly once whatever happens: success,
+  application error, or the client gone.
+* An error before the head was posted becomes a 500 response, then propagates
   so the server logs it; an error after it propagates as is, and the server
   aborts the stream (a complete-looking truncated response would be a lie).
+* Once the client is gone (the request's coroutine was cancelled, or ``send``
+  raised), the thread stops at its next post or while it waits for the loop:
+  ``WSGIClientGoneError`` is raised into the application.
+* The coroutine returns or raises only after the thread's last post, except
+  when it is cancelled: then it leaves at once and the thread stops by itself.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import io
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
 from hypercorn.shared.headers import build_and_validate_headers
-from hypercorn.typing import ASGISendEvent, HTTPScope
+from hypercorn.typing import ASGISendCallable, ASGISendEvent, HTTPScope
 
-__all__ = ["SendMessages", "WSGIResponder", "build_environ"]
+__all__ = [
+    "STREAM_BUFFER",
+    "Exchange",
+    "WSGIClientGoneError",
+    "WSGIResponder",
+    "build_environ",
+]
 
-SendMessages = Callable[[list[ASGISendEvent]], None]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
+STREAM_BUFFER = 64 * 1024
+"""Body bytes a WSGI thread may post ahead of what the loop has sent, before it waits."""
+
+_POLL = 0.1
+"""Seconds between two checks, by a WSGI thread waiting for the loop, that the request lives."""
+
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+_HEADER_KEYS: dict[bytes, str | None] = {
+    b"content-type": "CONTENT_TYPE",
+    b"content-length": "CONTENT_LENGTH",
+}
+"""Request header name -> environ key (None: left out), filled as names are seen."""
+
+_HEADER_KEYS_MAX = 1024
+"""Names remembered in ``_HEADER_KEYS``: clients choose them, so the cache is bounded."""
+
+
+class WSGIClientGoneError(OSError):
+    """Raised in a WSGI thread once its request was cancelled (the client left)."""
 
 
 def _path_info(path: str, root_path: str) -> str:
@@ -47,6 +94,14 @@ def _path_info(path: str, root_path: str) -> str:
         path = path[len(root_path) :]
     # PEP 3333 "Unicode issues": native strings carry the bytes as latin-1.
     return path.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def _header_key(raw_name: bytes) -> str | None:
+    name = raw_name.decode("latin-1").lower()
+    key = None if "_" in name or name.startswith(":") else "HTTP_" + name.upper().replace("-", "_")
+    if len(_HEADER_KEYS) < _HEADER_KEYS_MAX:
+        _HEADER_KEYS[raw_name] = key
+    return key
 
 
 def build_environ(scope: HTTPScope, body: bytes) -> dict[str, Any]:
@@ -68,10 +123,13 @@ def build_environ(scope: HTTPScope, body: bytes) -> dict[str, Any]:
     else:
         server_name, server_port = "localhost", _DEFAULT_PORTS.get(scheme, "80")
     root_path = scope.get("root_path", "")
+    path = scope["path"]
     environ: dict[str, Any] = {
         "REQUEST_METHOD": scope["method"],
-        "SCRIPT_NAME": root_path.encode("utf-8", "surrogateescape").decode("latin-1"),
-        "PATH_INFO": _path_info(scope["path"], root_path),
+        "SCRIPT_NAME": root_path.encode("utf-8", "surrogateescape").decode("latin-1")
+        if root_path
+        else "",
+        "PATH_INFO": _path_info(path, root_path) if root_path or not path.isascii() else path,
         "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
         "SERVER_NAME": server_name,
         "SERVER_PORT": server_port,
@@ -89,25 +147,155 @@ def build_environ(scope: HTTPScope, body: bytes) -> dict[str, Any]:
     if client is not None:
         environ["REMOTE_ADDR"] = str(client[0])
         environ["REMOTE_PORT"] = str(client[1])
+    keys = _HEADER_KEYS
     for raw_name, raw_value in scope.get("headers", ()):
-        name = raw_name.decode("latin-1").lower()
-        if "_" in name or name.startswith(":"):
+        key = keys[raw_name] if raw_name in keys else _header_key(raw_name)
+        if key is None:
             continue
         value = raw_value.decode("latin-1")
-        if name == "content-type":
-            key = "CONTENT_TYPE"
-        elif name == "content-length":
-            key = "CONTENT_LENGTH"
-        else:
-            key = "HTTP_" + name.upper().replace("-", "_")
         if key in environ:
-            separator = "; " if name == "cookie" else ", "
+            separator = "; " if key == "HTTP_COOKIE" else ", "
             value = environ[key] + separator + value
         environ[key] = value
     if body or "CONTENT_LENGTH" in environ:
         # The body is complete: its length is known even for a chunked request.
         environ["CONTENT_LENGTH"] = str(len(body))
     return environ
+
+
+# A post: (messages, body bytes in them, last post?, the call's error if last).
+_Post = tuple[list[ASGISendEvent], int, bool, BaseException | None]
+
+
+class Exchange:
+    """The hand-off between one request's WSGI thread and its coroutine on the loop.
+
+    The thread calls ``post`` and, once, ``finish``; the coroutine awaits
+    ``relay``. ``_posted`` is written by the thread only and ``_sent`` by the
+    loop only, so their difference, the bytes in flight, needs no lock.
+    """
+
+    __slots__ = ("_batches", "_drained", "_loop", "_posted", "_sent", "_waiter", "gone")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make the hand-off of one request.
+
+        Args:
+            loop: the loop whose coroutine calls ``relay``.
+        """
+        self._loop = loop
+        self._batches: collections.deque[_Post] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._posted = 0
+        self._sent = 0
+        self._drained: threading.Event | None = None
+        self.gone = False
+        """Set once the client is gone: the thread stops at its next post."""
+
+    # -- the WSGI thread's side ------------------------------------------------
+
+    def post(self, messages: list[ASGISendEvent], size: int) -> None:
+        """Queue messages for the loop to send; wait while too much is unsent.
+
+        Args:
+            messages: ASGI send messages, in order.
+            size: the body bytes they carry.
+
+        Raises:
+            WSGIClientGoneError: the client is gone; nothing was queued.
+        """
+        if self.gone:
+            raise WSGIClientGoneError("the request was cancelled")
+        self._posted += size
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, (messages, size, False, None))
+        except RuntimeError:  # the loop is closed
+            self.gone = True
+            raise WSGIClientGoneError("the event loop is closed") from None
+        if self._posted - self._sent > STREAM_BUFFER:
+            self._wait_for_the_loop()
+
+    def finish(self, messages: list[ASGISendEvent], error: BaseException | None) -> None:
+        """Queue the last messages and the outcome of the call; never raises.
+
+        Args:
+            messages: the last ASGI send messages, in order.
+            error: what the call raised, to be raised by ``relay``; or None.
+        """
+        with contextlib.suppress(RuntimeError):  # a closed loop has no one to tell
+            self._loop.call_soon_threadsafe(self._deliver, (messages, 0, True, error))
+
+    def _wait_for_the_loop(self) -> None:
+        drained = self._drained
+        if drained is None:
+            drained = self._drained = threading.Event()
+        while True:
+            drained.clear()
+            # Checked after clear(): a send completed since then sets it again.
+            if self._posted - self._sent <= STREAM_BUFFER:
+                return
+            if self.gone or self._loop.is_closed():
+                raise WSGIClientGoneError("the request was cancelled")
+            drained.wait(_POLL)
+
+    # -- the loop's side ---------------------------------------------------------
+
+    def _deliver(self, batch: _Post) -> None:
+        self._batches.append(batch)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _next(self) -> _Post:
+        batches = self._batches
+        while not batches:
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return batches.popleft()
+
+    def _abandon(self) -> None:
+        self.gone = True
+        drained = self._drained
+        if drained is not None:
+            drained.set()
+
+    async def relay(self, send: ASGISendCallable) -> None:
+        """Send what the thread posts, in order, until its last post.
+
+        Args:
+            send: the ASGI send callable.
+
+        Raises:
+            Exception: what the call raised (after its 500 response, if any);
+                or what ``send`` raised, once the thread has stopped.
+            asyncio.CancelledError: at once; the thread stops by itself.
+        """
+        try:
+            while True:
+                messages, size, last, error = await self._next()
+                try:
+                    for message in messages:
+                        await send(message)
+                except Exception:
+                    self._abandon()
+                    while not last:  # the thread stops at its next post
+                        _, _, last, _ = await self._next()
+                    raise
+                if size:
+                    self._sent += size
+                    drained = self._drained
+                    if drained is not None:
+                        drained.set()
+                if last:
+                    if error is not None:
+                        raise error
+                    return
+        except asyncio.CancelledError:
+            self._abandon()
+            raise
 
 
 def _status_code(status: object) -> int:
@@ -122,37 +310,44 @@ def _status_code(status: object) -> int:
 class WSGIResponder:
     """One WSGI call, run in a worker thread (see the module docstring)."""
 
-    def __init__(self, app: WSGIApp, environ: dict[str, Any], send_messages: SendMessages):
+    def __init__(self, app: WSGIApp, environ: dict[str, Any], exchange: Exchange) -> None:
         """Prepare the call.
 
         Args:
             app: the WSGI application.
             environ: the request's environ.
-            send_messages: blocking; sends ASGI messages in order on the event loop.
+            exchange: where the response's messages go.
         """
         self.app = app
         self.environ = environ
-        self._send_messages = send_messages
+        self._exchange = exchange
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_sent = False
-        self.send_failed = False
+        self._last: list[ASGISendEvent] = []
 
     def __call__(self) -> None:
-        """Run the application and send its response.
+        """Run the application and post its response, then the outcome.
 
-        Raises:
-            Exception: whatever the application or ``send`` raised.
+        Never raises: what the application (or a post) raised travels with the
+        last post, for ``Exchange.relay`` to raise on the loop.
         """
+        error: BaseException | None = None
         try:
             self._run()
-        except BaseException:
-            if not self.headers_sent and not self.send_failed:
-                self.status, self.headers = 500, [(b"content-length", b"0")]
-                # The application's error is the one worth raising, not this one's.
-                with contextlib.suppress(Exception):
-                    self._emit(b"", more_body=False)
-            raise
+        except BaseException as exc:  # handed to the loop, which raises it
+            error = exc
+            if not self.headers_sent and not self._exchange.gone:
+                self.headers_sent = True
+                self._last = [
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-length", b"0")],
+                    },
+                    {"type": "http.response.body", "body": b"", "more_body": False},
+                ]
+        self._exchange.finish(self._last, error)
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
@@ -186,7 +381,7 @@ class WSGIResponder:
         return self.write
 
     def write(self, data: bytes) -> None:
-        """The legacy ``write`` callable of PEP 3333: send ``data`` now.
+        """The legacy ``write`` callable of PEP 3333: post ``data`` for sending now.
 
         Args:
             data: body bytes.
@@ -194,46 +389,51 @@ class WSGIResponder:
         Raises:
             RuntimeError: ``start_response`` was not called yet.
             TypeError: ``data`` is not bytes.
+            WSGIClientGoneError: the client is gone.
         """
         if self.status is None:
             raise RuntimeError("write() was called before start_response()")
         if data:
-            self._emit(_as_bytes(data), more_body=True)
+            self._post(_as_bytes(data))
 
     def _run(self) -> None:
+        """Call the application; keep the messages of the last post in ``_last``."""
         result = self.app(self.environ, self.start_response)
         try:
             if isinstance(result, list | tuple):
-                # A sequence's end is known: its last chunk ends the body, one send fewer.
+                # Complete already: its last chunk ends the body, all in one post.
                 chunks = [_as_bytes(chunk) for chunk in result if chunk]
+                last = self._head()
                 for chunk in chunks[:-1]:
-                    self._emit(chunk, more_body=True)
-                self._emit(chunks[-1] if chunks else b"", more_body=False)
+                    last.append({"type": "http.response.body", "body": chunk, "more_body": True})
+                body = chunks[-1] if chunks else b""
             else:
                 for chunk in result:
                     if chunk:
-                        self._emit(_as_bytes(chunk), more_body=True)
-                self._emit(b"", more_body=False)
+                        self._post(_as_bytes(chunk))
+                last = self._head()
+                body = b""
+            last.append({"type": "http.response.body", "body": body, "more_body": False})
+            # Kept before close(): if close() raises, the complete response still goes.
+            self._last = last
         finally:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
 
-    def _emit(self, body: bytes, *, more_body: bool) -> None:
-        messages: list[ASGISendEvent] = []
-        if not self.headers_sent:
-            if self.status is None:
-                raise RuntimeError("the WSGI application did not call start_response()")
-            messages.append(
-                {"type": "http.response.start", "status": self.status, "headers": self.headers}
-            )
-            self.headers_sent = True
-        messages.append({"type": "http.response.body", "body": body, "more_body": more_body})
-        try:
-            self._send_messages(messages)
-        except BaseException:
-            self.send_failed = True
-            raise
+    def _head(self) -> list[ASGISendEvent]:
+        """``[http.response.start]`` the first time, then ``[]``."""
+        if self.headers_sent:
+            return []
+        if self.status is None:
+            raise RuntimeError("the WSGI application did not call start_response()")
+        self.headers_sent = True
+        return [{"type": "http.response.start", "status": self.status, "headers": self.headers}]
+
+    def _post(self, body: bytes) -> None:
+        messages = self._head()
+        messages.append({"type": "http.response.body", "body": body, "more_body": True})
+        self._exchange.post(messages, len(body))
 
 
 def _as_bytes(chunk: object) -> bytes:
