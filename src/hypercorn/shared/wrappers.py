@@ -248,12 +248,18 @@ class WSGIWrapper:
         body = bytearray()
         while True:
             message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
             if message["type"] == "http.request":
-                body += message.get("body", b"")
-                if len(body) > self.max_body_size or not message.get("more_body", False):
+                chunk = message.get("body", b"")
+                if not message.get("more_body", False):
+                    if not body:
+                        return bytes(chunk)  # the common case: no copy of a bytes body
+                    body += chunk
                     return bytes(body)
+                body += chunk
+                if len(body) > self.max_body_size:
+                    return bytes(body)
+            elif message["type"] == "http.disconnect":
+                return None
 
     async def _handle_http(
         self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable

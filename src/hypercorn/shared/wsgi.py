@@ -298,6 +298,15 @@ class Exchange:
             raise
 
 
+def _validated_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    try:
+        # PEP 3333 headers are pairs of str; as bytes they take the validator's fast path.
+        encoded = [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers]
+    except (AttributeError, TypeError, ValueError):
+        return build_and_validate_headers(headers)  # not str pairs: it says what is wrong
+    return build_and_validate_headers(encoded)
+
+
 def _status_code(status: object) -> int:
     if not isinstance(status, str):
         raise TypeError(f"the WSGI status must be a str, not {type(status).__name__}")
@@ -376,7 +385,7 @@ class WSGIResponder:
         elif self.status is not None:
             raise RuntimeError("start_response() was already called (pass exc_info to retry)")
         code = _status_code(status)
-        validated = build_and_validate_headers(headers)
+        validated = _validated_headers(headers)
         self.status, self.headers = code, validated
         return self.write
 
