@@ -98,7 +98,8 @@ class WorkerContext:
             self.log.access_logger is not None or type(self.log).access is not Logger.access
         )
         self.connections: set[Drainable] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
+        # Application tasks, by the coroutine each one runs.
+        self.tasks: dict[Coroutine[Any, Any, None], asyncio.Task[None]] = {}
         # Accepted sockets whose protocol is not connected yet (TLS handshake).
         self.arriving: dict[Drainable, asyncio.Task[None]] = {}
         self.draining = False
@@ -148,7 +149,7 @@ class WorkerContext:
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run an application coroutine as a tracked task (untracked as it ends)."""
         task = self.loop.create_task(self._tracked(coroutine))
-        self.tasks.add(task)
+        self.tasks[coroutine] = task
         return task
 
     async def _tracked(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -161,7 +162,7 @@ class WorkerContext:
             # Streams catch the app's errors themselves; this is a bug of ours.
             self.log.error_logger.exception("worker task failed")
         finally:
-            self.tasks.discard(asyncio.current_task())
+            self.tasks.pop(coroutine, None)
             self._check_idle()
 
     def arrive(self, connection: Drainable, task: asyncio.Task[None]) -> None:
@@ -218,12 +219,13 @@ class WorkerContext:
             connection.abort()
         for arriving in list(self.arriving.values()):
             arriving.cancel()
-        tasks = list(self.tasks)
+        tasks = list(self.tasks.values())
         for task in tasks:
             task.cancel()
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=timeout)
-            self.tasks.difference_update(task for task in tasks if task.done())
+            for coroutine in [c for c, task in self.tasks.items() if task.done()]:
+                del self.tasks[coroutine]
             if pending:
                 self.log.error_logger.log(
                     logging.WARNING, "%d application task(s) ignored cancellation", len(pending)

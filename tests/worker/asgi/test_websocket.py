@@ -58,7 +58,7 @@ def make_stream(
 
 async def settle(ctx: WorkerContext) -> None:
     if ctx.tasks:
-        await asyncio.wait_for(asyncio.gather(*ctx.tasks), 5)
+        await asyncio.wait_for(asyncio.gather(*ctx.tasks.values()), 5)
 
 
 async def test_scope() -> None:
