@@ -336,6 +336,37 @@ class TestClosing:
         assert isinstance(event, WebSocketClosed)
         assert event.code == 1002
 
+    def test_after_bad_framing_nothing_is_read(self) -> None:
+        # The framing is lost: even a close cannot be found; the timeout ends it.
+        server = make()
+        server.data_to_send()
+        feed(server, b"\x81\x02hi")
+        [close] = client_events(client(), server.data_to_send())
+        assert close.code == 1002
+        feed(server, client().send(CloseConnection(1000)))
+        assert not server.should_close
+        server.handle_timer(CLOSE_TIMEOUT)
+        assert server.should_close
+        assert server.events_received() == []
+
+    @pytest.mark.parametrize("split", SPLITS)
+    def test_too_big_then_rest_of_message_then_close(
+        self, split: Callable[[bytes], Iterator[bytes]]
+    ) -> None:
+        # The peer is still sending the oversize message when our 1009 leaves;
+        # its rest is skipped and its close, found after it, ends the connection.
+        server = make(websocket_max_message_size=10)
+        server.data_to_send()
+        peer = client()
+        data = peer.send(BytesMessage(b"x" * 5000)) + peer.send(TextMessage("late"))
+        events = feed(server, data[:20], split)
+        assert events == [WebSocketClosed(1, 1009, "message too big")]
+        [close] = client_events(peer, server.data_to_send())
+        assert close.code == 1009
+        assert feed(server, data[20:] + peer.send(close.response()), split) == []
+        assert server.should_close
+        assert server.data_to_send() == b""
+
     def test_eof_and_loss_are_1006_once(self) -> None:
         server = make()
         assert feed(server, b"") == [WebSocketClosed(1, 1006, "")]

@@ -1,4 +1,4 @@
-"""The server side of one WebSocket (RFC 6455), sans I/O, on wsproto's frames.
+"""The server side of one WebSocket (RFC 6455), sans I/O.
 
 Theory of operation
 -------------------
@@ -9,18 +9,21 @@ Over HTTP/2 (RFC 8441) the HTTP/2 protocol keeps one per stream, answers
 ``200`` with ``response_headers`` and carries ``receive_data`` /
 ``data_to_send`` in DATA frames; ``should_close`` then ends the stream.
 
-Frames are parsed and built by wsproto; everything above frames is here:
+Frames are parsed and built by ``ws_frames`` (which also joins fragments,
+checks UTF-8 and the size limit and runs permessage-deflate); the rules
+above frames are here:
 
-- Messages are handed out whole (``WebSocketMessage``): fragments are joined,
-  and a message over ``websocket_max_message_size`` fails the connection
-  with 1009 before more of it is buffered.
+- Messages are handed out whole (``WebSocketMessage``); a message over
+  ``websocket_max_message_size`` fails the connection with 1009 before more
+  of it is buffered.
 - Pings are answered at once; with ``websocket_ping_interval`` the server
   pings on its own, each interval (``next_deadline``/``handle_timer``).
 - Closing: the peer's close is echoed with its code and the connection ends
   at once (RFC 6455 section 7.1.1: the server closes TCP first). A close the
   app asks for is sent and the peer's answer awaited for ``CLOSE_TIMEOUT``
   seconds. A protocol error (bad framing, invalid UTF-8: 1002, 1007) fails
-  the connection the same way, with the code wsproto names. Whichever way it
+  the connection the same way, with the code the frame reader names.
+  Whichever way it
   ends, the stream gets exactly one ``WebSocketClosed``: the peer's code,
   the failure's code, or 1006 when the transport was lost or timed out.
 
@@ -34,15 +37,6 @@ from __future__ import annotations
 import enum
 from typing import Protocol
 
-from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import (
-    BytesMessage,
-    CloseConnection,
-    Message,
-    Ping,
-    TextMessage,
-)
-
 from hypercorn.worker.protocol.events import (
     Headers,
     InboundEvent,
@@ -54,13 +48,19 @@ from hypercorn.worker.protocol.events import (
     WebSocketSend,
 )
 from hypercorn.worker.protocol.http11_response import fields
+from hypercorn.worker.protocol.ws_frames import (
+    OP_PING,
+    FrameReader,
+    FrameWriter,
+    close_frame,
+    find_deflate,
+)
 from hypercorn.worker.protocol.ws_handshake import accept_extensions, response_fields
 
 CLOSE_TIMEOUT = 5.0
 """Seconds to wait for the peer's close frame after ours before giving up."""
 
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\n"
-_MESSAGE_TOO_BIG = 1009
 _ABNORMAL = 1006
 
 
@@ -83,18 +83,15 @@ class WSConnection:
     """One accepted WebSocket; over HTTP/1.1 also the connection's ``ServerProtocol``."""
 
     __slots__ = (
-        "_buffer",
-        "_buffered",
         "_close_deadline",
         "_closed_sent",
         "_events",
-        "_max_size",
         "_next_ping",
         "_out",
         "_ping_interval",
+        "_reader",
         "_state",
-        "_text",
-        "_ws",
+        "_writer",
         "response_headers",
         "stream_id",
         "tls",
@@ -123,8 +120,9 @@ class WSConnection:
             *response_fields(accept.handshake, accept.subprotocol, accepted),
             *accept.headers,
         )
-        self._ws = Connection(ConnectionType.SERVER, extensions)
-        self._max_size = config.websocket_max_message_size
+        deflate = find_deflate(extensions)
+        self._reader = FrameReader(config.websocket_max_message_size, deflate)
+        self._writer = FrameWriter(deflate)
         self._ping_interval = config.websocket_ping_interval
         self._next_ping = None if self._ping_interval is None else now + self._ping_interval
         self._events: list[InboundEvent] = []
@@ -134,9 +132,6 @@ class WSConnection:
         self._state = _State.OPEN
         self._close_deadline: float | None = None
         self._closed_sent = False
-        self._buffer: list[bytes | bytearray | str] = []
-        self._buffered = 0
-        self._text = False
 
     # -- the seam ------------------------------------------------------------
 
@@ -147,18 +142,26 @@ class WSConnection:
         if not data:
             self._finish(_ABNORMAL, "")
             return
-        ws = self._ws
-        ws.receive_data(data)
-        for event in ws.events():
-            if isinstance(event, Message):
-                self._message(event, now)
-            elif isinstance(event, Ping):
-                if self._state is _State.OPEN:
-                    self._out.append(ws.send(event.response()))
-            elif isinstance(event, CloseConnection):
-                self._close_received(event, now)
-            if self.should_close:
-                return
+        reader = self._reader
+        events = reader.receive(data)
+        if self._state is _State.OPEN:
+            stream_id = self.stream_id
+            for opcode, payload in events:
+                if opcode == OP_PING:
+                    assert isinstance(payload, bytes)
+                    self._out.append(self._writer.pong(payload))
+                else:
+                    self._events.append(WebSocketMessage(stream_id, payload))
+        error = reader.error
+        if error is not None and self._state is _State.OPEN:
+            self._fail(error.code, error.reason, now)
+        if reader.close is not None:
+            code, reason = reader.close
+            if self._state is _State.OPEN:
+                # The peer closes: echo its code (RFC 6455 section 5.5.1), then end.
+                self._out.append(close_frame(code, reason))
+            # Otherwise it answers our close: the stream was told when we sent it.
+            self._finish(code, reason)
 
     def connection_lost(self) -> None:
         """The transport is gone: the stream learns it with 1006."""
@@ -175,9 +178,7 @@ class WSConnection:
         if self._state is not _State.OPEN:
             return
         if type(event) is WebSocketSend:
-            data = event.data
-            message = TextMessage(data) if isinstance(data, str) else BytesMessage(data)
-            self._out.append(self._ws.send(message))
+            self._out.append(self._writer.message(event.data))
         elif type(event) is WebSocketClose:
             self._fail(event.code, event.reason, now, notify=False)
 
@@ -202,7 +203,7 @@ class WSConnection:
         ):
             self._next_ping = now + self._ping_interval
             if self._state is _State.OPEN:
-                self._out.append(self._ws.send(Ping()))
+                self._out.append(self._writer.ping())
 
     def next_deadline(self) -> float | None:
         """The loop time at which ``handle_timer`` must next run, if any."""
@@ -222,54 +223,12 @@ class WSConnection:
         """Input is never held unparsed here; streams pause reading themselves."""
         return self._state is _State.CLOSED
 
-    # -- inbound -------------------------------------------------------------
-
-    def _message(self, event: Message[str] | Message[bytes | bytearray], now: float) -> None:
-        if self._state is not _State.OPEN:
-            return
-        data = event.data
-        if event.message_finished and not self._buffer:
-            if len(data) > self._max_size:
-                self._fail(_MESSAGE_TOO_BIG, "message too big", now)
-            else:
-                self._events.append(
-                    WebSocketMessage(self.stream_id, data if isinstance(data, str) else bytes(data))
-                )
-            return
-        self._buffered += len(data)
-        if self._buffered > self._max_size:
-            self._fail(_MESSAGE_TOO_BIG, "message too big", now)
-            return
-        self._buffer.append(data)
-        if event.message_finished:
-            buffer = self._buffer
-            text = type(data) is str
-            self._buffer = []
-            self._buffered = 0
-            joined = "".join(buffer) if text else b"".join(buffer)  # type: ignore[arg-type]
-            self._events.append(WebSocketMessage(self.stream_id, joined))
-
-    def _close_received(self, event: CloseConnection, now: float) -> None:
-        ws = self._ws
-        state = ws.state
-        if state is ConnectionState.REMOTE_CLOSING:
-            # The peer closes: echo its code (RFC 6455 section 5.5.1), then end.
-            self._out.append(ws.send(event.response()))
-            self._finish(int(event.code), event.reason or "")
-        elif state is ConnectionState.CLOSED:
-            # The answer to our close: the stream was told when we sent it.
-            self._finish(int(event.code), event.reason or "")
-        elif self._state is _State.OPEN:
-            # wsproto reports a protocol error as a close it wants us to send.
-            self._fail(int(event.code), "", now)
-
     # -- transitions ---------------------------------------------------------
 
     def _fail(self, code: int, reason: str, now: float, *, notify: bool = True) -> None:
         """Send our close frame and wait (bounded) for the peer's."""
-        self._out.append(self._ws.send(CloseConnection(code, reason)))
+        self._out.append(close_frame(code, reason))
         self._state = _State.CLOSING
-        self._buffer = []
         self._close_deadline = now + CLOSE_TIMEOUT
         if notify:
             self._notify(code, reason)
@@ -278,7 +237,6 @@ class WSConnection:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        self._buffer = []
         self._notify(code, reason)
 
     def _notify(self, code: int, reason: str) -> None:
