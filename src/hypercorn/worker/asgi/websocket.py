@@ -115,6 +115,25 @@ def build_scope(
     }
 
 
+def _message_data(message: Any) -> bytes | str:
+    """The payload of a ``websocket.send`` message.
+
+    Raises:
+        TypeError: neither ``bytes`` nor ``text`` holds a payload of its type.
+    """
+    data = message.get("bytes")
+    if data is None:
+        data = message.get("text")
+        if not isinstance(data, str):
+            raise TypeError("websocket.send needs 'bytes' or 'text'")
+        return data
+    if type(data) is bytes:
+        return data
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"websocket.send 'bytes' must be bytes, not {type(data)}")
+    return bytes(data)
+
+
 class WebSocketStream:
     """One WebSocket (handshake, messages, close) and its application task."""
 
@@ -124,13 +143,14 @@ class WebSocketStream:
         "_handshake",
         "_handshake_error",
         "_host",
+        "_max_queue",
         "_pending_start",
         "_queue",
         "_receive_paused",
         "_response",
         "_start_time",
         "_started",
-        "_wakeup",
+        "_waiter",
         "body_size",
         "protocol_name",
         "request",
@@ -160,7 +180,10 @@ class WebSocketStream:
         self._receive_paused = False
         self._started = False
         self._response: dict[str, Any] | None = None
-        self._wakeup = asyncio.Event()
+        # The future receive() awaits while the queue is empty (cheaper than
+        # an asyncio.Event, which this per-message path used to pay for).
+        self._waiter: asyncio.Future[None] | None = None
+        self._max_queue = ctx.config.max_app_queue_size
         self._pending_start: ResponseStarted | None = None
         self._handshake: WebSocketHandshake | None = None
         self._handshake_error: HandshakeError | None = None
@@ -188,10 +211,10 @@ class WebSocketStream:
             self._queue.append({"type": "websocket.receive", "bytes": None, "text": data})
         else:
             self._queue.append({"type": "websocket.receive", "bytes": data, "text": None})
-        if not self._receive_paused and len(self._queue) >= self._ctx.config.max_app_queue_size:
+        if not self._receive_paused and len(self._queue) >= self._max_queue:
             self._receive_paused = True
             self._host.set_receive_paused(self.stream_id, True)
-        self._wakeup.set()
+        self._wake()
 
     def body_received(self, data: bytes) -> None:
         """An opening request has no body: nothing to do."""
@@ -205,7 +228,7 @@ class WebSocketStream:
             return
         self._disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
         self._release_receive()
-        self._wakeup.set()
+        self._wake()
         self._host.stream_finished(self.stream_id)
 
     def shutdown(self) -> None:
@@ -225,13 +248,16 @@ class WebSocketStream:
             queue = self._queue
             if queue:
                 message = queue.popleft()
-                if self._receive_paused and len(queue) < self._ctx.config.max_app_queue_size:
+                if self._receive_paused and len(queue) < self._max_queue:
                     self._release_receive()
                 return message
             if self._disconnect is not None:
                 return self._disconnect
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            waiter = self._waiter = self._ctx.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
 
     async def send(self, message: ASGISendEvent) -> None:
         """ASGI ``send``: validate the message against the state and pass it on.
@@ -244,7 +270,14 @@ class WebSocketStream:
         state = self.state
         if state is WebSocketState.CONNECTED:
             if kind == "websocket.send":
-                await self._send_message(message)
+                if self._disconnect is not None:
+                    return  # the client has gone: ignored, like every message after a close
+                host = self._host
+                host.send_events(WebSocketSend(self.stream_id, _message_data(message)))
+                if host.write_paused:
+                    # A lost client reaches the app through receive(), not here.
+                    with contextlib.suppress(ClientDisconnectedError):
+                        await host.drain()
                 return
             if kind == "websocket.close":
                 self._close(message)
@@ -348,29 +381,10 @@ class WebSocketStream:
     def _finish_response(self) -> None:
         if self._disconnect is None:
             self._disconnect = {"type": "websocket.disconnect", "code": _ABNORMAL, "reason": ""}
-            self._wakeup.set()
+            self._wake()
             self._host.stream_finished(self.stream_id)
 
     # -- messages ---------------------------------------------------------------
-
-    async def _send_message(self, message: Any) -> None:
-        if self._disconnect is not None:
-            return  # the client has gone: ignored, like every message after a close
-        data = message.get("bytes")
-        if data is None:
-            data = message.get("text")
-            if not isinstance(data, str):
-                raise TypeError("websocket.send needs 'bytes' or 'text'")
-        elif not isinstance(data, bytes):
-            if not isinstance(data, bytearray | memoryview):
-                raise TypeError(f"websocket.send 'bytes' must be bytes, not {type(data)}")
-            data = bytes(data)
-        host = self._host
-        host.send_events(WebSocketSend(self.stream_id, data))
-        if host.write_paused:
-            # A lost client reaches the app through receive(), not here.
-            with contextlib.suppress(ClientDisconnectedError):
-                await host.drain()
 
     def _close(self, message: Any) -> None:
         self.state = WebSocketState.CLOSED
@@ -381,6 +395,11 @@ class WebSocketStream:
         reason = message.get("reason") or ""
         if self._disconnect is None:
             self._host.send_events(WebSocketClose(self.stream_id, code, reason))
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _release_receive(self) -> None:
         if self._receive_paused:
