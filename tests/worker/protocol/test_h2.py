@@ -190,6 +190,22 @@ def test_idle_timeout_and_drain() -> None:
     assert pair.server.should_close
 
 
+def test_goaway_follows_what_was_queued_before_it() -> None:
+    """A response queued when the drain starts leaves before the GOAWAY: h2
+    clients, among others, drop a stream's frames once they have seen GOAWAY."""
+    pair = Pair()
+    pair.client.send_headers(1, REQUEST, end_stream=True)
+    pair.to_server()
+    pair.server.send(ResponseStarted(1, 200, ()), 0.0)
+    pair.server.send(ResponseData(1, b"bye"), 0.0)
+    pair.server.send(ResponseEnded(1), 0.0)
+    pair.server.begin_drain()
+    events = pair.to_client()
+    kinds = [type(event) for event in events]
+    assert kinds[-1] is h2.events.ConnectionTerminated
+    assert h2.events.StreamEnded in kinds and pair.server.should_close
+
+
 def test_upgrade_makes_the_request_stream_one() -> None:
     client = h2.connection.H2Connection(
         h2.config.H2Configuration(client_side=True, header_encoding=None)

@@ -286,12 +286,7 @@ class H2Protocol:
     def data_to_send(self) -> bytes:
         """Return (and forget) the bytes to write to the peer."""
         if self._dirty:
-            dirty = self._dirty
-            self._dirty = {}
-            for stream_id in dirty:
-                stream = self._streams.get(stream_id)
-                if stream is not None:
-                    self._flush(stream_id, stream)
+            self._flush_dirty()
         if self._out:
             self._out.append(self._conn.data_to_send())
             data = b"".join(self._out)
@@ -570,6 +565,15 @@ class H2Protocol:
         headers = [(b":status", b"%d" % status), *strip_connection_fields(event.headers)]
         self._conn.send_headers(event.stream_id, headers)
 
+    def _flush_dirty(self) -> None:
+        """Hand h2 the frames of every stream with output queued, as windows allow."""
+        dirty = self._dirty
+        self._dirty = {}
+        for stream_id in dirty:
+            stream = self._streams.get(stream_id)
+            if stream is not None:
+                self._flush(stream_id, stream)
+
     def _flush(self, stream_id: int, stream: StreamState) -> None:
         conn = self._conn
         try:
@@ -663,9 +667,12 @@ class H2Protocol:
         """GOAWAY that keeps serving the streams it names (RFC 9113 section 6.8).
 
         h2 treats a GOAWAY it sends as the end of the connection and refuses
-        every later frame, so this one is framed here, after what h2 queued.
+        every later frame, so this one is framed here, after what is queued
+        (some clients, h2 among them, stop reading a stream at GOAWAY: a
+        WebSocket's close frame queued just before must precede it).
         """
         if not self._draining:
+            self._flush_dirty()
             self._draining = True
             frame = hyperframe.frame.GoAwayFrame(0)
             frame.last_stream_id = self._last_stream_id
