@@ -592,18 +592,19 @@ def _unread(transport: asyncio.BaseTransport) -> bool:
 
 def connection_info(transport: asyncio.BaseTransport, secure: bool) -> ConnectionInfo:
     """Client, server, scheme and TLS details of a new connection."""
-    sock: socket.socket | None = transport.get_extra_info("socket")
-    family = sock.family if sock is not None else socket.AF_INET
+    # The family shows in the address itself (a tuple for IPv4 and IPv6, a
+    # path for unix), which spares asking for the socket and its family.
+    sockname = transport.get_extra_info("sockname")
     client: tuple[str, int] | None = None
     server: tuple[str, int | None] | None = None
-    if family == socket.AF_UNIX:
-        path = parse_socket_addr(family, transport.get_extra_info("sockname"))
-        server = (path if isinstance(path, str) else "", None)
-    else:
-        peer = parse_socket_addr(family, transport.get_extra_info("peername"))
-        local = parse_socket_addr(family, transport.get_extra_info("sockname"))
+    if isinstance(sockname, tuple):
+        local = parse_socket_addr(socket.AF_INET, sockname)
+        peer = parse_socket_addr(socket.AF_INET, transport.get_extra_info("peername"))
         client = peer if isinstance(peer, tuple) else None
         server = local if isinstance(local, tuple) else None
+    elif sockname is not None:
+        path = parse_socket_addr(socket.AF_UNIX, sockname)
+        server = (path if isinstance(path, str) else "", None)
     tls = None
     if secure:
         ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")

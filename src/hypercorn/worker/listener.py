@@ -77,6 +77,8 @@ class Listener:
         sock.setblocking(False)
         sock.listen(batch)
         self._fd = sock.fileno()
+        self._raw_accept = sock._accept  # type: ignore[attr-defined]  # socket.accept's own
+        self._family, self._type, self._proto = int(sock.family), int(sock.type), sock.proto
         self._loop.add_reader(self._fd, self._accept)
 
     def close(self) -> None:
@@ -97,7 +99,10 @@ class Listener:
             if self._closed:
                 return  # the limit was reached by the last connection
             try:
-                conn, _ = self._sock.accept()
+                # The raw accept and a socket made from plain ints: socket.accept()
+                # converts the family and type to enums for every connection.
+                fd, _ = self._raw_accept()
+                conn = socket.socket(self._family, self._type, self._proto, fd)
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
