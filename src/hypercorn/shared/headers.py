@@ -80,7 +80,13 @@ def build_and_validate_headers(headers: HeaderInput) -> list[tuple[bytes, bytes]
             name that is not an RFC 9110 token, or a value holding CR, LF or NUL.
         TypeError: an item that is not a pair of ``str``/``bytes``.
     """
-    items: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
+    items: Iterable[Any]
+    if type(headers) is list or type(headers) is tuple:
+        items = headers  # what ASGI apps send: no ABC check needed
+    elif isinstance(headers, Mapping):
+        items = headers.items()
+    else:
+        items = headers
     if isinstance(items, str | bytes):
         raise TypeError("headers must be a mapping or an iterable of (name, value) pairs")
     validated: list[tuple[bytes, bytes]] = []

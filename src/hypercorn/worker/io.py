@@ -405,19 +405,20 @@ class HTTPConnection(asyncio.Protocol):
     def _dispatch(self) -> None:
         assert self.protocol is not None and self.info is not None
         for event in self.protocol.events_received():
+            # Exact type tests, the most frequent first (events are final classes).
             if type(event) is WebSocketMessage:
                 if (ws := self.streams.get(event.stream_id)) is not None:
                     ws.message_received(event.data)  # type: ignore[union-attr]
-            elif isinstance(event, BodyReceived):
+            elif type(event) is BodyReceived:
                 if (stream := self.streams.get(event.stream_id)) is not None:
                     stream.body_received(event.data)
-            elif isinstance(event, RequestReceived):
+            elif type(event) is RequestReceived:
                 stream = HTTPStream(self.ctx, self, self.info, event, self.loop.time())
                 self.streams[event.stream_id] = stream
                 stream.start()
                 if self._grace is not None and self._h2 is not None:
                     self._drain_h2()  # the first request of a draining HTTP/2 connection
-            elif isinstance(event, BodyEnded):
+            elif type(event) is BodyEnded:
                 if (stream := self.streams.get(event.stream_id)) is not None:
                     stream.body_ended()
             elif isinstance(event, StreamClosed):
