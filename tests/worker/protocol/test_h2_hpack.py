@@ -7,7 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hypercorn.worker.protocol.h2_hpack import MAX_BLOCKS, CachingDecoder, indexed_only
+from hypercorn.worker.protocol.h2_hpack import (
+    MAX_BLOCKS,
+    CachingDecoder,
+    CachingEncoder,
+    indexed_only,
+)
 
 
 class TestIndexedOnly:
@@ -106,3 +111,47 @@ def test_a_failing_block_is_not_kept() -> None:
         with pytest.raises(hpack.HPACKDecodingError):
             decoder.decode(b"\xbe", raw=True)  # index 62: the dynamic table is empty
     assert not decoder._blocks
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    responses=st.lists(st.tuples(FIELDS, st.integers(0, 3)), min_size=1, max_size=25),
+    table_sizes=st.lists(st.sampled_from([0, 64, 256, 4096]), max_size=3),
+)
+def test_encodes_as_hpack_does(
+    responses: list[tuple[list[tuple[bytes, bytes]], int]], table_sizes: list[int]
+) -> None:
+    """Repeated and varied field lists, and table size changes from the peer,
+    encode to hpack's bytes, which a decoder reads back."""
+    reference = hpack.Encoder()
+    encoder = CachingEncoder()
+    decoder = hpack.Decoder()
+    sizes = iter(table_sizes)
+    for fields, repeat in responses:
+        if repeat == 3 and (size := next(sizes, None)) is not None:
+            reference.header_table_size = encoder.header_table_size = size
+        for _ in range(repeat + 1):
+            block = encoder.encode(list(fields))
+            assert block == reference.encode(list(fields))
+            assert decoder.decode(block, raw=True) == fields
+    assert len(encoder._blocks) <= MAX_BLOCKS
+
+
+def test_a_repeated_head_is_encoded_once() -> None:
+    encoder = CachingEncoder()
+    head = [(b":status", b"200"), (b"content-type", b"text/plain")]
+    encoder.encode(list(head))  # adds content-type to the table
+    block = encoder.encode(list(head))
+    assert indexed_only(block) and encoder._blocks
+    assert encoder.encode(list(head)) is block
+
+
+def test_a_table_resize_is_announced_before_a_kept_block() -> None:
+    """RFC 7541 section 4.2: the size update starts the next block."""
+    encoder = CachingEncoder()
+    head = [(b":status", b"200")]
+    block = encoder.encode(list(head))
+    assert encoder.encode(list(head)) is block
+    encoder.header_table_size = 0
+    resized = encoder.encode(list(head))
+    assert resized != block and resized.endswith(block) and not encoder._blocks

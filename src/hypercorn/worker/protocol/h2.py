@@ -72,7 +72,7 @@ from hypercorn.worker.protocol.fields import (
     strip_connection_fields,
 )
 from hypercorn.worker.protocol.h2_headers import HeaderChecker, MalformedHeaders
-from hypercorn.worker.protocol.h2_hpack import CachingDecoder
+from hypercorn.worker.protocol.h2_hpack import CachingDecoder, CachingEncoder
 from hypercorn.worker.protocol.h2_limits import Budget, FloodLimits, StreamState
 from hypercorn.worker.protocol.ws import WSSettings
 from hypercorn.worker.protocol.ws_h2 import H2WebSockets, opening_request
@@ -175,6 +175,7 @@ class H2Protocol:
         )
         conn.max_inbound_frame_size = config.h2_max_inbound_frame_size
         conn.decoder = CachingDecoder(config.h2_max_header_list_size)
+        conn.encoder = CachingEncoder()
         self._max_header_list = config.h2_max_header_list_size
         self._keep_alive_timeout = config.keep_alive_timeout
         self._max_requests = config.keep_alive_max_requests

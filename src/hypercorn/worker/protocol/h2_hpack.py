@@ -1,4 +1,4 @@
-"""HPACK decoding that remembers the header blocks a client repeats (RFC 7541).
+"""HPACK that remembers the header blocks a connection repeats (RFC 7541).
 
 Theory of operation
 -------------------
@@ -6,7 +6,10 @@ A client that sends the same request again sends, once its dynamic table
 holds every field, the same short header block made only of indexed field
 representations (RFC 7541 section 6.1). Such a block leaves the dynamic
 table as it was, so while the table does not change it always decodes to the
-same fields. ``CachingDecoder`` keeps those blocks with what they decoded to.
+same fields. ``CachingDecoder`` keeps those blocks with what they decoded to;
+``CachingEncoder`` does the same the other way, for the response heads a
+server repeats (the same status, type and length, the same ``date`` within
+a second).
 
 The table changes only through a block that is not made of indexed fields
 alone (a literal with incremental indexing, a table size update), so every
@@ -14,7 +17,10 @@ such block empties the cache before it is decoded, and a block is kept only
 if it is indexed-only. A block found in the cache was therefore decoded
 against the table as it still is; the limits it was checked against
 (``max_header_list_size``, ``max_allowed_table_size``) are compared too.
-A block whose decoding fails is not kept. Everything else is ``hpack``'s.
+A block whose decoding fails is not kept. The encoder's table also changes
+size when the peer's SETTINGS say so: a table of another size, or one with a
+size update still to announce, is never served from the cache. Everything
+else is ``hpack``'s.
 """
 
 from __future__ import annotations
@@ -90,3 +96,41 @@ class CachingDecoder(hpack.Decoder):
                 blocks.clear()
             blocks[bytes(data)] = tuple(headers)
         return headers
+
+
+class CachingEncoder(hpack.Encoder):
+    """An ``hpack.Encoder`` that encodes a repeated, fully indexed field list once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._blocks: dict[tuple[Any, ...], bytes] = {}
+        self._table_size = self.header_table_size
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        """Encode ``headers`` as ``hpack.Encoder.encode`` does.
+
+        Args:
+            headers: the fields, a sequence of (name, value) pairs (or what
+                ``hpack`` takes).
+            huffman: whether literals are Huffman-coded.
+
+        Returns:
+            The header block.
+        """
+        table = self.header_table
+        if type(headers) is not list or table.resized or table.maxsize != self._table_size:
+            self._blocks.clear()
+            self._table_size = table.maxsize
+            return super().encode(headers, huffman)
+        blocks = self._blocks
+        key = (huffman, *headers)
+        if (hit := blocks.get(key)) is not None:
+            return hit
+        block = super().encode(headers, huffman)
+        if not indexed_only(block):
+            blocks.clear()  # the dynamic table changed
+        elif len(block) <= MAX_BLOCK_SIZE:
+            if len(blocks) >= MAX_BLOCKS:
+                blocks.clear()
+            blocks[key] = block
+        return block
