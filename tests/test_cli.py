@@ -177,3 +177,24 @@ class TestErrorsFromTheCommand:
         ):
             result = _hypercorn("-w", "0", "-b", "127.0.0.1:0", path, cwd=tmp_path)
             _one_error_line(result, ExitCode.APP_LOAD, text)
+
+
+class TestStartupImports:
+    # What the command imports before its first fork is paid again on every
+    # start; these modules serve settings most servers do not use.
+    OPTIONAL = ("psutil", "tomllib", "email", "logging.config", "difflib", "tempfile", "json")
+
+    def test_the_master_imports_no_module_that_only_an_option_needs(self) -> None:
+        code = (
+            "import sys\n"
+            "import hypercorn.__main__, hypercorn.run, hypercorn.supervisor.arbiter\n"
+            "from hypercorn.shared.cli import config_from_args\n"
+            "config = config_from_args(['-w', '2', 'app:app'])\n"
+            "config.log.error_logger.debug('x'); config.response_headers('h11')\n"
+            "print(' '.join(sorted(sys.modules)))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        imported = set(result.stdout.split())
+        assert not {name for name in self.OPTIONAL if name in imported}

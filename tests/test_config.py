@@ -353,6 +353,18 @@ class TestResponseHeaders:
         assert headers[b"server"] == b"hypercorn-h11"
         assert headers[b"date"].endswith(b" GMT")
 
+    @pytest.mark.parametrize(
+        "seconds", [0, 784111777, 951782400, 1700000000.9, 4102444799, 253402300799]
+    )
+    def test_date_is_the_imf_fixdate_of_the_email_package(self, seconds: float) -> None:
+        # RFC 9110, section 5.6.7; formatted without importing ``email`` (start-up time).
+        from email.utils import formatdate
+
+        from hypercorn.config import _format_http_date
+
+        expected = formatdate(seconds, usegmt=True).encode("ascii")
+        assert _format_http_date(seconds) == expected
+
     def test_switched_off_and_alt_svc(self) -> None:
         config = Config.from_mapping(
             include_date_header=False,

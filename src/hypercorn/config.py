@@ -8,7 +8,6 @@ message naming the setting. Unknown names are refused rather than ignored.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import logging
@@ -16,11 +15,9 @@ import os
 import socket
 import ssl
 import time
-import tomllib
 import types
 import warnings
 from collections.abc import Mapping
-from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from hypercorn.shared import sockets as _sockets
@@ -47,6 +44,8 @@ _STATE = frozenset({"application_path", "_log", "_quic_addresses"})
 def _unknown(name: str, source: str | None = None) -> UnknownSettingError:
     where = f" in {source}" if source else ""
     message = f"unknown setting {name!r}{where}"
+    import difflib  # only for this message: kept off the start-up path
+
     close = difflib.get_close_matches(name, SETTINGS_BY_NAME, n=1)
     if close:
         message += f" (did you mean {close[0]!r}?)"
@@ -309,6 +308,8 @@ class Config:
         Raises:
             ConfigError: the file cannot be read or parsed, or holds a bad key or value.
         """
+        import tomllib  # only for a TOML file: kept off the start-up path
+
         path = os.fsdecode(os.fspath(filename))
         try:
             with open(path, "rb") as file:
@@ -384,6 +385,9 @@ def _import_object(name: str) -> object:
 
 
 _date_cache: tuple[int, bytes] = (0, b"")
+# English names whatever the locale (``strftime`` would use the locale's).
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def http_date() -> bytes:
@@ -391,5 +395,24 @@ def http_date() -> bytes:
     global _date_cache
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True).encode("ascii"))
+        _date_cache = (now, _format_http_date(now))
     return _date_cache[1]
+
+
+def _format_http_date(seconds: float) -> bytes:
+    """``seconds`` since the epoch as an IMF-fixdate (RFC 9110, section 5.6.7).
+
+    The same text as ``email.utils.formatdate(seconds, usegmt=True)``, without
+    importing the ``email`` package (a good part of a worker's start-up).
+
+    Args:
+        seconds: a POSIX timestamp.
+
+    Returns:
+        The date, e.g. ``b"Sun, 06 Nov 1994 08:49:37 GMT"``.
+    """
+    t = time.gmtime(seconds)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    ).encode("ascii")

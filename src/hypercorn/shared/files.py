@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -95,6 +94,8 @@ def write_pid_file(pid_path: str | os.PathLike[str]) -> None:
         OSError: the file cannot be written for another reason (missing
             directory, full disk, ...).
     """
+    import tempfile  # only with a PID file: kept off the start-up path
+
     target = Path(pid_path)
     directory = target.parent
     fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")

@@ -22,12 +22,9 @@ access line with ``access_sync``.
 
 from __future__ import annotations
 
-import json
 import logging
-import logging.config
 import os
 import sys
-import tomllib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -118,6 +115,9 @@ def _configure(
 
 
 def _load_mapping(path: str, kind: str) -> dict[str, Any]:
+    import json
+    import tomllib
+
     try:
         with open(path, "rb") as file:
             data: Any = json.load(file) if kind == "json" else tomllib.load(file)
@@ -135,6 +135,8 @@ def _apply_dict(data: Mapping[str, Any], source: str) -> None:
     # Loggers the mapping does not name (the server's, the app's) keep working
     # unless the mapping says otherwise; dictConfig's own default disables them.
     config.setdefault("disable_existing_loggers", False)
+    import logging.config
+
     try:
         logging.config.dictConfig(config)
     except (ValueError, TypeError, AttributeError, ImportError) as error:
@@ -164,6 +166,8 @@ def apply_logconfig(logconfig: str | None, logconfig_dict: Mapping[str, Any] | N
             if not os.path.isfile(logconfig):
                 raise ConfigError(f"cannot read log config file {logconfig}: no such file")
             defaults = {"__file__": logconfig, "here": os.path.dirname(logconfig)}
+            import logging.config
+
             try:
                 logging.config.fileConfig(
                     logconfig, defaults=defaults, disable_existing_loggers=False

@@ -27,8 +27,6 @@ import contextlib
 import os
 import sys
 
-import psutil
-
 from hypercorn.shared.cli import PROG, AlreadyRunningError
 from hypercorn.shared.files import write_pid_file
 
@@ -54,6 +52,8 @@ def read_pid_file(path: str) -> int | None:
 
 def is_hypercorn(pid: int) -> bool:
     """Whether ``pid`` is a live (non-zombie) hypercorn process."""
+    import psutil  # only when a PID file names a process: kept off the start-up path
+
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
