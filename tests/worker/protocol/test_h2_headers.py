@@ -20,6 +20,9 @@ from hypercorn.worker.protocol.events import RequestReceived
 from hypercorn.worker.protocol.h2 import H2Protocol
 from hypercorn.worker.protocol.h2_headers import (
     MAX_GOOD_FIELDS,
+    MAX_KEPT_FIELD,
+    MAX_KEPT_REQUEST,
+    MAX_REQUESTS,
     HeaderChecker,
     MalformedHeaders,
 )
@@ -195,9 +198,22 @@ def test_host_alone_and_extended_connect_are_served() -> None:
 def test_checker_remembers_only_good_fields_and_is_bounded() -> None:
     checker = HeaderChecker()
     for index in range(MAX_GOOD_FIELDS + 10):
-        checker.request([*GET, (b"x", b"%d" % index)])
-    with pytest.raises(MalformedHeaders):
-        checker.request([*GET, (b"x", b"bad\n")])
-    with pytest.raises(MalformedHeaders):
-        checker.request([*GET, (b"x", b"bad\n")])  # not remembered as good
+        checker.read_request([*GET, (b"x", b"%d" % index)])
+    checker.read_request([*GET, (b"x-long", b"v" * MAX_KEPT_FIELD)])
+    for _ in range(2):  # a bad block is never remembered, whole or by field
+        with pytest.raises(MalformedHeaders):
+            checker.read_request([*GET, (b"x", b"bad\n")])
     assert len(checker._good) <= MAX_GOOD_FIELDS
+    assert (b"x-long", b"v" * MAX_KEPT_FIELD) not in checker._good
+    assert len(checker._requests) <= MAX_REQUESTS
+
+
+def test_a_repeated_request_is_read_once() -> None:
+    checker = HeaderChecker()
+    fields = [*GET, (b"cookie", b"a=1"), (b"cookie", b"b=2")]
+    first = checker.read_request(fields)
+    assert checker.read_request(list(fields)) is first
+    assert first.headers == ((b"host", b"a.test"), (b"cookie", b"a=1; b=2"))
+    big = [*GET, (b"x", b"v" * MAX_KEPT_REQUEST)]
+    assert checker.read_request(big) == checker.read_request(big)
+    assert tuple(big) not in checker._requests

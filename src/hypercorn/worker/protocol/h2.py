@@ -68,7 +68,6 @@ from hypercorn.worker.protocol.events import (
 )
 from hypercorn.worker.protocol.fields import (
     expects_continue,
-    split_request_fields,
     strip_connection_fields,
 )
 from hypercorn.worker.protocol.h2_headers import HeaderChecker, MalformedHeaders
@@ -444,11 +443,10 @@ class H2Protocol:
             self._conn.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
         try:
-            fields = self._headers.request(event.headers)
+            method, path, authority, protocol, headers = self._headers.read_request(event.headers)
         except MalformedHeaders:
             self._fail(ErrorCodes.PROTOCOL_ERROR)  # a connection error, as h2 raised it
             return
-        method, path, authority, protocol, headers = split_request_fields(fields)
         if method == b"CONNECT" and (
             upgrade := opening_request(stream_id, protocol, path, headers)
         ):

@@ -11,11 +11,13 @@ protocol turns into a connection error of type PROTOCOL_ERROR, as h2 did.
 
 A field's own rules (the bytes a name and a value may hold) depend on the
 field alone, so a field that passed once passes again: each connection keeps
-the fields it has seen pass, bounded, and a client that repeats its headers
-(every client, thanks to HPACK) pays for a set lookup per field. The rules
-that depend on the whole block (pseudo-header fields first, once each, the
-ones a method needs; connection-specific fields; ``:authority`` against
-``host``) run on every block.
+the short fields it has seen pass, bounded, and a client that repeats its
+headers (every client, thanks to HPACK) pays for a set lookup per field. The
+rules that depend on the whole block (pseudo-header fields first, once each,
+the ones a method needs; connection-specific fields; ``:authority`` against
+``host``) run on every new block; ``read_request`` also remembers the last
+few short blocks whole, with their reading by ``fields.split_request_fields``,
+so a request repeated field for field is checked and read by one lookup.
 
 Split ``cookie`` fields are joined into one, last, as h2's normalisation did
 (RFC 9113 section 8.2.3).
@@ -26,15 +28,28 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from hypercorn.worker.protocol.fields import CONNECTION_HEADERS
+from hypercorn.worker.protocol.fields import (
+    CONNECTION_HEADERS,
+    RequestFields,
+    split_request_fields,
+)
 
 Field = tuple[bytes, bytes]
 
 REQUEST_PSEUDO_HEADERS = frozenset((b":method", b":scheme", b":authority", b":path", b":protocol"))
 """The pseudo-header fields a request may carry (RFC 9113 section 8.3.1, RFC 8441)."""
 
-MAX_GOOD_FIELDS = 512
+MAX_GOOD_FIELDS = 256
 """Most fields a connection remembers as well-formed (the cache is then emptied)."""
+
+MAX_KEPT_FIELD = 256
+"""Longest field (name and value) remembered: the caches stay small per connection."""
+
+MAX_REQUESTS = 16
+"""Most whole request blocks a connection remembers (the cache is then emptied)."""
+
+MAX_KEPT_REQUEST = 2048
+"""Longest request block (its names and values) remembered whole."""
 
 _BAD_NAME = re.compile(rb"[^!-9;-@\[-~]")
 """RFC 9113 section 8.2.1: no byte in 0x00-0x20, 0x41-0x5a (upper case) or
@@ -55,10 +70,28 @@ class MalformedHeaders(Exception):
 class HeaderChecker:
     """Checks one connection's inbound header blocks, remembering good fields."""
 
-    __slots__ = ("_good",)
+    __slots__ = ("_good", "_requests")
 
     def __init__(self) -> None:
         self._good: set[Field] = set()
+        self._requests: dict[tuple[Field, ...], RequestFields] = {}
+
+    def read_request(self, fields: Sequence[Field]) -> RequestFields:
+        """Check a request's header block (``request``) and read it
+        (``fields.split_request_fields``).
+
+        Raises:
+            MalformedHeaders: as ``request``.
+        """
+        key = tuple(fields)
+        if (hit := self._requests.get(key)) is not None:
+            return hit
+        read = split_request_fields(self.request(fields))
+        if sum(len(name) + len(value) for name, value in key) <= MAX_KEPT_REQUEST:
+            if len(self._requests) >= MAX_REQUESTS:
+                self._requests.clear()
+            self._requests[key] = read
+        return read
 
     def request(self, fields: Sequence[Field]) -> Sequence[Field]:
         """Check a request's header block.
@@ -130,9 +163,10 @@ class HeaderChecker:
             raise MalformedHeaders(f"malformed field name {name!r}")
         if value and _BAD_VALUE.search(value):
             raise MalformedHeaders(f"malformed value of {name!r}")
-        if len(self._good) >= MAX_GOOD_FIELDS:
-            self._good.clear()
-        self._good.add((bytes(name), bytes(value)))
+        if len(name) + len(value) <= MAX_KEPT_FIELD:
+            if len(self._good) >= MAX_GOOD_FIELDS:
+                self._good.clear()
+            self._good.add((bytes(name), bytes(value)))
 
 
 def _check_pseudo(pseudo: dict[bytes, bytes], host: bytes | None) -> None:
