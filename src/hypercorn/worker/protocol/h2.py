@@ -23,6 +23,10 @@ as the peer's windows allow (``stream_blocked`` says whether a stream still
 has bytes queued, so its ``send`` can wait). Queued bytes are written on the
 next ``data_to_send``, which lets a head and a complete body leave together.
 
+Headers. h2's own inbound checks are off: ``h2_headers`` makes them, faster,
+and a malformed block is a connection error (PROTOCOL_ERROR) as before. HPACK
+blocks a connection repeats are decoded and encoded once (``h2_hpack``).
+
 Limits. ``h2_max_concurrent_streams``, ``h2_max_header_list_size`` and
 ``h2_max_inbound_frame_size`` are advertised and enforced by h2; floods of
 cheap frames are charged to ``h2_limits.Budget``s; a header block still
