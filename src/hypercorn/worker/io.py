@@ -53,7 +53,6 @@ from typing import TYPE_CHECKING, cast
 
 from hypercorn.shared.addresses import parse_socket_addr
 from hypercorn.worker.asgi.http import ClientDisconnectedError, ConnectionInfo, HTTPStream
-from hypercorn.worker.asgi.websocket import WebSocketStream
 from hypercorn.worker.protocol.base import ServerProtocol
 from hypercorn.worker.protocol.events import (
     BodyEnded,
@@ -69,14 +68,21 @@ from hypercorn.worker.protocol.events import (
     WebSocketClosed,
     WebSocketMessage,
 )
-from hypercorn.worker.protocol.h2 import PREFACE, H2Protocol
 from hypercorn.worker.protocol.http11 import H11Protocol
 from hypercorn.worker.protocol.proxy import ProxyHeaderReader, ProxyProtocolError, TrustedAddresses
-from hypercorn.worker.protocol.ws import WSConnection
 from hypercorn.worker.waiters import Waiters
 
 if TYPE_CHECKING:
+    from hypercorn.worker.asgi.websocket import WebSocketStream
     from hypercorn.worker.context import WorkerContext
+    from hypercorn.worker.protocol.h2 import H2Protocol
+    from hypercorn.worker.protocol.ws import WSConnection
+
+# HTTP/2 and WebSocket code (h2, wsproto) is imported by the first connection
+# that needs it: a worker serving only HTTP/1.1 starts faster and smaller.
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+"""The HTTP/2 client connection preface (RFC 9113 section 3.4): prior knowledge."""
 
 SERVED_ALPN_PROTOCOLS = ("h2", "http/1.1")
 """ALPN protocols this worker can speak; the configured list is filtered to these."""
@@ -198,6 +204,8 @@ class HTTPConnection(asyncio.Protocol):
 
     def _start_h2(self, upgrade: UpgradeRequested | None) -> None:
         """Serve HTTP/2 from now on (ALPN, prior knowledge or ``Upgrade: h2c``)."""
+        from hypercorn.worker.protocol.h2 import H2Protocol
+
         assert self.info is not None
         self.info = dataclasses.replace(self.info, protocol="h2")
         now = self.loop.time()
@@ -386,7 +394,7 @@ class HTTPConnection(asyncio.Protocol):
     def _close_websockets(self) -> None:
         """Draining: close every accepted WebSocket with 1001 (going away)."""
         for stream in list(self.streams.values()):
-            if type(stream) is WebSocketStream:
+            if not isinstance(stream, HTTPStream):
                 stream.shutdown()
 
     def abort(self) -> None:
@@ -438,6 +446,8 @@ class HTTPConnection(asyncio.Protocol):
         """Start a WebSocket; decline any other upgrade by serving a plain request."""
         assert self.info is not None
         if event.protocol == b"websocket":
+            from hypercorn.worker.asgi.websocket import WebSocketStream
+
             ws = WebSocketStream(self.ctx, self, self.info, event.request, self.loop.time())
             self.streams[event.stream_id] = ws
             ws.start()
@@ -451,6 +461,8 @@ class HTTPConnection(asyncio.Protocol):
         self, h11: H11Protocol, accept: WebSocketAccept, now: float
     ) -> WSConnection:
         """The app accepted: WebSocket frames take the connection over from HTTP/1.1."""
+        from hypercorn.worker.protocol.ws import WSConnection
+
         data = h11.switch_protocol(accept.stream_id)
         ws = WSConnection(self.ctx.config, accept, now, tls=self.secure)
         self.protocol = ws
