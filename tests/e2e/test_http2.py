@@ -28,6 +28,7 @@ pytestmark = pytest.mark.asyncio
 
 scopes: list[dict[str, Any]] = []
 progress: list[int] = []
+FLOOD_CHUNKS = 2048  # 32 MiB: more than loopback socket buffers hold
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -48,6 +49,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for _ in range(64):
             await send({"type": "http.response.body", "body": b"x" * 16384, "more_body": True})
+            progress.append(1)
+        await send({"type": "http.response.body", "body": b""})
+    elif path == "/flood":
+        # A send loop that never suspends by itself: only back-pressure stops it.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(FLOOD_CHUNKS):
+            await send({"type": "http.response.body", "body": b"f" * 16384, "more_body": True})
             progress.append(1)
         await send({"type": "http.response.body", "body": b""})
     elif path == "/slow":
@@ -246,8 +254,11 @@ async def test_push_early_hint_and_trailers(raw_pair: Any) -> None:
     async with running_server(app) as server:
         client = await raw_pair(server)
         stream_id = client.request(b"/extras", extra=[(b"te", b"trailers")])
-        events = await client.until(h2.events.TrailersReceived)
-        events += await client.until(h2.events.StreamEnded)
+        events: list[h2.events.Event] = []
+        while sum(isinstance(e, h2.events.StreamEnded) for e in events) < 2:
+            more = await client.events()  # the response and the pushed one, in any reads
+            assert more
+            events += more
     informational = [e for e in events if isinstance(e, h2.events.InformationalResponseReceived)]
     assert informational and dict(informational[0].headers)[b":status"] == b"103"
     promise = next(e for e in events if isinstance(e, h2.events.PushedStreamReceived))
@@ -295,6 +306,33 @@ async def test_response_waits_for_the_window(raw_pair: Any) -> None:
             client.flush()
             events += batch
     assert received + len(_body(events, stream_id)) == 64 * 16384 and len(progress) == 64
+
+
+async def test_wide_windows_still_back_pressure_a_send_loop(raw_pair: Any) -> None:
+    """With flow-control windows wide open, a client that does not read still
+    stops an app that sends in a loop: responses of one loop tick share a write,
+    but only up to a bound, so the transport's back-pressure reaches the app."""
+    progress.clear()
+    async with running_server(app) as server:
+        wide = 2**31 - 1
+        client = await raw_pair(server, {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: wide})
+        client.conn.increment_flow_control_window(wide - 65535)
+        stream_id = client.request(b"/flood")
+        deadline = asyncio.get_running_loop().time() + scaled(5)
+        while not progress and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(scaled(0.5))  # unchecked, the whole loop runs in far less
+        assert 0 < len(progress) < FLOOD_CHUNKS  # held back by the unread socket
+        received = 0
+        ended = False
+        while not ended:
+            batch = await client.events()
+            assert batch
+            for event in batch:
+                if isinstance(event, h2.events.DataReceived) and event.stream_id == stream_id:
+                    received += len(event.data)
+                ended = ended or isinstance(event, h2.events.StreamEnded)
+    assert received == FLOOD_CHUNKS * 16384 and len(progress) == FLOOD_CHUNKS
 
 
 async def test_request_body_window_follows_the_app(raw_pair: Any) -> None:

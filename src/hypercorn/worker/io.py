@@ -13,7 +13,9 @@ earlier; a timer that fires early finds the protocol's later deadline and is
 armed again, so keep-alive requests do not re-arm it each time). Streams call
 back through ``send_events``, which runs the same step, so events the
 protocol produces while sending (the next pipelined request, once a
-response ends) are dispatched at once.
+response ends) are dispatched at once. HTTP/2 steps once per loop tick
+instead: what all of a connection's streams sent in that tick leaves in one
+write.
 
 Reading is paused while the protocol holds enough unparsed input, or while
 any stream has asked for it (its app is not reading the body it was given).
@@ -116,6 +118,7 @@ class HTTPConnection(asyncio.Protocol):
         "_reading_paused",
         "_receive_paused",
         "_sniffed",
+        "_step_soon",
         "_timer",
         "_write_paused",
         "ctx",
@@ -147,6 +150,7 @@ class HTTPConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._grace: asyncio.TimerHandle | None = None  # draining: the idle linger
         self._h2: H2Protocol | None = None
+        self._step_soon = False  # HTTP/2: a step is scheduled for the end of this tick
         self._sniffed: bytes | None = None  # plain TCP: the first bytes, until h2 or not
         self._proxy_trust = proxy  # a PROXY protocol bind: whose headers are believed
         self._proxy: ProxyHeaderReader | None = None  # until the PROXY header is read
@@ -300,7 +304,20 @@ class HTTPConnection(asyncio.Protocol):
                 protocol.send(event, now)
         if self.ctx.request_limit is not None and any(type(e) is ResponseStarted for e in events):
             self.ctx.check_limit()  # a response kept alive reserves one more request
+        if self._h2 is not None:
+            # HTTP/2: what the streams send in one loop tick leaves in one write.
+            # A stream's data waits in the protocol meanwhile, which holds its
+            # sender (``stream_blocked``) until this step: one chunk per stream.
+            if not self._step_soon:
+                self._step_soon = True
+                self.loop.call_soon(self._deferred_step)
+            return
         self._step()
+
+    def _deferred_step(self) -> None:
+        self._step_soon = False
+        if not self._lost and self.transport is not None:
+            self._step()
 
     @property
     def write_paused(self) -> bool:
