@@ -441,3 +441,52 @@ class TestContinue:
         protocol.receive_data(b"GET / HTTP/1.0\r\n\r\n", 0.0)
         protocol.send(InformationalResponse(1, 103), 0.0)
         assert protocol.data_to_send() == b""
+
+
+class TestLargeReads:
+    """A read that holds a head and a large body part is served as if fed in pieces."""
+
+    BODY = bytes(range(256)) * 400  # 100 KiB
+    POST = b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(BODY)
+
+    def events(self, chunks: list[bytes]) -> list[Any]:
+        protocol = make()
+        events: list[Any] = []
+        for chunk in chunks:
+            protocol.receive_data(chunk, 0.0)
+            events += protocol.events_received()
+        return events
+
+    def body(self, events: list[Any]) -> bytes:
+        return b"".join(e.data for e in events if isinstance(e, BodyReceived))
+
+    def test_one_read_equals_small_reads(self) -> None:
+        data = self.POST + self.BODY
+        whole = self.events([data])
+        pieces = self.events([data[i : i + 1000] for i in range(0, len(data), 1000)])
+        assert [type(e) for e in whole] == [RequestReceived, BodyReceived, BodyEnded]
+        assert self.body(whole) == self.body(pieces) == self.BODY
+        assert whole[0] == pieces[0]
+
+    def test_pipelined_request_after_the_body_waits_its_turn(self) -> None:
+        protocol = make()
+        protocol.receive_data(self.POST + self.BODY + GET, 0.0)
+        events = protocol.events_received()
+        assert self.body(events) == self.BODY and isinstance(events[-1], BodyEnded)
+        respond(protocol, 1)
+        follow = protocol.events_received()
+        assert isinstance(follow[0], RequestReceived) and follow[0].target == b"/"
+
+    def test_a_bad_head_in_a_large_read_is_refused(self) -> None:
+        protocol = make()
+        protocol.receive_data(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n" + self.BODY, 0.0)
+        events = protocol.events_received()
+        assert [type(e) for e in events] == [RequestRejected]  # no Host
+        assert closing(protocol)
+        assert protocol.data_to_send().startswith(b"HTTP/1.1 400 ")
+
+    def test_a_head_past_the_limit_in_a_large_read_is_431(self) -> None:
+        protocol = make(h11_max_incomplete_size=1024)
+        head = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 2000 + b"\r\n\r\n"
+        protocol.receive_data(head + b"x" * 20000, 0.0)
+        assert protocol.data_to_send().startswith(b"HTTP/1.1 431 ")

@@ -80,6 +80,9 @@ from hypercorn.worker.protocol.http11_response import (
 DRAIN_LIMIT = 64 * 1024
 """Most request-body bytes read and dropped after an early response."""
 
+_LARGE_READ = 16 * 1024
+"""A read at least this large that starts a request has its head split off first."""
+
 
 class H11Settings(Protocol):
     """The settings the protocol reads (``hypercorn.config.Config`` has them)."""
@@ -194,6 +197,16 @@ class H11Protocol:
             self._body_left -= len(data)
             self._body_read((data,), not self._body_left, now)
             return
+        if state is _State.HEAD and not self._buf and len(data) > _LARGE_READ:
+            split = data.find(b"\r\n\r\n") + 4
+            if split >= 4:
+                # A head and a large part of its body: the head alone goes
+                # through the buffer, the body bytes are copied once at most.
+                self._buf += memoryview(data)[:split]
+                self._process(now)
+                if split < len(data):
+                    self.receive_data(data[split:], now)
+                return
         self._buf += data
         self._process(now)
 
