@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hypercorn.worker.protocol.http11_head import CHUNKED, HeadError, RequestHead, parse_head
+from hypercorn.worker.protocol import http11_head
+from hypercorn.worker.protocol.http11_head import (
+    CHUNKED,
+    HeadError,
+    RequestHead,
+    parse_head,
+    read_head,
+)
 
 
 def head(*lines: str, version: str = "1.1") -> bytes:
@@ -119,3 +126,27 @@ def test_reads_what_h11_writes(method: str, path: str, fields: list[tuple[str, b
     expected = tuple((name.lower(), value) for name, value in headers)
     assert parsed.headers == expected
     assert parsed.body_length == 0
+
+
+class TestReadHead:
+    """``read_head`` remembers heads: same answers as ``parse_head``, bounded."""
+
+    def test_a_repeated_head_is_answered_from_memory(self) -> None:
+        head = b"GET /seen-%d HTTP/1.1\r\nHost: a\r\n\r\n" % id(self)
+        first = read_head(head)
+        assert first == parse_head(head)
+        assert read_head(bytes(head)) is first  # equal bytes, not the same object
+
+    def test_refused_heads_are_refused_every_time(self) -> None:
+        head = b"GET / HTTP/1.1\r\n\r\n"  # no Host
+        for _ in range(2):
+            with pytest.raises(HeadError) as caught:
+                read_head(head)
+            assert caught.value.status == 400
+
+    def test_memory_is_bounded(self) -> None:
+        for number in range(http11_head.SEEN_MAX * 2 + 7):
+            read_head(b"GET /%d HTTP/1.1\r\nHost: a\r\n\r\n" % number)
+        assert len(http11_head._SEEN) <= http11_head.SEEN_MAX
+        big = b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * http11_head.SEEN_HEAD_SIZE + b"\r\n\r\n"
+        assert read_head(big) is not read_head(big)  # too large to remember

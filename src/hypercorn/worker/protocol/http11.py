@@ -8,7 +8,8 @@ connection is in one of five states, and every transition happens here:
 ``HEAD``        waiting for a request head. Leading CRLFs are skipped; a bare
                 LF or a head over ``h11_max_incomplete_size`` is refused at
                 once, however the bytes were split. A complete head is checked
-                by ``http11_head.parse_head`` and becomes ``RequestReceived``.
+                by ``http11_head.parse_head`` (through ``read_head``, which
+                remembers recent heads) and becomes ``RequestReceived``.
 ``BODY``        the request's body is arriving; it is handed out as
                 ``BodyReceived`` as soon as it is framed, then ``BodyEnded``.
 ``RESPONDING``  the body is complete and the response is not. Bytes that
@@ -66,7 +67,7 @@ from hypercorn.worker.protocol.events import (
     WebSocketSend,
 )
 from hypercorn.worker.protocol.http11_chunked import ChunkedDecoder, ChunkedError
-from hypercorn.worker.protocol.http11_head import CHUNKED, HeadError, RequestHead, parse_head
+from hypercorn.worker.protocol.http11_head import CHUNKED, HeadError, RequestHead, read_head
 from hypercorn.worker.protocol.http11_response import (
     CLOSE,
     KEEP_ALIVE,
@@ -405,7 +406,7 @@ class H11Protocol:
         head = bytes(buf[:end])
         del buf[:end]
         self._scanned = 0
-        self._start_request(parse_head(head))
+        self._start_request(read_head(head))
         return True
 
     def _start_request(self, head: RequestHead) -> None:

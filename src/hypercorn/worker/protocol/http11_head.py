@@ -166,6 +166,33 @@ def parse_head(head: bytes) -> RequestHead:
     )
 
 
+_SEEN: dict[bytes, RequestHead] = {}
+SEEN_MAX = 256
+"""Heads remembered by ``read_head``; the memory is emptied when it is full."""
+SEEN_HEAD_SIZE = 1024
+"""Largest head ``read_head`` remembers."""
+
+
+def read_head(head: bytes) -> RequestHead:
+    """``parse_head``, remembering the heads parsed lately.
+
+    Clients repeat heads byte for byte (keep-alive polling, health checks,
+    load generators); ``parse_head`` is a pure function of the bytes, so a
+    head seen before is not read again. Refused heads are not remembered.
+
+    Raises:
+        HeadError: as ``parse_head``.
+    """
+    parsed = _SEEN.get(head)
+    if parsed is None:
+        parsed = parse_head(head)
+        if len(head) <= SEEN_HEAD_SIZE:
+            if len(_SEEN) >= SEEN_MAX:
+                _SEEN.clear()
+            _SEEN[head] = parsed
+    return parsed
+
+
 def split_head(head: bytes) -> tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]]]:
     """Read a head with h11's grammar: the request-line and every field line.
 
