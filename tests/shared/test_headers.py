@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hypercorn.shared import headers as headers_module
 from hypercorn.shared.headers import (
     build_and_validate_headers,
     filter_pseudo_headers,
@@ -215,3 +216,16 @@ class TestValidServerName:
         hosts = ["example.com", "api.example.com", "invalid.com", "api.service.local"]
         results = [_valid(names, host, as_pairs=False) for host in hosts]
         assert results == [True, True, False, True]
+
+
+def test_remembered_names_are_still_lowered_and_bounded() -> None:
+    for _ in range(2):  # the second pass answers from the remembered names
+        assert build_and_validate_headers([(b"X-Mixed-Case", b"1"), (b"x-mixed-case", b"2")]) == [
+            (b"x-mixed-case", b"1"),
+            (b"x-mixed-case", b"2"),
+        ]
+        with pytest.raises(ValueError, match="not a valid token"):
+            build_and_validate_headers([(b"bad name", b"v")])
+    for number in range(headers_module._VALID_NAMES_MAX + 10):
+        build_and_validate_headers([(b"x-n-%d" % number, b"v")])
+    assert len(headers_module._VALID_NAMES) <= headers_module._VALID_NAMES_MAX

@@ -64,6 +64,11 @@ def _invalid_name(name: bytes) -> ValueError:
     return ValueError(f"header name {name!r} is not a valid token")
 
 
+_VALID_NAMES: dict[bytes, bytes] = {}
+"""Header names found valid, with their lower-case form (apps repeat a few names)."""
+_VALID_NAMES_MAX = 1024
+
+
 def build_and_validate_headers(headers: HeaderInput) -> list[tuple[bytes, bytes]]:
     """Turn headers into validated ``(name, value)`` byte pairs with lower-case names.
 
@@ -92,6 +97,7 @@ def build_and_validate_headers(headers: HeaderInput) -> list[tuple[bytes, bytes]
     validated: list[tuple[bytes, bytes]] = []
     append = validated.append
     token = _TOKEN.fullmatch
+    valid_names = _VALID_NAMES
     forbidden = _FORBIDDEN_IN_VALUE.search
     for item in items:
         # Fast path: what ASGI apps send, a tuple of two bytes.
@@ -101,11 +107,16 @@ def build_and_validate_headers(headers: HeaderInput) -> list[tuple[bytes, bytes]
                 name, value = _pair(item)
         else:
             name, value = _pair(item)
-        if token(name) is None:
-            raise _invalid_name(name)
+        lower = valid_names.get(name)
+        if lower is None:
+            if token(name) is None:
+                raise _invalid_name(name)
+            lower = name.lower()
+            if len(valid_names) < _VALID_NAMES_MAX:
+                valid_names[name] = lower
         if forbidden(value) is not None:
             raise ValueError(f"value of header {name!r} contains CR, LF or NUL")
-        append((name.lower(), value))
+        append((lower, value))
     return validated
 
 

@@ -54,10 +54,14 @@ class WorkerCounters:
 
     def observe(self, status: int, seconds: float) -> None:
         """Count one response of ``status`` that took ``seconds`` from request to end."""
-        klass = min(max(status // 100, 1), 5) - 1
-        self._values[_STATUS + klass] += 1
-        self._values[_BUCKET + bisect.bisect_left(BUCKETS, seconds)] += 1
-        self._values[_SUM_US] += max(0, round(seconds * 1_000_000))
+        values = self._values
+        if 200 <= status < 300:
+            values[_STATUS + 1] += 1  # the common case, without the clamping below
+        else:
+            values[_STATUS + min(max(status // 100, 1), 5) - 1] += 1
+        values[_BUCKET + bisect.bisect_left(BUCKETS, seconds)] += 1
+        if seconds > 0:
+            values[_SUM_US] += int(seconds * 1_000_000 + 0.5)
 
     def values(self, open_connections: int) -> list[int]:
         """The vector the heartbeat carries, with the current open connections."""
