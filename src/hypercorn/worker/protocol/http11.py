@@ -198,6 +198,21 @@ class H11Protocol:
             self._body_left -= len(data)
             self._body_read((data,), not self._body_left, now)
             return
+        if (
+            state is _State.HEAD
+            and not self._buf
+            and data[-4:] == b"\r\n\r\n"
+            and len(data) <= self._max_head
+            and data.find(b"\r\n\r\n") == len(data) - 4
+            and data[0] in _TCHARS
+        ):
+            # Exactly one whole head, the usual read between keep-alive
+            # requests: parsed as it came, without the buffer.
+            try:
+                self._start_request(read_head(data))
+            except HeadError as exc:
+                self._reject(exc.status, exc.reason)
+            return
         if state is _State.HEAD and not self._buf and len(data) > _LARGE_READ:
             split = data.find(b"\r\n\r\n") + 4
             if split >= 4:
@@ -238,13 +253,19 @@ class H11Protocol:
             event.stream_id != self._stream_id
         ):
             return
+        # The three events of every response first, by exact type.
+        if type(event) is ResponseData:
+            self._send_data(event.data)
+            return
+        if type(event) is ResponseStarted:
+            self._start_response(event.status_code, event.headers)
+            return
+        if type(event) is ResponseEnded:
+            self._end_response(event.trailers, now)
+            return
         match event:
-            case ResponseData():
-                self._send_data(event.data)
-            case ResponseStarted():
-                self._start_response(event.status_code, event.headers)
-            case ResponseEnded():
-                self._end_response(event.trailers, now)
+            case ResponseData() | ResponseStarted() | ResponseEnded():  # pragma: no cover
+                raise AssertionError("handled above")
             case InformationalResponse():
                 self._send_informational(event.status_code, event.headers, now)
             case StreamAborted():
@@ -381,9 +402,9 @@ class H11Protocol:
 
     def _read_head(self) -> bool:
         buf = self._buf
-        if buf[:2] == b"\r\n":
+        if buf.startswith(b"\r\n"):
             # RFC 9112 section 2.2: ignore empty lines before a request-line.
-            while buf[:2] == b"\r\n":
+            while buf.startswith(b"\r\n"):
                 del buf[:2]
             self._scanned = 0
         if not buf:
@@ -403,8 +424,12 @@ class H11Protocol:
         end += 4
         if end > self._max_head:
             raise HeadError(431, "request head too large")
-        head = bytes(buf[:end])
-        del buf[:end]
+        if end == len(buf):
+            head = bytes(buf)
+            buf.clear()
+        else:
+            head = bytes(buf[:end])
+            del buf[:end]
         self._scanned = 0
         self._start_request(read_head(head))
         return True
