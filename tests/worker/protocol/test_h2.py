@@ -6,7 +6,6 @@ is an argument, so timers are tested without sleeping.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator
 
 import h2.config
@@ -28,6 +27,7 @@ from hypercorn.worker.protocol.events import (
     StreamClosed,
 )
 from hypercorn.worker.protocol.h2 import SWITCHING_PROTOCOLS, H2Protocol
+from tests.splits import bytewise, random_chunks, whole
 
 REQUEST = [
     (b":method", b"GET"),
@@ -37,25 +37,8 @@ REQUEST = [
 ]
 
 
-def whole(data: bytes) -> Iterator[bytes]:
-    yield data
-
-
-def bytewise(data: bytes) -> Iterator[bytes]:
-    for index in range(len(data)):
-        yield data[index : index + 1]
-
-
-def random_chunks(data: bytes) -> Iterator[bytes]:
-    rng = random.Random(len(data))
-    index = 0
-    while index < len(data):
-        step = rng.randint(1, 40)
-        yield data[index : index + step]
-        index += step
-
-
-SPLITS: list[Callable[[bytes], Iterator[bytes]]] = [whole, bytewise, random_chunks]
+chunks = random_chunks(40)
+SPLITS = [whole, bytewise, chunks]
 
 
 class Pair:

@@ -5,7 +5,6 @@ Every exchange is fed whole, byte by byte and in seeded random chunks.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,30 +30,14 @@ from hypercorn.worker.protocol.ws_handshake import (
     accept_token,
     read_handshake,
 )
+from tests.splits import bytewise, random_chunks, whole
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 HANDSHAKE = WebSocketHandshake(KEY, (), b"")
 
 
-def whole(data: bytes) -> Iterator[bytes]:
-    yield data
-
-
-def bytewise(data: bytes) -> Iterator[bytes]:
-    for index in range(len(data)):
-        yield data[index : index + 1]
-
-
-def chunks(data: bytes) -> Iterator[bytes]:
-    rng = random.Random(len(data))
-    index = 0
-    while index < len(data):
-        step = rng.randint(1, 7)
-        yield data[index : index + step]
-        index += step
-
-
-SPLITS: list[Callable[[bytes], Iterator[bytes]]] = [whole, bytewise, chunks]
+chunks = random_chunks(7)
+SPLITS = [whole, bytewise, chunks]
 
 
 def make(

@@ -30,29 +30,13 @@ from hypercorn.worker.protocol.ws_frames import (
     parse_close,
     unmask,
 )
+from tests.splits import bytewise, random_chunks, whole
 
 MASK = b"\x37\xfa\x21\x3d"
 
 
-def whole(data: bytes) -> Iterator[bytes]:
-    yield data
-
-
-def bytewise(data: bytes) -> Iterator[bytes]:
-    for index in range(len(data)):
-        yield data[index : index + 1]
-
-
-def chunks(data: bytes) -> Iterator[bytes]:
-    rng = random.Random(len(data))
-    index = 0
-    while index < len(data):
-        step = rng.randint(1, 9)
-        yield data[index : index + step]
-        index += step
-
-
-SPLITS: list[Callable[[bytes], Iterator[bytes]]] = [whole, bytewise, chunks]
+chunks = random_chunks(9)
+SPLITS = [whole, bytewise, chunks]
 
 
 def naive_mask(data: bytes, mask: bytes) -> bytes:
