@@ -265,3 +265,24 @@ async def test_shutdown_closes_with_1001() -> None:
     assert host.flat()[-1] == WebSocketClose(1, 1001, "")
     await stream.send({"type": "websocket.send", "text": "ignored"})
     assert len(host.flat()) == 2
+
+
+async def test_a_cancelled_receive_loses_no_message() -> None:
+    """A receive() given up on (a timeout, a cancelled task) takes no message with it."""
+    stream, _, _ = make_stream()
+    await stream.receive()
+    await stream.send({"type": "websocket.accept"})
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(stream.receive(), 0.05)
+    stream.message_received("after a timeout")
+    message = await asyncio.wait_for(stream.receive(), 5)
+    assert message["text"] == "after a timeout"
+
+    waiting = asyncio.create_task(stream.receive())
+    await asyncio.sleep(0)  # the task now waits for a message
+    stream.message_received("raced")
+    waiting.cancel()  # cancelled after the message woke it, before it ran
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    message = await asyncio.wait_for(stream.receive(), 5)
+    assert message["text"] == "raced"
