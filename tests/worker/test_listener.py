@@ -16,7 +16,7 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 
 from hypercorn.worker.serve import WorkerHooks, serve_sockets
-from tests.e2e.conftest import make_config, scaled
+from tests.e2e.conftest import make_config, scaled, serving
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
 
@@ -203,3 +203,27 @@ async def _h2_at_limit(worker: LimitedWorker) -> None:
     assert [f.last_stream_id for f in goaway] == [1]
     assert not any(isinstance(f, hyperframe.frame.RstStreamFrame) for f in frames)
     client.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+async def test_the_scope_names_the_local_address_on_one_address_and_on_a_wildcard(
+    host: str,
+) -> None:
+    """A listener bound to one address names it without asking each socket;
+    on a wildcard the socket's own local address is read."""
+    seen: list[dict[str, Any]] = []
+
+    async def recording(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            seen.append(scope)
+        await app(scope, receive, send)
+
+    async with serving(recording, make_config(bind=[f"{host}:0"])) as address:
+        reader, writer = await asyncio.open_connection("127.0.0.1", address.port)
+        writer.write(REQUEST)
+        assert (await asyncio.wait_for(reader.read(65536), scaled(5))).startswith(b"HTTP/1.1 200")
+        local = writer.get_extra_info("sockname")
+        writer.close()
+        await writer.wait_closed()
+    assert seen[0]["server"] == ("127.0.0.1", address.port)
+    assert seen[0]["client"] == ("127.0.0.1", local[1])
