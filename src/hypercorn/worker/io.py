@@ -126,7 +126,6 @@ class HTTPConnection(asyncio.Protocol):
         "loop",
         "protocol",
         "secure",
-        "server_address",
         "streams",
         "transport",
     )
@@ -154,9 +153,6 @@ class HTTPConnection(asyncio.Protocol):
         self._step_soon = False  # HTTP/2: a step is scheduled for the end of this tick
         self._sniffed: bytes | None = None  # plain TCP: the first bytes, until h2 or not
         self._proxy_trust = proxy  # a PROXY protocol bind: whose headers are believed
-        # Set by a listener bound to one address: the local address, known
-        # without asking the socket for it.
-        self.server_address: tuple[str, int] | None = None
         self._proxy: ProxyHeaderReader | None = None  # until the PROXY header is read
 
     # -- asyncio.Protocol -------------------------------------------------------
@@ -164,7 +160,7 @@ class HTTPConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
-        self.info = connection_info(transport, self.secure, self.server_address)
+        self.info = connection_info(transport, self.secure)
         ssl_object = transport.get_extra_info("ssl_object") if self.secure else None
         if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
             self._start_h2(None)
@@ -624,23 +620,18 @@ def _unread(transport: asyncio.BaseTransport) -> bool:
     return int.from_bytes(count, sys.byteorder) > 0
 
 
-def connection_info(
-    transport: asyncio.BaseTransport, secure: bool, local: tuple[str, int] | None = None
-) -> ConnectionInfo:
-    """Client, server, scheme and TLS details of a new connection (``local``:
-    the server's address, when the listener knows it)."""
+def connection_info(transport: asyncio.BaseTransport, secure: bool) -> ConnectionInfo:
+    """Client, server, scheme and TLS details of a new connection."""
+    # The family shows in the address itself (a tuple for IPv4 and IPv6, a
+    # path for unix), which spares asking for the socket and its family.
+    sockname = transport.get_extra_info("sockname")
     client: tuple[str, int] | None = None
-    server: tuple[str, int | None] | None = local
-    if local is not None:
+    server: tuple[str, int | None] | None = None
+    if isinstance(sockname, tuple):
+        local = parse_socket_addr(socket.AF_INET, sockname)
         peer = parse_socket_addr(socket.AF_INET, transport.get_extra_info("peername"))
         client = peer if isinstance(peer, tuple) else None
-    elif isinstance(sockname := transport.get_extra_info("sockname"), tuple):
-        # The family shows in the address itself (a tuple for IPv4 and IPv6, a
-        # path for unix), which spares asking for the socket and its family.
-        address = parse_socket_addr(socket.AF_INET, sockname)
-        peer = parse_socket_addr(socket.AF_INET, transport.get_extra_info("peername"))
-        client = peer if isinstance(peer, tuple) else None
-        server = address if isinstance(address, tuple) else None
+        server = local if isinstance(local, tuple) else None
     elif sockname is not None:
         path = parse_socket_addr(socket.AF_UNIX, sockname)
         server = (path if isinstance(path, str) else "", None)

@@ -46,17 +46,6 @@ _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.E
 RESOURCE_RETRY = 1.0  # seconds accepting pauses when the process runs out of descriptors
 
 
-def _fixed_address(sock: socket.socket) -> tuple[str, int] | None:
-    """The local address of every connection a TCP socket bound to one address
-    accepts (None for a wildcard address, where it depends on the connection)."""
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return None
-    address = sock.getsockname()
-    if address[0] in ("0.0.0.0", "::"):
-        return None
-    return (str(address[0]), int(address[1]))
-
-
 class Listener:
     """Accepts connections on one listening socket for a worker.
 
@@ -90,7 +79,6 @@ class Listener:
         self._fd = sock.fileno()
         self._raw_accept = sock._accept  # type: ignore[attr-defined]  # socket.accept's own
         self._family, self._type, self._proto = int(sock.family), int(sock.type), sock.proto
-        self._local = _fixed_address(sock)
         self._loop.add_reader(self._fd, self._accept)
 
     def close(self) -> None:
@@ -135,7 +123,6 @@ class Listener:
         # No setblocking(False) here: connect_accepted_socket makes the socket
         # non-blocking itself (asyncio and uvloop alike), one system call less.
         protocol = self._factory()
-        protocol.server_address = self._local
         self._ctx.arrive(protocol, self._loop.create_task(self._establish(conn, protocol)))
 
     async def _establish(self, conn: socket.socket, protocol: HTTPConnection) -> None:
