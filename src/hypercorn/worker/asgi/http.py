@@ -420,8 +420,8 @@ class HTTPStream:
             self.state = ResponseState.TRAILERS
         elif not more_body:
             self._complete()
-            if self._count_response():
-                await self._log_access()
+            if (duration := self._count_response()) is not None:
+                await self._log_access(duration)
         elif self._h2:
             if self._host.write_paused or self._host.stream_blocked(self.stream_id):
                 await self._host.drain(self.stream_id)
@@ -437,8 +437,8 @@ class HTTPStream:
             return
         self._host.send_events(ResponseEnded(self.stream_id, tuple(self._trailers)))
         self._complete()
-        if self._count_response():
-            await self._log_access()
+        if (duration := self._count_response()) is not None:
+            await self._log_access(duration)
 
     def _push(self, message: Any) -> None:
         path = message["path"]
@@ -468,32 +468,31 @@ class HTTPStream:
             self._receive_paused = False
             self._host.set_receive_paused(self.stream_id, False)
 
-    def _count_response(self) -> bool:
-        """Count the response as it ends; True if it is due an access-log line."""
+    def _count_response(self) -> float | None:
+        """Count the response as it ends; its duration if it is due an access-log line."""
         if self._response is None:
-            return False
-        ctx = self._ctx
-        ctx.counters.observe(self._response["status"], ctx.loop.time() - self._start_time)
-        return ctx.access_log_enabled
-
-    async def _log_access(self) -> None:
-        assert self._response is not None
+            return None
         ctx = self._ctx
         duration = ctx.loop.time() - self._start_time
+        ctx.counters.observe(self._response["status"], duration)
+        return duration if ctx.access_log_enabled else None
+
+    async def _log_access(self, duration: float) -> None:
+        assert self._response is not None
         response = {**self._response, "body_size": self.body_size}
-        await ctx.log.access(self.scope, response, duration)
+        await self._ctx.log.access(self.scope, response, duration)
 
     async def _respond_error(self, status: int) -> None:
         """Send a bodiless error response in place of the app's."""
         self._pending_start = None
-        headers = (*self._ctx.config.response_headers(self._protocol_name), *_ERROR_HEADERS)
+        headers = (*self._ctx.default_headers(self._protocol_name)[0], *_ERROR_HEADERS)
         self._response = {"type": "http.response.start", "status": status, "headers": headers}
         self._host.send_events(
             ResponseStarted(self.stream_id, status, headers), ResponseEnded(self.stream_id)
         )
         self._complete()
-        if self._count_response():
-            await self._log_access()
+        if (duration := self._count_response()) is not None:
+            await self._log_access(duration)
 
     def _abort(self) -> None:
         self._host.send_events(StreamAborted(self.stream_id))
@@ -529,8 +528,8 @@ class HTTPStream:
             self.state = ResponseState.COMPLETE
         elif self.state is ResponseState.BODY or self.state is ResponseState.TRAILERS:
             self._abort()
-            if self._count_response():
-                await self._log_access()
+            if (duration := self._count_response()) is not None:
+                await self._log_access(duration)
         else:
             await self._respond_error(500)
 

@@ -316,7 +316,7 @@ class WebSocketStream:
         names = {name for name, _ in app_headers}
         headers = [
             header
-            for header in self._ctx.config.response_headers(self.protocol_name)
+            for header in self._ctx.default_headers(self.protocol_name)[0]
             if header[0] not in names
         ]
         headers.extend(app_headers)
@@ -334,7 +334,7 @@ class WebSocketStream:
         app_headers = build_and_validate_headers(message.get("headers", ()))
         names = {name for name, _ in app_headers}
         headers = [
-            header for header in self._ctx.config.response_headers("h11") if header[0] not in names
+            header for header in self._ctx.default_headers("h11")[0] if header[0] not in names
         ]
         headers.extend(header for header in app_headers if header[0] != b"transfer-encoding")
         self._response = {"type": "http.response.start", "status": status, "headers": headers}
@@ -369,7 +369,7 @@ class WebSocketStream:
 
     async def _respond_error(self, status: int, extra: Headers = ()) -> None:
         self.state = WebSocketState.CLOSED
-        headers = (*self._ctx.config.response_headers("h11"), *extra, *_ERROR_HEADERS)
+        headers = (*self._ctx.default_headers("h11")[0], *extra, *_ERROR_HEADERS)
         self._response = {"type": "http.response.start", "status": status, "headers": headers}
         if self._disconnect is None:
             self._host.send_events(
