@@ -187,42 +187,31 @@ class H11Protocol:
             self._close()
             return
         self._last_rx = now
-        if (
-            state is _State.BODY
-            and not self._buf
-            and self._chunked is None
-            and len(data) <= self._body_left
-        ):
-            # Body bytes of a known length, with nothing before them: handed
-            # on as they came, without a pass through the buffer.
-            self._body_left -= len(data)
-            self._body_read((data,), not self._body_left, now)
-            return
-        if (
-            state is _State.HEAD
-            and not self._buf
-            and data[-4:] == b"\r\n\r\n"
-            and len(data) <= self._max_head
-            and data.find(b"\r\n\r\n") == len(data) - 4
-            and data[0] in _TCHARS
-        ):
-            # Exactly one whole head, the usual read between keep-alive
-            # requests: parsed as it came, without the buffer.
-            try:
-                self._start_request(read_head(data))
-            except HeadError as exc:
-                self._reject(exc.status, exc.reason)
-            return
-        if state is _State.HEAD and not self._buf and len(data) > _LARGE_READ:
-            split = data.find(b"\r\n\r\n") + 4
-            if split >= 4:
-                # A head and a large part of its body: the head alone goes
-                # through the buffer, the body bytes are copied once at most.
-                self._buf += memoryview(data)[:split]
-                self._process(now)
-                if split < len(data):
-                    self.receive_data(data[split:], now)
+        if not self._buf:
+            if state is _State.BODY and self._chunked is None and len(data) <= self._body_left:
+                # Body bytes of a known length, with nothing before them: handed
+                # on as they came, without a pass through the buffer.
+                self._body_left -= len(data)
+                self._body_read((data,), not self._body_left, now)
                 return
+            if state is _State.HEAD:
+                split = data.find(b"\r\n\r\n") + 4
+                if split == len(data) and 4 <= split <= self._max_head and data[0] in _TCHARS:
+                    # Exactly one whole head, the usual read between keep-alive
+                    # requests: parsed as it came, without the buffer.
+                    try:
+                        self._start_request(read_head(data))
+                    except HeadError as exc:
+                        self._reject(exc.status, exc.reason)
+                    return
+                if split >= 4 and len(data) > _LARGE_READ:
+                    # A head and a large part of its body: the head alone goes
+                    # through the buffer, the body bytes are copied once at most.
+                    self._buf += memoryview(data)[:split]
+                    self._process(now)
+                    if split < len(data):
+                        self.receive_data(data[split:], now)
+                    return
         self._buf += data
         self._process(now)
 
