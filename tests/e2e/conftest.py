@@ -15,7 +15,11 @@ import contextlib
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
+
+import pytest
+import trustme
 
 from hypercorn.config import Config
 from hypercorn.utils import wrap_app
@@ -179,3 +183,25 @@ async def close_raw(writer: asyncio.StreamWriter) -> None:
     writer.close()
     with contextlib.suppress(OSError):
         await asyncio.wait_for(writer.wait_closed(), scaled(5))
+
+
+def write_server_cert(ca: trustme.CA, directory: Path) -> dict[str, str]:
+    """A certificate for 127.0.0.1 and localhost issued by ``ca``, written with
+    its key to ``directory``: the ``certfile`` and ``keyfile`` settings."""
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
+    cert.private_key_pem.write_to_path(str(keyfile))
+    certfile.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    return {"certfile": str(certfile), "keyfile": str(keyfile)}
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A certificate authority the tests' clients can trust."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_files(ca: trustme.CA, tmp_path: Path) -> dict[str, str]:
+    """``certfile`` and ``keyfile`` settings for a server ``ca`` vouches for."""
+    return write_server_cert(ca, tmp_path)

@@ -9,13 +9,12 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
-from tests.e2e.conftest import ServerAddress, scaled, server_thread
+from tests.e2e.conftest import ServerAddress, scaled, server_thread, write_server_cert
 
 pytestmark = pytest.mark.slow
 
@@ -56,12 +55,7 @@ def run(*args: str, timeout: float = 30) -> str:
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    cert = trustme.CA().issue_cert("127.0.0.1", "localhost")
-    folder: Path = tmp_path_factory.mktemp("tls")
-    certfile, keyfile = folder / "cert.pem", folder / "key.pem"
-    cert.private_key_pem.write_to_path(str(keyfile))
-    cert.cert_chain_pems[0].write_to_path(str(certfile))
-    return {"certfile": str(certfile), "keyfile": str(keyfile)}
+    return write_server_cert(trustme.CA(), tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")

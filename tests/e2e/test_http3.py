@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,22 +25,6 @@ from tests.e2e.conftest import make_config, scaled, serving
 from tests.e2e.h3client import h3_connect
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def tls_files(ca: trustme.CA, tmp_path: Path) -> dict[str, str]:
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.private_key_pem.write_to_path(str(keyfile))
-    with open(certfile, "wb") as file:
-        for blob in cert.cert_chain_pems:
-            file.write(blob.bytes())
-    return {"certfile": str(certfile), "keyfile": str(keyfile)}
 
 
 scopes: list[dict[str, Any]] = []

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests.e2e.conftest import write_server_cert
 from tests.e2e.h3client import h3_connect
 from tests.supervisor.harness import Master, master, wait_for
 
@@ -36,9 +37,7 @@ def _free_udp_port() -> int:
 
 @pytest.fixture
 def quic_master(tmp_path: Path) -> Iterator[tuple[Master, int]]:
-    cert = trustme.CA().issue_cert("127.0.0.1", "localhost")
-    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
-    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    write_server_cert(trustme.CA(), tmp_path)  # cert.pem and key.pem, named below
     port = _free_udp_port()
     args = ("--certfile", "cert.pem", "--keyfile", "key.pem", "--quic-bind", f"127.0.0.1:{port}")
     with master(tmp_path, *args, workers=WORKERS) as server:

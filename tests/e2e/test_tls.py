@@ -11,26 +11,23 @@ import httpx
 import pytest
 import trustme
 
-from tests.e2e.conftest import close_raw, read_response, running_server, scaled
+from tests.e2e.conftest import (
+    close_raw,
+    read_response,
+    running_server,
+    scaled,
+    write_server_cert,
+)
 
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
 def server_files(ca: trustme.CA, tmp_path: Path) -> dict[str, str]:
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    certfile, keyfile, cafile = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    cert.private_key_pem.write_to_path(str(keyfile))
-    with open(certfile, "wb") as file:
-        for blob in cert.cert_chain_pems:
-            file.write(blob.bytes())
+    files = write_server_cert(ca, tmp_path)
+    cafile = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(cafile))
-    return {"certfile": str(certfile), "keyfile": str(keyfile), "ca_certs": str(cafile)}
+    return {**files, "ca_certs": str(cafile)}
 
 
 def client_context(ca: trustme.CA) -> ssl.SSLContext:
