@@ -360,7 +360,7 @@ class TestResponseHeaders:
         # RFC 9110, section 5.6.7; formatted without importing ``email`` (start-up time).
         from email.utils import formatdate
 
-        from hypercorn.config import _format_http_date
+        from hypercorn.shared.config import _format_http_date
 
         expected = formatdate(seconds, usegmt=True).encode("ascii")
         assert _format_http_date(seconds) == expected

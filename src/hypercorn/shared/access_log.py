@@ -1,9 +1,13 @@
 """Access-log atoms: the values an access log format can name.
 
-The atoms follow gunicorn's documentation (itself after Apache's combined log
-format), so ``'%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'``
-gives a line that log analyzers read. ``AccessLogAtoms`` is a ``dict`` so that
-``format % atoms`` works, and so that a formatter can serialise it whole.
+The atoms are Hypercorn's (after gunicorn's, themselves after Apache's log
+formats) with Hypercorn's meanings, so a format written for Hypercorn gives
+the same line here. The default format, ``'%(h)s %(l)s %(l)s %(t)s "%(r)s"
+%(s)s %(b)s "%(f)s" "%(a)s"'``, is Hypercorn's. Where gunicorn gives an atom
+another meaning (``h`` is the client's host alone there, ``r`` the raw request
+line), ``docs/guide/logging.md`` shows the format that writes gunicorn's line.
+``AccessLogAtoms`` is a ``dict`` so that ``format % atoms`` works, and so that
+a formatter can serialise it whole.
 
 Cost matters: one is built per logged request. Request and response headers
 are copied in eagerly (a handful of entries); environment variables, asked for
@@ -20,7 +24,6 @@ import time
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote
 
 __all__ = ["AccessLogAtoms"]
 
@@ -39,13 +42,28 @@ def _log_time() -> str:
     return _time_cache[1]
 
 
-def _remote_host(client: Any) -> str:
-    """The client's address: the host of a TCP peer, a unix socket's name, else ``-``."""
+def _remote_addr(client: Any) -> str:
+    """The client's address as ``host:port`` (``[v6]:port``), a unix socket's name, or ``-``."""
     if not client:
         return "-"
     if isinstance(client, (tuple, list)):
+        if len(client) >= 2:
+            host = client[0]
+            if host in (None, ""):
+                return "-"
+            host = f"[{host}]" if ":" in str(host) else host
+            return f"{host}:{client[1]}"
         return str(client[0]) if client[0] not in (None, "") else "-"
     return str(client)
+
+
+def _environ(name: str) -> str:
+    """An environment variable by name, whatever its case (Hypercorn's ``{name}e``)."""
+    value = os.environ.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    return next((v for k, v in os.environ.items() if k.lower() == lowered), "-")
 
 
 def _user(authorization: str | None) -> str:
@@ -110,13 +128,16 @@ class AccessLogAtoms(dict[str, Any]):
             ``None`` when no response started.
         request_time: seconds from the request's arrival to its end.
 
-    Keys: ``h`` remote host, ``l`` ``-``, ``u`` Basic-auth user, ``t`` time,
-    ``r``/``R`` request line, ``m`` method, ``U`` path, ``Uq`` path and query,
-    ``q`` query, ``H`` protocol, ``s`` status, ``st`` status and phrase,
-    ``S`` scheme, ``B``/``b`` body bytes (``b`` is ``-`` for none or unknown),
-    ``f`` referer, ``a`` user agent, ``T``/``D``/``L`` duration in seconds,
-    microseconds and decimal seconds, ``p`` ``<pid>``, ``{name}i`` and ``{name}o``
-    request and response headers, ``{NAME}e`` environment variables.
+    Keys: ``h`` remote address (``host:port``), ``l`` ``-``, ``u`` Basic-auth
+    user, ``t`` time, ``r`` request line (``METHOD path protocol``, e.g.
+    ``GET /a 1.1``), ``R`` the same with the query, ``m`` method, ``U`` path,
+    ``Uq`` path and query, ``q`` query, ``H`` protocol (the ASGI
+    ``http_version``: ``1.1``, ``2``, ``3``), ``s`` status, ``st`` the status's
+    phrase (``OK``; ``<???599???>`` for a code with none), ``S`` scheme,
+    ``B``/``b`` body bytes (``b`` is ``-`` for none or unknown), ``f`` referer,
+    ``a`` user agent, ``T``/``D``/``L`` duration in seconds, microseconds and
+    decimal seconds, ``p`` ``<pid>``, ``{name}i`` and ``{name}o`` request and
+    response headers, ``{NAME}e`` environment variables (any case).
     """
 
     def __init__(
@@ -135,41 +156,36 @@ class AccessLogAtoms(dict[str, Any]):
 
         is_http = scope.get("type", "http") == "http"
         method = str(scope.get("method", "GET")) if is_http else "GET"
-        version = scope.get("http_version")
-        protocol = f"HTTP/{version}" if version else "-"
-        path = str(scope.get("path", ""))
-        raw_path = scope.get("raw_path")
-        target = _text(raw_path) if raw_path else quote(path, safe="/%:@!$&'()*+,;=-._~")
-        query = _text(scope.get("query_string") or b"")
-        if query:
-            target = f"{target}?{query}"
-        request_line = _printable(f"{method} {target} {protocol}")
+        protocol = str(scope.get("http_version") or "-")
+        path = _printable(str(scope.get("path", "")))
+        query = _printable(_text(scope.get("query_string") or b""))
+        path_query = f"{path}?{query}" if query else path
         scheme = scope.get("scheme") or ("http" if is_http else "ws")
 
         if status is None:
-            status_code = status_line = "-"
+            status_code = phrase = "-"
         else:
             status_code = str(status)
-            phrase = _PHRASES.get(status) if isinstance(status, int) else None
-            status_line = f"{status_code} {phrase}" if phrase else status_code
+            known = _PHRASES.get(status) if isinstance(status, int) else None
+            phrase = known or f"<???{status_code}???>"
 
         size = _body_size(response, self.get("{content-length}o"))
         get = self.get
         self.update(
             {
-                "h": _remote_host(scope.get("client")),
+                "h": _remote_addr(scope.get("client")),
                 "l": "-",
                 "u": _user(get("{authorization}i")),
                 "t": _log_time(),
-                "r": request_line,
-                "R": request_line,
+                "r": f"{method} {path} {protocol}",
+                "R": f"{method} {path_query} {protocol}",
                 "m": method,
-                "U": _printable(path),
-                "Uq": _printable(f"{path}?{query}" if query else path),
-                "q": _printable(query),
+                "U": path,
+                "Uq": path_query,
+                "q": query,
                 "H": protocol,
                 "s": status_code,
-                "st": status_line,
+                "st": phrase,
                 "S": scheme,
                 "B": str(size) if size is not None else "0",
                 "b": str(size) if size else "-",
@@ -185,7 +201,7 @@ class AccessLogAtoms(dict[str, Any]):
     def __missing__(self, key: str) -> Any:
         if key.startswith("{"):
             if key.endswith("}e"):
-                return os.environ.get(key[1:-2], os.environ.get(key[1:-2].upper(), "-"))
+                return _environ(key[1:-2])
             lowered = key.lower()
             if lowered != key:
                 return self.get(lowered, "-")

@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_config_source(source: str | None) -> Any:
     """Load the ``-c`` config: TOML file, ``file:`` Python file or ``python:`` module."""
-    from hypercorn.config import Config
+    from hypercorn.shared.config import Config
 
     if source is None:
         return Config()

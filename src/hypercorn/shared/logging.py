@@ -32,7 +32,7 @@ from hypercorn.shared.access_log import AccessLogAtoms
 from hypercorn.shared.validators import ConfigError
 
 if TYPE_CHECKING:
-    from hypercorn.config import Config
+    from hypercorn.shared.config import Config
 
 __all__ = ["AccessLogAtoms", "Logger"]
 
@@ -108,7 +108,9 @@ def _configure(
         return None
     handler = _handler_for(target, stream_name)
     handler.setFormatter(formatter)
-    logger.addHandler(handler)
+    # The log's own output is its first handler (``logger.handlers[0]``, as in
+    # Hypercorn); handlers others attached stay, after it.
+    logger.handlers = [handler, *logger.handlers]
     logger.setLevel(level)
     logger.propagate = False
     return logger

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from hypercorn.shared.logging import Logger
 
 if TYPE_CHECKING:
-    from hypercorn.config import Config
+    from hypercorn.shared.config import Config
 
 __all__ = ["DEFAULT_STATSD_PORT", "StatsdLogger", "parse_statsd_host"]
 

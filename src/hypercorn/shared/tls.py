@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from hypercorn.shared.validators import ConfigError
 
 if TYPE_CHECKING:
-    from hypercorn.config import Config
+    from hypercorn.shared.config import Config
 
 
 def create_ssl_context(config: Config) -> ssl.SSLContext | None:

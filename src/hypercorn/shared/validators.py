@@ -268,7 +268,7 @@ def root_path(name: str, value: Any) -> str:
 
 
 def logger_class(name: str, value: Any) -> type:
-    from hypercorn.logging import Logger
+    from hypercorn.shared.logging import Logger
 
     if isinstance(value, type) and issubclass(value, Logger):
         return value
