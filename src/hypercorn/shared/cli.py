@@ -55,6 +55,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _default_text(setting: Setting) -> str:
+    """`` (default: X)`` for the help of a setting whose default says something."""
+    value = setting.initial()
+    if setting.action == "store_true" or value is None or value in ("", []):
+        return ""
+    if isinstance(value, list):
+        value = ", ".join(str(item) for item in value)
+    return f" (default: {value})"
+
+
 def _add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
     help_text = setting.doc.replace("%", "%%")
     if setting.action == "store_true":
@@ -67,19 +77,22 @@ def _add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
         )
         return
     action = "append" if setting.action == "append" else "store"
+    metavar = setting.metavar or setting.name.upper()
+    repeat = " Repeatable." if action == "append" else ""
     parser.add_argument(
         *setting.flags,
         dest=setting.name,
         action=action,
         default=argparse.SUPPRESS,
-        metavar=setting.metavar or setting.name.upper(),
-        help=help_text + (" Repeatable." if action == "append" else ""),
+        metavar=metavar,
+        help=help_text + repeat + _default_text(setting).replace("%", "%%"),
     )
     for flag in setting.deprecated_flags:
         parser.add_argument(
             flag,
             dest=f"deprecated:{flag}:{setting.name}",
             default=argparse.SUPPRESS,
+            metavar=metavar,
             help=f"Deprecated alias of {setting.flags[0]}.",
         )
 
@@ -92,7 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Serve an ASGI or WSGI application over HTTP/1.1, HTTP/2, "
         "WebSockets and HTTP/3.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "application",
@@ -103,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-c",
         "--config",
         default=None,
+        metavar="CONFIG",
         help="A TOML config file, or `file:path.py` (a Python file), or `python:module`.",
     )
     parser.add_argument(

@@ -16,6 +16,7 @@ setting's name. A TOML file holds nothing but settings, so every key counts.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import socket
@@ -230,8 +231,11 @@ class Config:
 
         Raises:
             BindError: an address cannot be bound; the message names it.
-            ConfigError: a bind string is malformed.
+            ConfigError: a bind string is malformed, or ``quic_bind`` is set
+                without HTTP/3 support installed.
         """
+        if self.ssl_enabled and self.quic_bind:
+            _require_http3()  # before anything is bound
         options = self._socket_options()
         result = Sockets()
         try:
@@ -340,6 +344,19 @@ class Config:
         if isinstance(instance, str):
             instance = import_object(instance)
         return cls._from_items(settings_of(instance, source or repr(instance)), source)
+
+
+def _require_http3() -> None:
+    """Raise ``ConfigError`` unless aioquic, HTTP/3's optional dependency, is installed."""
+    try:
+        found = importlib.util.find_spec("aioquic") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ConfigError(
+            "quic_bind needs HTTP/3 support and aioquic is not installed: install the "
+            "h3 extra (pip install '.[h3]' in a checkout), or remove quic_bind"
+        )
 
 
 _date_cache: tuple[int, bytes] = (0, b"")

@@ -137,10 +137,7 @@ def settings_of(instance: object, source: str | None) -> dict[str, Any]:
 
 def _is_code(value: object) -> bool:
     """True for what a config module imports or defines as code, not as a value."""
-    return (
-        isinstance(value, types.ModuleType | __future__._Feature)
-        or callable(value)
-    )
+    return isinstance(value, types.ModuleType | __future__._Feature) or callable(value)
 
 
 def _imported_names(module: types.ModuleType) -> set[str]:

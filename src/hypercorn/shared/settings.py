@@ -81,7 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
        "The listen queue length of each TCP and unix socket.", "--backlog"),
     _s("umask", "Binding", "int | None", None, v.umask,
        "Permission mask for unix sockets and, with `--daemon`, of the daemon "
-       "(default 022; octal strings such as `022` accepted).",
+       "(default: 022; octal strings such as `022` accepted).",
        "-m", "--umask"),
     _s("user", "Binding", "int | None", None, v.user_id,
        "User (name or uid) the workers run as, and owner of unix sockets.", "-u", "--user"),

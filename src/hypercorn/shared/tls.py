@@ -35,9 +35,9 @@ def create_ssl_context(config: Config) -> ssl.SSLContext | None:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION
     context.set_alpn_protocols(config.alpn_protocols)
-    for path in (config.certfile, config.keyfile):
+    for what, path in (("certificate", config.certfile), ("key", config.keyfile)):
         if not os.path.isfile(path):
-            raise ConfigError(f"cannot load certificate: {path}: file not found")
+            raise ConfigError(f"cannot load {what}: {path}: file not found")
     try:
         context.load_cert_chain(
             certfile=config.certfile, keyfile=config.keyfile, password=config.keyfile_password
