@@ -1,18 +1,20 @@
 """ASGI middleware to put around an application.
 
-* ``DispatcherMiddleware``: mount several applications by path prefix.
+* ``DispatcherMiddleware`` (also ``AsyncioDispatcherMiddleware``): mount several
+  applications by path prefix.
 * ``HTTPToHTTPSRedirectMiddleware``: send plain-text clients to the https/wss URL.
 * ``ProxyFixMiddleware``: take the client, scheme and host that a trusted
   reverse proxy reports (``X-Forwarded-*`` or RFC 7239 ``Forwarded``).
 * ``AsyncioWSGIMiddleware``: a WSGI application inside an ASGI stack.
 """
 
-from hypercorn.middleware.dispatcher import DispatcherMiddleware
+from hypercorn.middleware.dispatcher import AsyncioDispatcherMiddleware, DispatcherMiddleware
 from hypercorn.middleware.http_to_https import HTTPToHTTPSRedirectMiddleware
 from hypercorn.middleware.proxy_fix import ProxyFixMiddleware
 from hypercorn.middleware.wsgi import AsyncioWSGIMiddleware
 
 __all__ = [
+    "AsyncioDispatcherMiddleware",
     "AsyncioWSGIMiddleware",
     "DispatcherMiddleware",
     "HTTPToHTTPSRedirectMiddleware",

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
         WWWScope,
     )
 
-__all__ = ["DispatcherMiddleware"]
+__all__ = ["AsyncioDispatcherMiddleware", "DispatcherMiddleware"]
 
 
 class DispatcherMiddleware:
@@ -196,3 +196,7 @@ async def _finish(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+# Hypercorn's name for the asyncio flavour (``DispatcherMiddleware`` is the same class).
+AsyncioDispatcherMiddleware = DispatcherMiddleware

@@ -10,12 +10,13 @@ for: ``root_path`` is put in front of it unless it already starts with it
 denied with the same 307 to ``wss`` (``https`` over HTTP/2, whose WebSockets
 are extended CONNECT requests) when the server offers the denial-response
 extension, and closed otherwise. Secure requests and other scopes, lifespan
-included, pass through to the application.
+included, pass through to the application. The messages are Hypercorn's, to
+the key: an empty body and a close without a code take the ASGI defaults.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlunsplit
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
         ASGIFramework,
         ASGIReceiveCallable,
         ASGISendCallable,
+        ASGISendEvent,
         Scope,
         WWWScope,
     )
@@ -30,6 +32,11 @@ if TYPE_CHECKING:
 __all__ = ["HTTPToHTTPSRedirectMiddleware"]
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+def _minimal(message: dict[str, Any]) -> ASGISendEvent:
+    """A message without its optional keys (the ASGI defaults apply), as Hypercorn sends it."""
+    return cast("ASGISendEvent", message)
 
 
 class HTTPToHTTPSRedirectMiddleware:
@@ -58,25 +65,24 @@ class HTTPToHTTPSRedirectMiddleware:
             ValueError: no host is configured and the request names none.
         """
         if scope["type"] == "http" and scope["scheme"] == "http":
-            headers = [(b"location", self._new_url("https", scope))]
+            headers = [(b"location", self._new_url("https", scope).encode("latin-1"))]
             await send({"type": "http.response.start", "status": 307, "headers": headers})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send(_minimal({"type": "http.response.body"}))
         elif scope["type"] == "websocket" and scope["scheme"] == "ws":
             if "websocket.http.response" in scope.get("extensions", {}):
                 scheme = "https" if scope.get("http_version") == "2" else "wss"
-                headers = [(b"location", self._new_url(scheme, scope))]
+                headers = [(b"location", self._new_url(scheme, scope).encode("latin-1"))]
                 await send(
                     {"type": "websocket.http.response.start", "status": 307, "headers": headers}
                 )
-                await send(
-                    {"type": "websocket.http.response.body", "body": b"", "more_body": False}
-                )
+                await send(_minimal({"type": "websocket.http.response.body"}))
             else:
-                await send({"type": "websocket.close", "code": 1000, "reason": None})
+                await send(_minimal({"type": "websocket.close"}))
         else:
             await self.app(scope, receive, send)
 
-    def _new_url(self, scheme: str, scope: WWWScope) -> bytes:
+    def _new_url(self, scheme: str, scope: WWWScope) -> str:
+        """The URL to redirect to (Hypercorn's method, kept with its name and type)."""
         host = self.host
         if host is None:
             host = next(
@@ -90,4 +96,4 @@ class HTTPToHTTPSRedirectMiddleware:
         if root_path and not (path == root_path or path.startswith(root_path + "/")):
             path = root_path + path  # a proxy stripped the mount point from the path
         query = scope["query_string"].decode("latin-1")
-        return urlunsplit((scheme, host, path, query, "")).encode("latin-1")
+        return urlunsplit((scheme, host, path, query, ""))
