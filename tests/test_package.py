@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import subprocess
 import sys
@@ -42,3 +43,25 @@ def test_frameworks_resolve_to_this_distribution() -> None:
     from packaging.requirements import Requirement
 
     assert Requirement(requirement).specifier.contains(hypercorn.__version__, prereleases=True)
+
+
+def test_runtime_dependencies_are_the_ones_the_code_imports() -> None:
+    """h11 is the reference the HTTP/1.1 reader is tested against, not a runtime need."""
+    from packaging.requirements import Requirement
+
+    runtime = {
+        Requirement(r).name
+        for r in importlib.metadata.requires("hypercorn") or []
+        if "extra ==" not in r
+    }
+    assert "h11" not in runtime
+    tests_only = {"h11"}
+    for path in (REPO / "src" / "hypercorn").rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names = (
+                [alias.name for alias in node.names] if isinstance(node, ast.Import)
+                else [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                else []
+            )  # fmt: skip
+            assert not {n.split(".")[0] for n in names} & tests_only, path

@@ -218,7 +218,7 @@ SETTINGS: tuple[Setting, ...] = (
        "Error log level.", "--log-level"),
     _s("logconfig", "Logging", "str | None", None, _opt_str,
        "Logging configuration file: ini, or prefixed `json:` or `toml:`.", "--log-config"),
-    _s("logconfig_dict", "Logging", "dict | None", None, v.mapping(optional=True),
+    _s("logconfig_dict", "Logging", "dict[str, Any] | None", None, v.mapping(optional=True),
        "Logging configuration as a `logging.config.dictConfig` mapping."),
     _s("logger_class", "Logging", "type[Logger]", None, v.logger_class,
        "The Logger class (default and base: `hypercorn.logging.Logger`)."),
