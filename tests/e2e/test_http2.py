@@ -27,6 +27,8 @@ pytestmark = pytest.mark.asyncio
 
 scopes: list[dict[str, Any]] = []
 progress: list[int] = []
+# Events a test hands to ``app``: "slow" is set when /slow begins.
+signals: dict[str, asyncio.Event] = {}
 FLOOD_CHUNKS = 2048  # 32 MiB: more than loopback socket buffers hold
 
 
@@ -58,7 +60,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             progress.append(1)
         await send({"type": "http.response.body", "body": b""})
     elif path == "/slow":
-        await asyncio.sleep(0.3)
+        if "slow" in signals:
+            signals["slow"].set()
+        await asyncio.sleep(0.3)  # a slow application, still at work when the server stops
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"slow"})
     elif path == "/extras":
@@ -266,6 +270,14 @@ async def test_push_dropped_when_disabled(raw_pair: Any) -> None:
     assert not any(isinstance(e, h2.events.TrailersReceived) for e in events)  # no te: trailers
 
 
+async def _round_trip(client: RawClient) -> list[h2.events.Event]:
+    """A PING and its ACK: the server has handled all the client sent before it,
+    and what it sent in answer has been received first (returned, the ACK last)."""
+    client.conn.ping(b"barrier!")
+    client.flush()
+    return await client.until(h2.events.PingAckReceived)
+
+
 async def test_response_waits_for_the_window(raw_pair: Any) -> None:
     """The app's send blocks while the client's window is shut, and resumes with it."""
     progress.clear()
@@ -277,7 +289,9 @@ async def test_response_waits_for_the_window(raw_pair: Any) -> None:
             for event in await client.events():
                 if isinstance(event, h2.events.DataReceived):
                     received += len(event.data)
-        await asyncio.sleep(0.2)
+        # Everything the server would send by now has come before the PING's ACK.
+        more = await _round_trip(client)
+        received += sum(len(e.data) for e in more if isinstance(e, h2.events.DataReceived))
         assert received == 16384 and len(progress) <= 2  # blocked on the window
         events: list[h2.events.Event] = []
         client.conn.acknowledge_received_data(received, stream_id)
@@ -348,7 +362,7 @@ async def test_request_body_window_follows_the_app(raw_pair: Any) -> None:
             client.conn.send_data(stream_id, b"z" * min(16384, window - sent))
             sent = min(sent + 16384, window)
         client.flush()
-        await asyncio.sleep(0.2)
+        await _round_trip(client)  # a WINDOW_UPDATE for the data would come before the ack
         assert client.conn.local_flow_control_window(stream_id) == 0  # nothing given back
         gate.set()
         events: list[h2.events.Event] = []
@@ -394,10 +408,11 @@ async def test_graceful_shutdown_finishes_streams(raw_pair: Any) -> None:
             seen += events
         return seen
 
+    signals["slow"] = started = asyncio.Event()
     async with running_server(app) as server:
         client = await raw_pair(server)
         stream_id = client.request(b"/slow")
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(started.wait(), scaled(5))  # the stream is in the app
         reading = asyncio.create_task(read_to_eof(client))
     # Leaving the block stops the server: GOAWAY, the stream finishes, then EOF.
     events = await asyncio.wait_for(reading, scaled(5))

@@ -21,7 +21,7 @@ import trustme
 
 from tests.e2e.conftest import write_server_cert
 from tests.e2e.h3client import h3_connect
-from tests.supervisor.harness import Master, master, wait_for
+from tests.supervisor.harness import Master, master, scaled, wait_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
@@ -99,13 +99,27 @@ async def test_hostile_datagrams_do_not_stop_workers(quic_master: tuple[Master, 
     assert "Traceback" not in server.log()
 
 
-async def test_hup_with_http3_clients_connected(quic_master: tuple[Master, int]) -> None:
+async def _until_exists(path: Path, seconds: float) -> None:
+    """Wait, without blocking the loop (the QUIC clients need it), for ``path``."""
+    end = time.monotonic() + scaled(seconds)
+    while not path.exists():
+        assert time.monotonic() < end, f"{path.name} did not appear"
+        await asyncio.sleep(0.01)
+
+
+async def test_hup_with_http3_clients_connected(
+    quic_master: tuple[Master, int], tmp_path: Path
+) -> None:
     server, port = quic_master
     old = server.workers()
     async with h3_connect(port) as first, h3_connect(port) as second:
         assert _pid((await first.request("GET", "/")).body.decode()) in old
-        streams = [client.open("GET", "/slow") for client in (first, second)]
-        await asyncio.sleep(0.3)  # the slow requests are in the apps
+        streams = []
+        flag = tmp_path / "slow-started"  # the app creates it when /slow starts
+        for client in (first, second):  # one at a time, so each is seen in its app
+            flag.unlink(missing_ok=True)
+            streams.append(client.open("GET", "/slow"))
+            await _until_exists(flag, 10)
         server.kill(signal.SIGHUP)
         responses = await asyncio.gather(
             first.response(streams[0], timeout=20), second.response(streams[1], timeout=20)

@@ -9,6 +9,7 @@ import asyncio
 import concurrent.futures
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -280,13 +281,27 @@ async def test_a_given_executor_is_used_and_not_shut_down(wrapper_factory: Any) 
     assert names[0].startswith("mine")
 
 
+class CountingExecutor(concurrent.futures.ThreadPoolExecutor):
+    """A thread pool that counts the calls submitted to it."""
+
+    submitted = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        future = super().submit(fn, *args, **kwargs)
+        self.submitted += 1
+        return future
+
+
 @pytest.mark.asyncio
 async def test_a_call_the_executor_cancels_is_an_error(wrapper_factory: Any) -> None:
     release = threading.Event()
-    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+    with CountingExecutor(1) as executor:
         executor.submit(release.wait, TIMEOUT)  # the only thread is busy
         task = asyncio.create_task(call(wrapper_factory(hello, executor=executor), Channel()))
-        await asyncio.sleep(0.1)
+        deadline = time.monotonic() + TIMEOUT
+        while executor.submitted < 2:  # until the WSGI call waits in the executor's queue
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.001)
         executor.shutdown(wait=False, cancel_futures=True)
         with pytest.raises(RuntimeError, match="cancelled the WSGI call"):
             await task
@@ -341,6 +356,8 @@ async def test_a_slow_client_holds_the_wsgi_thread(wrapper_factory: Any) -> None
     channel = BlockingSend()
     task = asyncio.create_task(call(wrapper_factory(app), channel))
     await asyncio.wait_for(channel.blocked.wait(), TIMEOUT)
+    # Not a wait for a condition: a bounded look for something that must not
+    # happen (an unthrottled thread produces the next chunk within microseconds).
     await asyncio.sleep(0.2)
     assert produced == [0]  # past STREAM_BUFFER unsent, the thread waits for the client
     channel.release.set()

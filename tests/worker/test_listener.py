@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import hpack
@@ -24,17 +24,23 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
-    if scope["path"] == "/slow":
-        await asyncio.sleep(0.1)
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-length", b"2")]})  # fmt: skip
     await send({"type": "http.response.body", "body": b"ok"})
 
 
 class LimitedWorker:
-    """``serve_sockets`` with a request limit, in the test's loop."""
+    """``serve_sockets`` with a request limit, in the test's loop.
+
+    Its application answers ``ok``; on ``/slow`` it first reports that it has
+    the request (``slow_started``) and answers once the test releases it
+    (``slow_release``).
+    """
 
     def __init__(self, limit: int | None, **settings: Any) -> None:
+        self.ready = asyncio.Event()
+        self.slow_started = asyncio.Event()
+        self.slow_release = asyncio.Event()
         self.config = make_config(**settings)
         self.sockets = self.config.create_sockets()
         listener = self.sockets.insecure_sockets[0]
@@ -45,13 +51,23 @@ class LimitedWorker:
         self.trigger = asyncio.Event()
         self.task = asyncio.create_task(
             serve_sockets(
-                app,
+                self.app,
                 self.config,
                 self.sockets,
                 shutdown_trigger=self.trigger.wait,
-                hooks=WorkerHooks(request_limit=limit, limit_reached=lambda n: self.stopped.set()),
+                hooks=WorkerHooks(
+                    ready=self.ready.set,
+                    request_limit=limit,
+                    limit_reached=lambda n: self.stopped.set(),
+                ),
             )
         )
+
+    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/slow":
+            self.slow_started.set()
+            await self.slow_release.wait()
+        await app(scope, receive, send)
 
     async def close(self) -> None:
         self.trigger.set()
@@ -68,11 +84,28 @@ pytestmark = pytest.mark.asyncio
 @contextlib.asynccontextmanager
 async def limited(limit: int | None, **settings: Any) -> AsyncIterator[LimitedWorker]:
     server = LimitedWorker(limit, **settings)
-    await asyncio.sleep(0.05)  # lifespan startup; the listeners accept
     try:
+        await asyncio.wait_for(server.ready.wait(), scaled(10))  # lifespan startup done
         yield server
     finally:
         await server.close()
+
+
+TCP_ESTABLISHED = 1  # tcpi_state in the kernel's ``struct tcp_info`` (include/net/tcp_states.h)
+
+
+def tcp_state(sock: socket.socket) -> int:
+    """The kernel's TCP state of ``sock``: ``ESTABLISHED`` until the peer's FIN or reset."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float) -> None:
+    """Poll ``condition`` on the loop until it holds; fail after ``seconds``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while not condition():
+        assert loop.time() < end, "condition not reached in time"
+        await asyncio.sleep(0.005)
 
 
 def connect(port: int) -> socket.socket:
@@ -165,9 +198,11 @@ async def _unread_at_close(worker: LimitedWorker) -> None:
     # would reset the connection, and could destroy the response.
     request = b"GET /slow HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
     await loop.sock_sendall(client, request + b"x" * 2048)
-    await asyncio.sleep(0.02)
+    await asyncio.wait_for(worker.slow_started.wait(), scaled(5))
     await loop.sock_sendall(client, b"x" * 100_000)
-    await asyncio.sleep(0.2)  # the response and the close, before the client reads
+    worker.slow_release.set()
+    # The response and the server's close reach the client before it reads.
+    await wait_until(lambda: tcp_state(client) != TCP_ESTABLISHED, scaled(5))
     data = await receive_all(client)
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"ok")
     client.close()
