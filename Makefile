@@ -11,20 +11,20 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test tools lint typecheck pytest bench docs clean
+.PHONY: run test tools lint typecheck pytest bench docs site clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[uvloop,h3,test]'
+	$(BIN)/python -m pip install --quiet -e '.[uvloop,h3,test,docs]'
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/hypercorn --bind $(HOST):$(PORT) --access-logfile - examples/demo.py:app
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks docs/hooks
+	$(BIN)/ruff format --check src tests examples benchmarks docs/hooks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -47,10 +47,20 @@ tools:
 		{ mkdir -p .tools/node && cd .tools/node && { test -f package.json || npm init -y >/dev/null; } && \
 		  npm install --no-audit --no-fund --silent playwright-core; }
 
-test: tools lint typecheck pytest
+test: tools lint typecheck site pytest
 
+# The user guide: `make docs` regenerates docs/settings.md from the settings table,
+# then builds the site. `make site` (what `make test` runs) only builds it, so that
+# a stale docs/settings.md still fails tests/test_settings_doc.py. MkDocs runs in
+# strict mode (a broken link or a missing snippet fails) into build/site, and
+# Graphviz draws the diagrams.
 docs: $(STAMP)
 	$(BIN)/python -m hypercorn.shared.settings_doc > docs/settings.md
+	$(MAKE) --no-print-directory site
+
+site: $(STAMP)
+	@command -v dot >/dev/null || { apt-get update -qq && apt-get install -y -qq graphviz; }
+	$(BIN)/mkdocs build --strict --quiet
 
 # The peers are installed in their own venvs under benchmarks/.venvs/ on first use.
 # BENCH_ARGS=--quick for a run of a few minutes; see benchmarks/run.py --help.
