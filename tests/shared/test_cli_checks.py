@@ -57,7 +57,7 @@ class TestQuicWithoutAioquic:
         assert result.returncode == ExitCode.USAGE, result.stderr
         assert result.stderr.strip().splitlines() == [
             "hypercorn: error: quic_bind needs HTTP/3 support and aioquic is not installed: "
-            "install the h3 extra (pip install '.[h3]' in a checkout), or remove quic_bind"
+            "install hypercorn[h3] (in a checkout: pip install '.[h3]'), or remove quic_bind"
         ]
         assert result.stdout == ""
 

@@ -354,8 +354,8 @@ def _require_http3() -> None:
         found = False
     if not found:
         raise ConfigError(
-            "quic_bind needs HTTP/3 support and aioquic is not installed: install the "
-            "h3 extra (pip install '.[h3]' in a checkout), or remove quic_bind"
+            "quic_bind needs HTTP/3 support and aioquic is not installed: install "
+            "hypercorn[h3] (in a checkout: pip install '.[h3]'), or remove quic_bind"
         )
 
 
