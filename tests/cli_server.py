@@ -51,6 +51,18 @@ class CLIServer:
         raise TimeoutError("server did not become ready")
 
 
+def stop(process: subprocess.Popen[str]) -> int:
+    """TERM a process (if it still runs), KILL it after 15 s (scaled); its exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15 * TIMEOUT_SCALE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 @contextlib.contextmanager
 def cli_server(
     app: str, *args: str, cwd: Path, env: dict[str, str] | None = None
@@ -75,13 +87,7 @@ def cli_server(
         server.wait_ready()
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15 * TIMEOUT_SCALE)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
         assert process.stdout is not None and process.stderr is not None
         process.stdout.close()
         process.stderr.close()

@@ -28,7 +28,7 @@ import websockets
 from hypercorn.config import Config
 from hypercorn.shared.cli import config_from_args
 from hypercorn.shared.logging import Logger
-from tests.cli_server import TIMEOUT_SCALE, CLIServer, cli_server
+from tests.cli_server import TIMEOUT_SCALE, CLIServer, cli_server, stop
 from tests.e2e.conftest import write_server_cert
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -58,12 +58,9 @@ def test_serve_in_loop_serves_until_a_signal() -> None:
     try:
         CLIServer(process, host, port).wait_ready()
         assert _get(f"http://{host}:{port}/").text == "Hello, world!\n"
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15 * TIMEOUT_SCALE) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        code = stop(process)
+    assert code == 0  # SIGTERM set the shutdown trigger; the program ended cleanly
 
 
 def test_hypercorn_toml_serves_with_its_access_log() -> None:
@@ -133,12 +130,7 @@ def test_tls_toml_with_the_redirect(tmp_path: Path) -> None:
         assert (response.http_version, response.text) == ("HTTP/2", "Hello, world!\n")
         assert response.headers["alt-svc"].startswith('h3=":')
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15 * TIMEOUT_SCALE)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.mark.asyncio

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.cli_server import TIMEOUT_SCALE, CLIServer, cli_server
+from tests.cli_server import TIMEOUT_SCALE, CLIServer, cli_server, stop
 from tests.e2e.test_proxies import _need, run_proxy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -61,12 +60,7 @@ def _hypercorn(cwd: Path, *args: str, ready_port: int) -> Iterator[None]:
         CLIServer(process, "127.0.0.1", ready_port).wait_ready()
         yield
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15 * TIMEOUT_SCALE)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def _moved(text: str, replacements: dict[str, str]) -> str:
