@@ -250,12 +250,32 @@ class TestSockets:
             assert sock.get_inheritable() and not sock.getblocking()
             assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
             assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
-            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
             client = socket.create_connection(sock.getsockname(), timeout=5)
             client.close()
         finally:
             sockets.close()
+
+    def test_one_server_per_address(self) -> None:
+        first = Config.from_mapping(bind="127.0.0.1:0").create_sockets()
+        try:
+            host, port = first.insecure_sockets[0].getsockname()
+            with pytest.raises(BindError, match=f"{host}:{port}: address already in use"):
+                Config.from_mapping(bind=f"{host}:{port}").create_sockets()
+        finally:
+            first.close()
+
+    def test_reuse_port_shares_the_address_when_asked(self) -> None:
+        first = Config.from_mapping(bind="127.0.0.1:0", reuse_port=True).create_sockets()
+        try:
+            (sock,) = first.insecure_sockets
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+            host, port = sock.getsockname()
+            second = Config.from_mapping(bind=f"{host}:{port}", reuse_port=True).create_sockets()
+            second.close()
+        finally:
+            first.close()
 
     def test_port_in_use_names_the_address(self) -> None:
         taken = socket.socket()
@@ -329,6 +349,10 @@ class TestTLS:
             assert len(sockets.secure_sockets) == len(sockets.insecure_sockets) == 1
             (quic,) = sockets.quic_sockets
             assert quic.type == socket.SOCK_DGRAM
+            # One UDP socket per worker slot needs SO_REUSEPORT there (and only there).
+            assert quic.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+            for tcp in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+                assert tcp.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0
             port = quic.getsockname()[1]
             assert (b"alt-svc", b'h3=":%d"; ma=3600' % port) in config.response_headers("h11")
         finally:

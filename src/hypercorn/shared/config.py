@@ -66,6 +66,7 @@ class Config:
         quic_retry: bool
         quic_max_connections: int
         backlog: int
+        reuse_port: bool
         umask: int | None
         user: int | None
         group: int | None
@@ -213,7 +214,7 @@ class Config:
 
     # ------------------------------------------------------------------ sockets
 
-    def _socket_options(self, *, reuse_port: bool = True) -> _sockets.SocketOptions:
+    def _socket_options(self, *, reuse_port: bool) -> _sockets.SocketOptions:
         return _sockets.SocketOptions(
             backlog=self.backlog,
             umask=self.umask,
@@ -236,14 +237,15 @@ class Config:
         """
         if self.ssl_enabled and self.quic_bind:
             _require_http3()  # before anything is bound
-        options = self._socket_options()
+        options = self._socket_options(reuse_port=self.reuse_port)
         result = Sockets()
         try:
             if self.ssl_enabled:
                 result.secure_sockets = _sockets.create_sockets(self.bind, options)
                 result.insecure_sockets = _sockets.create_sockets(self.insecure_bind, options)
+                # Always in a SO_REUSEPORT group: one UDP socket per worker slot.
                 result.quic_sockets = _sockets.create_sockets(
-                    self.quic_bind, options, socket.SOCK_DGRAM
+                    self.quic_bind, self._socket_options(reuse_port=True), socket.SOCK_DGRAM
                 )
             else:
                 result.insecure_sockets = _sockets.create_sockets(self.bind, options)

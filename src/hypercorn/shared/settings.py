@@ -79,6 +79,12 @@ SETTINGS: tuple[Setting, ...] = (
        "--quic-max-connections"),
     _s("backlog", "Binding", "int", 100, v.integer(1),
        "The listen queue length of each TCP and unix socket.", "--backlog"),
+    _s("reuse_port", "Binding", "bool", False, v.boolean,
+       "Set `SO_REUSEPORT` on the TCP listeners, so that other servers of the same user "
+       "may bind the same address and the kernel spreads new connections between them "
+       "(e.g. two deployments side by side). Off: a second server on a held address "
+       "fails with \"address already in use\" (exit 5). QUIC sockets always set it.",
+       "--reuse-port", action="store_true"),
     _s("umask", "Binding", "int | None", None, v.umask,
        "Permission mask for unix sockets and, with `--daemon`, of the daemon "
        "(default: 022; octal strings such as `022` accepted).",

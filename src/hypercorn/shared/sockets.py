@@ -5,6 +5,12 @@ A bind is ``host:port``, ``host`` (port 8000), ``[v6addr]:port``,
 non-blocking and inheritable, so a process that forks after binding hands
 them to its children, and stream sockets are already listening: the accept
 queue exists before any worker does and outlives each of them.
+
+One server per address: TCP and unix listeners set ``SO_REUSEADDR`` only, so
+a second server started on a held address fails with "address already in
+use" instead of sharing the traffic; ``SO_REUSEPORT`` is set on them only
+when the ``reuse_port`` setting asks for it. UDP (QUIC) sockets always set it:
+each worker slot gets its own socket on the address (``reuse_port_twin``).
 """
 
 from __future__ import annotations
@@ -126,6 +132,9 @@ def parse_bind(text: str) -> BindSpec:
 
 @dataclass(frozen=True, slots=True)
 class SocketOptions:
+    """How sockets are made. ``reuse_port`` sets ``SO_REUSEPORT`` on IP sockets: other
+    sockets of the same user may then bind the same address and share its traffic."""
+
     backlog: int = 100
     umask: int | None = None
     user: int | None = None
@@ -148,6 +157,8 @@ def create_socket(
         if actual != type_:
             sock.detach()
             raise SocketTypeError(type_, actual)
+        with contextlib.suppress(OSError):  # as Hypercorn does; no effect once bound
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     else:
         sock = socket.socket(spec.family, type_)
         try:
@@ -166,6 +177,13 @@ def create_socket(
 
 
 def _bind(sock: socket.socket, spec: BindSpec, options: SocketOptions, type_: int) -> None:
+    if spec.kind != "unix":
+        if type_ == socket.SOCK_STREAM:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if options.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    # SO_REUSEADDR alone lets a restart bind past connections in TIME_WAIT, never
+    # past a live listener: a second server on a held port fails (EADDRINUSE).
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if spec.kind == "unix":
         with contextlib.suppress(FileNotFoundError):
@@ -184,10 +202,6 @@ def _bind(sock: socket.socket, spec: BindSpec, options: SocketOptions, type_: in
                 -1 if options.group is None else options.group,
             )
         return
-    if type_ == socket.SOCK_STREAM:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if options.reuse_port and hasattr(socket, "SO_REUSEPORT"):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((spec.host, spec.port))
 
 
