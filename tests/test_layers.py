@@ -127,3 +127,13 @@ def test_the_master_process_never_loads_the_worker(tmp_path: Path) -> None:
     modules = report.read_text().split()
     assert "hypercorn.supervisor.arbiter" in modules  # it was the master that reported
     assert [m for m in modules if m.startswith("hypercorn.worker")] == []
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in SRC.rglob("*.py") if p.name != "__main__.py"], ids=lambda p: p.name
+)
+def test_nothing_imports_the_command_line_entry_point(path: Path) -> None:
+    """``hypercorn.__main__`` is the outermost layer: what it does is reached by a
+    command (``python -m hypercorn``), never by an import (``ctl start`` included)."""
+    bad = {name for name in _imports(path) if name == "hypercorn.__main__"}
+    assert not bad, f"{path.relative_to(SRC)} imports {bad}"

@@ -30,6 +30,14 @@ SLOW_START_APP = APP.replace(
     "                open('started-' + str(os.getpid()), 'w').close()\n",
 )
 
+# Every worker dies in its lifespan startup: the master gives up (exit 3).
+CRASHING_APP = APP.replace(
+    "            message = await receive()\n",
+    "            message = await receive()\n"
+    "            if message['type'] == 'lifespan.startup':\n"
+    "                os._exit(9)\n",
+)
+
 
 def test_daemon_detaches_serves_and_stops(tmp_path: Path, daemons: Daemons) -> None:
     (tmp_path / "app.py").write_text(SLOW_START_APP)
@@ -125,3 +133,47 @@ def test_daemon_writes_its_output_to_the_error_log_file(tmp_path: Path, daemons:
     assert "Worker" in log.read_text()
     os.kill(master, signal.SIGTERM)
     wait_for(lambda: not alive(master), scaled(15), "the master to stop")
+
+
+def test_daemon_that_halts_ends_with_the_masters_last_words(
+    tmp_path: Path, daemons: Daemons
+) -> None:
+    """Workers that die while they boot: the launcher says what a foreground run says
+    last, and exits with the master's code."""
+    (tmp_path / "app.py").write_text(CRASHING_APP)
+    runs = {}
+    for mode in ("foreground", "daemon"):
+        with listener() as sock:
+            runs[mode] = run_hypercorn(
+                *(["-D", "-p", "hc.pid"] if mode == "daemon" else []),
+                "-w", "2", "-b", f"fd://{sock.fileno()}", "app:app",
+                cwd=tmp_path, pass_fds=(sock.fileno(),),
+            )  # fmt: skip
+    foreground, daemon = runs["foreground"], runs["daemon"]
+    halt = foreground.stderr.strip().splitlines()[-1]
+    assert foreground.returncode == 3 and halt.startswith("hypercorn: error: "), foreground.stderr
+    assert daemon.returncode == foreground.returncode, daemon.stderr
+    assert daemon.stderr.strip().splitlines()[-1] == halt, daemon.stderr
+    assert not (tmp_path / "hc.pid").exists()
+
+
+def test_stale_pid_file_of_a_live_stranger_says_so(tmp_path: Path, daemons: Daemons) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    stranger = subprocess.Popen(["sleep", "600"])
+    try:
+        (tmp_path / "hc.pid").write_text(f"{stranger.pid}\n")
+        with listener() as sock:
+            launched = run_hypercorn(
+                "-D", "-p", "hc.pid", "-b", f"fd://{sock.fileno()}", "app:app",
+                cwd=tmp_path, pass_fds=(sock.fileno(),),
+            )  # fmt: skip
+        assert launched.returncode == 0, launched.stderr
+        daemons.track(tmp_path / "hc.pid")
+        assert (
+            f"replacing stale PID file {tmp_path / 'hc.pid'} "
+            f"(pid {stranger.pid} is not a hypercorn master (sleep 600))"
+        ) in launched.stderr
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -1,6 +1,6 @@
 """sd_notify to a real datagram socket: READY=1 only once requests are served,
-RELOADING=1/READY=1 around a HUP, STOPPING=1 on TERM, STATUS=, WATCHDOG=1
-(issue test 6)."""
+RELOADING=1/READY=1 around a HUP (a refused one too), STOPPING=1 on TERM,
+STATUS=, WATCHDOG=1."""
 
 from __future__ import annotations
 
@@ -89,6 +89,16 @@ def test_notifications_follow_the_workers(tmp_path: Path) -> None:
         assert before <= stamp <= monotonic_usec()
         inbox.wait("READY=1")
 
+        # A refused reload: READY=1 again, counting the workers that still serve.
+        (tmp_path / "app.py").write_text("raise RuntimeError('broken deploy')\n")
+        process.send_signal(signal.SIGHUP)
+        inbox.wait("RELOADING=1")
+        refused = inbox.messages[inbox.wait("READY=1")]
+        assert "STATUS=Reload refused; 2 worker(s) of the previous code serving" in (
+            refused.splitlines()
+        ), refused
+        assert request(port, "/", timeout=2)[0] == 200
+
         process.send_signal(signal.SIGTERM)
         inbox.wait("STOPPING=1")
         assert process.wait(scaled(15)) == 0
@@ -102,7 +112,7 @@ def test_notifications_follow_the_workers(tmp_path: Path) -> None:
     print("\n".join(significant))  # the order, for the record (pytest -s)
     kinds = [m.split()[0] for m in significant]
     assert kinds.index("STOPPING=1") > kinds.index("RELOADING=1") > kinds.index("READY=1")
-    assert kinds.count("READY=1") == 2 and kinds[-1] == "STOPPING=1"
+    assert kinds.count("READY=1") == 3 and kinds[-1] == "STOPPING=1"
 
 
 def test_notifier_speaks_the_abstract_namespace_and_times_the_watchdog() -> None:

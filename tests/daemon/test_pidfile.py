@@ -8,16 +8,19 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from hypercorn.shared.cli import AlreadyRunningError
 from hypercorn.supervisor.pidfile import (
     check_pid_file,
     is_hypercorn,
+    not_ours,
     read_pid_file,
     remove_pid_file,
     write_pid_file,
 )
+from tests.supervisor.harness import wait_for
 
 
 @pytest.fixture
@@ -36,6 +39,8 @@ def fake_hypercorn(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     script.write_text("import time\ntime.sleep(600)\n")
     process = subprocess.Popen([sys.executable, str(script)])
     try:
+        # Popen returns once exec began: the new command line shows a moment later.
+        wait_for(lambda: str(script) in psutil.Process(process.pid).cmdline(), 10, "exec")
         yield process
     finally:
         process.kill()
@@ -57,7 +62,27 @@ def test_a_live_process_that_is_not_hypercorn_is_stale(
     path.write_text(f"{sleeper.pid}\n")
     assert not is_hypercorn(sleeper.pid)
     check_pid_file(str(path))
-    assert f"replacing stale PID file {path} (pid {sleeper.pid}" in capsys.readouterr().err
+    assert (
+        f"replacing stale PID file {path} (pid {sleeper.pid} is not a hypercorn master "
+        f"({sys.executable} -c import time"
+    ) in capsys.readouterr().err
+    sleeper.kill()
+    sleeper.wait()
+    check_pid_file(str(path))
+    assert f"(pid {sleeper.pid} is not running)" in capsys.readouterr().err
+
+
+def test_a_worker_is_not_a_master(tmp_path: Path) -> None:
+    title = "hypercorn: worker [app:app]"
+    code = f"import setproctitle, time; setproctitle.setproctitle({title!r}); time.sleep(600)"
+    worker = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        wait_for(lambda: psutil.Process(worker.pid).cmdline()[:1] == [title], 10, "the title")
+        assert not is_hypercorn(worker.pid)
+        assert not_ours(worker.pid) == f"pid {worker.pid} is not a hypercorn master ({title})"
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 def test_a_live_hypercorn_owns_the_file(

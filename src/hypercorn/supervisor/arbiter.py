@@ -174,7 +174,7 @@ class Arbiter:
             BindError: ``metrics_bind`` cannot be bound.
         """
         if self.config.metrics_bind is not None:
-            options = SocketOptions(self.config.backlog, self.config.umask, reuse_port=True)
+            options = SocketOptions(self.config.backlog, self.config.umask)
             self._metrics = MetricsEndpoint.open(
                 self.config.metrics_bind, options, self._selector, self.render_metrics
             )

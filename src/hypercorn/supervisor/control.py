@@ -11,10 +11,16 @@ already in the wanted state); ``reload`` of a server that is not running
 exits 7.
 
 A PID names "our" server only while that process is a live hypercorn
-(``pidfile.is_hypercorn``): after a crash the PID may belong to anything.
-``reload`` knows how the rolling reload ended from the master's state file
-(``<pidfile>.state``), whose counters of completed and aborted reloads move
-when it ends; ``upgrade`` watches the PID file change hands.
+master (``pidfile.is_hypercorn``): after a crash the PID may belong to
+anything, and nothing else is ever signalled. ``reload`` knows when the
+reload it asked for ended, and how, from the master's state file
+(``<pidfile>.state``, see ``service.State``), which the master the PID file
+names keeps, a new master after a USR2 upgrade included; ``upgrade`` watches
+the PID file change hands, and the state file for a new master that died.
+
+``start`` runs ``hypercorn --daemon`` as a command of its own (the same
+interpreter), so the server's command line, which a USR2 upgrade executes
+again, is the server's and not this one.
 
 ``ctl`` is a reserved first word of the command line, see
 ``docs/discussion/daemon.md``.
@@ -26,12 +32,20 @@ import argparse
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 
 from hypercorn.shared.cli import PROG, ExitCode, UsageError
-from hypercorn.supervisor.pidfile import is_hypercorn, live_pid, read_pid_file, remove_pid_file
-from hypercorn.supervisor.service import read_state, state_path
+from hypercorn.supervisor.pidfile import (
+    is_hypercorn,
+    live_pid,
+    not_ours,
+    read_pid_file,
+    remove_pid_file,
+)
+from hypercorn.supervisor.service import State, read_state, state_path
 
 __all__ = ["LSB", "main"]
 
@@ -118,13 +132,19 @@ def status(path: str) -> int:
     """LSB ``status``: 0 running, 1 dead with a PID file, 3 not running."""
     pid = live_pid(path)
     if pid is not None:
-        state = read_state(path)
+        state = _state_of(path, pid).fields
         details = f", {state['state']}, {state['workers']} workers ready" if state else ""
         return _say(f"running (pid {pid}{details})", LSB.OK)
     if os.path.lexists(path):
-        return _say(f"not running, but the PID file {path} exists (pid {read_pid_file(path)})",
-                    LSB.DEAD_WITH_PID_FILE)  # fmt: skip
+        return _say(f"not running, but the PID file {path} exists "
+                    f"({not_ours(read_pid_file(path))})", LSB.DEAD_WITH_PID_FILE)  # fmt: skip
     return _say("not running", LSB.NOT_RUNNING_STATUS)
+
+
+def _state_of(path: str, pid: int) -> State:
+    """The state file if ``pid`` wrote it (else no fields: it has not yet)."""
+    state = read_state(path)
+    return state if state.pid == pid else State({})
 
 
 def start(path: str, options: Sequence[str]) -> int:
@@ -132,9 +152,9 @@ def start(path: str, options: Sequence[str]) -> int:
     pid = live_pid(path)
     if pid is not None:
         return _say(f"already running (pid {pid})", LSB.OK)
-    from hypercorn.__main__ import main as hypercorn_main
-
-    code = hypercorn_main(["--daemon", "--pid", path, *options])
+    command = [sys.executable, "-m", PROG, "--daemon", "--pid", path, *options]
+    sys.stdout.flush()
+    code = subprocess.call(command)  # returns once the workers serve, or with the error
     if code == ExitCode.OK:
         return _say(f"started (pid {read_pid_file(path)})", LSB.OK)
     return code
@@ -164,28 +184,31 @@ def _remove_state(path: str) -> None:
         os.remove(state_path(path))
 
 
-def _counters(path: str) -> tuple[int, int]:
-    state = read_state(path)
-    return int(state.get("reloads", 0)), int(state.get("reload_failures", 0))
-
-
 def reload(path: str, timeout: float) -> int:
-    """HUP, then wait until the rolling reload completed (0) or was aborted (1)."""
+    """HUP, then wait until the reload it started completed (0) or was refused (1)."""
     pid = live_pid(path)
     if pid is None:
         return _say("not running", LSB.NOT_RUNNING)
-    before = _counters(path)
+    before = _state_of(path, pid).reloads_started
+    began = time.monotonic()
     os.kill(pid, signal.SIGHUP)
-    if not _wait(lambda: _counters(path) != before or not is_hypercorn(pid), timeout):
+
+    def ended() -> State | None:
+        state = _state_of(path, pid)
+        number, _ = state.last_reload
+        return state if state.reloads_started > before and number == state.reloads_started else None
+
+    if not _wait(lambda: ended() is not None or not is_hypercorn(pid), timeout):
         return _say(f"reload still under way after {timeout:g} s", LSB.FAILURE)
-    _reloads, failures = _counters(path)
-    if not is_hypercorn(pid):
+    took = time.monotonic() - began
+    state = ended()
+    if state is None:
         return _say("the server stopped during the reload", LSB.FAILURE)
-    if failures > before[1]:
-        return _say("reload failed: the new workers did not boot; the old ones keep serving "
-                    "(see the error log)", LSB.FAILURE)  # fmt: skip
-    workers = read_state(path).get("workers", "?")
-    return _say(f"reloaded (pid {pid}, {workers} workers ready)", LSB.OK)
+    if state.last_reload[1] != "ok":
+        return _say(f"reload failed after {took:.2f} s: the new workers did not boot; "
+                    "the old ones keep serving (see the error log)", LSB.FAILURE)  # fmt: skip
+    workers = state.fields.get("workers", "?")
+    return _say(f"reloaded in {took:.2f} s (pid {pid}, {workers} workers ready)", LSB.OK)
 
 
 def upgrade(path: str, timeout: float) -> int:
@@ -194,24 +217,28 @@ def upgrade(path: str, timeout: float) -> int:
     if old is None:
         return _say("not running", LSB.NOT_RUNNING)
     second = f"{path}.2"
-    seen_second = False
+    before = _state_of(path, old).number("upgrades_started")
+
+    def failed() -> bool:
+        state = _state_of(path, old)
+        number, _, outcome = state.fields.get("last_upgrade", "").partition(":")
+        return outcome == "failed" and number.isdigit() and int(number) > before
 
     def done() -> bool:
-        nonlocal seen_second
-        seen_second = seen_second or os.path.exists(second)
         new = read_pid_file(path)
         if new != old and new is not None and not is_hypercorn(old):
             return not os.path.exists(second)
-        # The new master wrote <pidfile>.2 and went away without taking over.
-        return seen_second and not os.path.exists(second) and new == old
+        return failed() or (not is_hypercorn(old) and new == old)
 
     os.kill(old, signal.SIGUSR2)
     if not _wait(done, timeout):
         return _say(f"upgrade still under way after {timeout:g} s", LSB.FAILURE)
     new = read_pid_file(path)
     if new == old:
-        return _say("upgrade failed: the new master did not start (see the error log); "
-                    f"pid {old} keeps serving", LSB.FAILURE)  # fmt: skip
+        if failed():
+            return _say("upgrade failed: the new master did not start (see the error log); "
+                        f"pid {old} keeps serving", LSB.FAILURE)  # fmt: skip
+        return _say(f"the server (pid {old}) stopped during the upgrade", LSB.FAILURE)
     return _say(f"upgraded (pid {old} -> {new})", LSB.OK)
 
 

@@ -45,6 +45,7 @@ from hypercorn.shared.metrics import (
     statuses,
 )
 from hypercorn.shared.sockets import SocketOptions, create_socket, parse_bind
+from hypercorn.supervisor.upgrade import METRICS, hand_on, inherited_listener
 
 __all__ = ["CONTENT_TYPE", "MetricsEndpoint", "Totals"]
 
@@ -162,8 +163,10 @@ class MetricsEndpoint:
             ConfigError: ``bind`` is not a valid address.
             BindError: it cannot be bound.
         """
-        sock = create_socket(parse_bind(bind), options)
-        sock.set_inheritable(False)  # not handed on by a USR2 re-exec
+        # After a USR2 upgrade, the old master's socket: the address is never bound twice.
+        sock = inherited_listener(METRICS) or create_socket(parse_bind(bind), options)
+        sock.set_inheritable(False)  # the workers must not hold it; a USR2 fork does
+        hand_on(METRICS, sock)
         return cls(sock, selector, render)
 
     @property
@@ -198,6 +201,7 @@ class MetricsEndpoint:
         for client in list(self._clients.values()):
             self._drop(client)
         if self._sock.fileno() >= 0:
+            hand_on(METRICS, None)
             self._selector.unregister(self._sock)
             self._sock.close()
             if unlink and self._unix_path:

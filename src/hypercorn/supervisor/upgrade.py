@@ -5,7 +5,9 @@ Theory of operation
 On USR2 the master forks a child that executes the command line the master
 was started with (``sys.orig_argv``, from the directory it was started in),
 with the listening sockets left open across ``exec`` and named in the
-environment: ``HYPERCORN_UPGRADE_FDS`` (``role:fd,fd;...``), and
+environment: ``HYPERCORN_UPGRADE_FDS`` (``role:fd,fd;...``; the master's own
+listener, ``metrics_bind``, goes the same way: no listener is ever bound twice,
+so none needs ``SO_REUSEPORT``), and
 ``HYPERCORN_UPGRADE_FROM`` (the old master's PID). The new master serves the
 very same sockets, so the kernel's accept queues never go away: a connection
 that arrives during the hand-over waits there until a worker of either
@@ -40,9 +42,12 @@ if TYPE_CHECKING:
     from hypercorn.config import Config
 
 __all__ = [
+    "METRICS",
     "Upgrade",
+    "hand_on",
     "in_upgrade_fork",
     "inherited_from",
+    "inherited_listener",
     "inherited_sockets",
     "socket_activated",
 ]
@@ -51,9 +56,11 @@ ENV_FDS = "HYPERCORN_UPGRADE_FDS"
 ENV_FROM = "HYPERCORN_UPGRADE_FROM"
 ENV_PIPE = "HYPERCORN_UPGRADE_PIPE"
 _ROLES = {"s": "secure_sockets", "i": "insecure_sockets", "q": "quic_sockets"}
+METRICS = "m"  # the role of the master's own listener (``metrics_bind``)
 STARTED_IN = os.getcwd()  # where relative paths of the command line resolve
 
 _inherited: dict[str, str] = {}
+_handed_on: dict[str, socket.socket] = {}  # the master's own listeners, by role
 _forking = False
 # Noted at import, before the listeners are taken (which clears the variables):
 # socket files that systemd made are systemd's to remove, never ours.
@@ -82,20 +89,48 @@ def inherited_from() -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def inherited_sockets() -> Sockets | None:
-    """The listeners handed over by the old master, if this is an upgrade."""
+def _inherited_fds() -> dict[str, list[int]]:
     text = _take_environment().get(ENV_FDS)
     if text is None or inherited_from() is None:
-        return None
-    sockets = Sockets()
+        return {}
+    fds: dict[str, list[int]] = {}
     for group in filter(None, text.split(";")):
         role, _, numbers = group.partition(":")
-        for number in filter(None, numbers.split(",")):
-            sock = socket.socket(fileno=int(number))
-            sock.setblocking(False)
-            sock.set_inheritable(True)
-            getattr(sockets, _ROLES[role]).append(sock)
+        fds[role] = [int(number) for number in filter(None, numbers.split(","))]
+    return fds
+
+
+def _adopt(fd: int) -> socket.socket:
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    sock.set_inheritable(True)
+    return sock
+
+
+def inherited_sockets() -> Sockets | None:
+    """The listeners handed over by the old master, if this is an upgrade."""
+    fds = _inherited_fds()
+    if not fds:
+        return None
+    sockets = Sockets()
+    for role, attribute in _ROLES.items():
+        getattr(sockets, attribute).extend(_adopt(fd) for fd in fds.get(role, []))
     return sockets
+
+
+def inherited_listener(role: str) -> socket.socket | None:
+    """The old master's own listener of ``role`` (``METRICS``), if it handed one on."""
+    fds = _inherited_fds().get(role, [])
+    return _adopt(fds[0]) if fds else None
+
+
+def hand_on(role: str, sock: socket.socket | None) -> None:
+    """Pass ``sock``, a listener of the master's own, to the next master on USR2
+    (None: no more)."""
+    if sock is None:
+        _handed_on.pop(role, None)
+    else:
+        _handed_on[role] = sock
 
 
 def in_upgrade_fork() -> bool:
@@ -109,6 +144,7 @@ def _encode(sockets: Sockets) -> str:
         fds = [str(sock.fileno()) for sock in getattr(sockets, attribute)]
         if fds:
             groups.append(f"{role}:{','.join(fds)}")
+    groups.extend(f"{role}:{sock.fileno()}" for role, sock in _handed_on.items())
     return ";".join(groups)
 
 
@@ -124,12 +160,16 @@ class Upgrade:
 
     # ------------------------------------------------------------ old master
 
-    def start(self, sockets: Sockets, pid_path: str | None) -> None:
-        """Fork and execute the new master; it inherits ``sockets``."""
+    def start(self, sockets: Sockets) -> bool:
+        """Fork and execute the new master; it inherits ``sockets``.
+
+        Returns:
+            Whether a new master was started (not when one already is).
+        """
         global _forking
         if self.child is not None:
             self.log.warning("USR2: an upgrade (pid %d) is already under way", self.child)
-            return
+            return False
         read_fd, write_fd = os.pipe()
         env = {
             **os.environ,
@@ -145,7 +185,7 @@ class Upgrade:
             pid = os.fork()
             if pid == 0:
                 try:
-                    for sock in sockets.all():
+                    for sock in [*sockets.all(), *_handed_on.values()]:
                         sock.set_inheritable(True)
                     os.set_inheritable(write_fd, True)
                     os.chdir(STARTED_IN)
@@ -158,6 +198,7 @@ class Upgrade:
         os.set_blocking(read_fd, False)
         self.child, self._pipe = pid, read_fd
         self.log.info("USR2: started new master %d (%s)", pid, " ".join(argv))
+        return True
 
     def handing_over(self) -> bool:
         """Whether the new master took over (it wrote on the hand-over pipe)."""
@@ -166,16 +207,17 @@ class Upgrade:
                 self._handover = bool(os.read(self._pipe, 1))
         return self._handover and self.child is not None
 
-    def reaped(self, pid: int, code: int) -> None:
-        """A child that is not a worker exited: the new master, if it is ours."""
+    def reaped(self, pid: int, code: int) -> bool:
+        """A child that is not a worker exited; returns whether it was the new master."""
         if pid != self.child:
-            return
+            return False
         self.log.error("USR2: the new master %d exited (code %d); this one keeps serving",
                        pid, code)  # fmt: skip
         self.child = None
         if self._pipe is not None:
             os.close(self._pipe)
             self._pipe = None
+        return True
 
     # ------------------------------------------------------------ new master
 
