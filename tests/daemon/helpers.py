@@ -21,7 +21,7 @@ import psutil
 
 from tests.supervisor.harness import APP, scaled, wait_for
 
-__all__ = ["APP", "Daemons", "listener", "run_hypercorn", "scaled", "wait_for"]
+__all__ = ["APP", "Daemons", "launch", "listener", "run_hypercorn", "scaled", "wait_for"]
 
 
 @contextlib.contextmanager
@@ -53,6 +53,20 @@ def run_hypercorn(
         timeout=scaled(timeout),
         check=False,
     )
+
+
+def launch(
+    *args: str, cwd: Path, app: str = "app:app"
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``hypercorn -D -p hc.pid ARGS -b fd://N APP`` on a listener the test owns (the
+    daemon keeps it); returns the launcher's outcome and the port."""
+    with listener() as sock:
+        port = int(sock.getsockname()[1])
+        done = run_hypercorn(
+            "-D", "-p", "hc.pid", *args, "-b", f"fd://{sock.fileno()}", app,
+            cwd=cwd, pass_fds=(sock.fileno(),),
+        )  # fmt: skip
+    return done, port
 
 
 def pid_in(path: Path) -> int | None:

@@ -7,7 +7,7 @@ import contextlib
 import threading
 from pathlib import Path
 
-from tests.daemon.helpers import APP, Daemons, alive, listener, run_hypercorn, wait_for
+from tests.daemon.helpers import APP, Daemons, alive, launch, run_hypercorn, wait_for
 from tests.supervisor.harness import request
 
 
@@ -15,12 +15,7 @@ def test_reload_reports_abort_and_stop_kills_after_timeout(
     tmp_path: Path, daemons: Daemons
 ) -> None:
     (tmp_path / "app.py").write_text(APP)
-    with listener() as sock:
-        port = sock.getsockname()[1]
-        started = run_hypercorn(
-            "-D", "-p", "hc.pid", "--graceful-timeout", "30", "-b", f"fd://{sock.fileno()}",
-            "app:app", cwd=tmp_path, pass_fds=(sock.fileno(),),
-        )  # fmt: skip
+    started, port = launch("--graceful-timeout", "30", cwd=tmp_path)
     assert started.returncode == 0, started.stderr
     master = daemons.track(tmp_path / "hc.pid")
     (tmp_path / "app.py").write_text("raise RuntimeError('broken deploy')\n")

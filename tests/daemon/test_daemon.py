@@ -13,6 +13,7 @@ from tests.daemon.helpers import (
     APP,
     Daemons,
     alive,
+    launch,
     listener,
     pid_in,
     run_hypercorn,
@@ -42,12 +43,7 @@ CRASHING_APP = APP.replace(
 def test_daemon_detaches_serves_and_stops(tmp_path: Path, daemons: Daemons) -> None:
     (tmp_path / "app.py").write_text(SLOW_START_APP)
     pid_file = tmp_path / "hc.pid"
-    with listener() as sock:
-        port = sock.getsockname()[1]
-        launched = run_hypercorn(
-            "--daemon", "--pid", "hc.pid", "-w", "2", "-b", f"fd://{sock.fileno()}", "app:app",
-            cwd=tmp_path, pass_fds=(sock.fileno(),),
-        )  # fmt: skip
+    launched, port = launch("-w", "2", cwd=tmp_path)
     assert launched.returncode == 0, launched.stderr
     master = daemons.track(pid_file)
     # The launcher returned only once both workers had started their application.
@@ -82,19 +78,12 @@ def test_second_start_is_refused_and_a_stale_pid_file_replaced(
     dead = subprocess.Popen(["true"])
     dead.wait()
     pid_file.write_text(f"{dead.pid}\n")  # a PID that no longer runs
-    with listener() as sock, listener() as other:
-        first = run_hypercorn(
-            "-D", "-p", "hc.pid", "-b", f"fd://{sock.fileno()}", "app:app",
-            cwd=tmp_path, pass_fds=(sock.fileno(),),
-        )  # fmt: skip
-        assert first.returncode == 0, first.stderr
-        assert "replacing stale PID file" in first.stderr
-        master = daemons.track(pid_file)
-        assert master != dead.pid
-        second = run_hypercorn(
-            "-D", "-p", "hc.pid", "-b", f"fd://{other.fileno()}", "app:app",
-            cwd=tmp_path, pass_fds=(other.fileno(),),
-        )  # fmt: skip
+    first, _ = launch(cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "replacing stale PID file" in first.stderr
+    master = daemons.track(pid_file)
+    assert master != dead.pid
+    second, _ = launch(cwd=tmp_path)
     assert second.returncode == 7, second.stderr
     assert second.stderr.strip().endswith(f"already running (pid {master}, PID file {pid_file})")
     assert pid_in(pid_file) == master
@@ -106,11 +95,7 @@ def test_second_start_is_refused_and_a_stale_pid_file_replaced(
 
 def test_daemon_whose_app_fails_to_import_reports_it(tmp_path: Path, daemons: Daemons) -> None:
     (tmp_path / "broken.py").write_text("import no_such_dependency_here\n")
-    with listener() as sock:
-        launched = run_hypercorn(
-            "-D", "-p", "hc.pid", "-b", f"fd://{sock.fileno()}", "broken:app",
-            cwd=tmp_path, pass_fds=(sock.fileno(),),
-        )  # fmt: skip
+    launched, _ = launch(cwd=tmp_path, app="broken:app")
     assert launched.returncode == 4, launched.stderr
     assert "No module named 'no_such_dependency_here'" in launched.stderr
     assert "cannot import application 'broken:app'" in launched.stderr
@@ -119,12 +104,7 @@ def test_daemon_whose_app_fails_to_import_reports_it(tmp_path: Path, daemons: Da
 
 def test_daemon_writes_its_output_to_the_error_log_file(tmp_path: Path, daemons: Daemons) -> None:
     (tmp_path / "app.py").write_text(APP + "\nprint('printed by the app', flush=True)\n")
-    with listener() as sock:
-        port = sock.getsockname()[1]
-        launched = run_hypercorn(
-            "-D", "-p", "hc.pid", "--error-logfile", "error.log", "-b", f"fd://{sock.fileno()}",
-            "app:app", cwd=tmp_path, pass_fds=(sock.fileno(),),
-        )  # fmt: skip
+    launched, port = launch("--error-logfile", "error.log", cwd=tmp_path)
     assert launched.returncode == 0, launched.stderr
     master = daemons.track(tmp_path / "hc.pid")
     assert request(port)[0] == 200
@@ -162,11 +142,7 @@ def test_stale_pid_file_of_a_live_stranger_says_so(tmp_path: Path, daemons: Daem
     stranger = subprocess.Popen(["sleep", "600"])
     try:
         (tmp_path / "hc.pid").write_text(f"{stranger.pid}\n")
-        with listener() as sock:
-            launched = run_hypercorn(
-                "-D", "-p", "hc.pid", "-b", f"fd://{sock.fileno()}", "app:app",
-                cwd=tmp_path, pass_fds=(sock.fileno(),),
-            )  # fmt: skip
+        launched, _ = launch(cwd=tmp_path)
         assert launched.returncode == 0, launched.stderr
         daemons.track(tmp_path / "hc.pid")
         assert (

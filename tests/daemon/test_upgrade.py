@@ -20,6 +20,7 @@ from tests.daemon.helpers import (
     APP,
     Daemons,
     alive,
+    launch,
     listener,
     pid_in,
     run_hypercorn,
@@ -127,12 +128,7 @@ def test_ctl_reload_after_an_upgrade_waits_and_reports_a_refusal(
     tmp_path: Path, daemons: Daemons
 ) -> None:
     (tmp_path / "app.py").write_text(SLOW_START_APP)
-    with listener() as sock:
-        port = sock.getsockname()[1]
-        started = run_hypercorn(
-            "-D", "-p", "hc.pid", "-w", "2", "--graceful-timeout", "5",
-            "-b", f"fd://{sock.fileno()}", "app:app", cwd=tmp_path, pass_fds=(sock.fileno(),),
-        )  # fmt: skip
+    started, port = launch("-w", "2", "--graceful-timeout", "5", cwd=tmp_path)
     assert started.returncode == 0, started.stderr
     first = daemons.track(tmp_path / "hc.pid")
     # A reload before the upgrade: the old master's counters differ from the new one's.
@@ -210,12 +206,7 @@ def test_ctl_upgrade_to_broken_code_fails_and_the_old_master_serves_on(
     tmp_path: Path, daemons: Daemons
 ) -> None:
     (tmp_path / "app.py").write_text(APP)
-    with listener() as sock:
-        port = sock.getsockname()[1]
-        started = run_hypercorn(
-            "-D", "-p", "hc.pid", "-b", f"fd://{sock.fileno()}", "app:app",
-            cwd=tmp_path, pass_fds=(sock.fileno(),),
-        )  # fmt: skip
+    started, port = launch(cwd=tmp_path)
     assert started.returncode == 0, started.stderr
     old = daemons.track(tmp_path / "hc.pid")
     (tmp_path / "app.py").write_text("raise RuntimeError('broken deploy')\n")
