@@ -156,6 +156,17 @@ async def test_malformed_request_gets_400() -> None:
     assert rest == b""  # and the connection is closed
 
 
+async def test_a_flood_of_empty_lines_gets_400_at_once() -> None:
+    async with running_server(echo_app) as server:
+        reader, writer = await open_raw(server)
+        writer.write(b"\r\n" * 20_000 + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _ = await read_response(reader)
+        rest = await asyncio.wait_for(reader.read(), scaled(5))
+        await close_raw(writer)
+    assert head.startswith(b"HTTP/1.1 400")
+    assert rest == b""
+
+
 async def test_keep_alive_timeout_closes_an_idle_connection() -> None:
     async with running_server(echo_app, keep_alive_timeout=0.2) as server:
         reader, writer = await open_raw(server)

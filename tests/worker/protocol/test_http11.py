@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -20,7 +21,8 @@ from hypercorn.worker.protocol.events import (
     ResponseStarted,
     StreamAborted,
 )
-from hypercorn.worker.protocol.http11 import H11Protocol
+from hypercorn.worker.protocol.http11 import MAX_EMPTY_LINES, H11Protocol
+from tests.splits import Split, bytewise, whole
 
 HOST = ((b"host", b"a"),)
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -490,3 +492,47 @@ class TestLargeReads:
         head = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 2000 + b"\r\n\r\n"
         protocol.receive_data(head + b"x" * 20000, 0.0)
         assert protocol.data_to_send().startswith(b"HTTP/1.1 431 ")
+
+
+class TestEmptyLines:
+    """RFC 9112 section 2.2: empty lines before a request-line are skipped, a few only."""
+
+    @pytest.mark.parametrize("split", [whole, bytewise], ids=lambda split: split.__name__)
+    def test_a_few_are_skipped(self, split: Split) -> None:
+        protocol = make()
+        for piece in split(b"\r\n" * MAX_EMPTY_LINES + GET):
+            protocol.receive_data(piece, 0.0)
+        assert protocol.events_received() == [
+            RequestReceived(1, "GET", b"/", HOST, "1.1"),
+            BodyEnded(1),
+        ]
+
+    @pytest.mark.parametrize("split", [whole, bytewise], ids=lambda split: split.__name__)
+    def test_one_too_many_is_refused(self, split: Split) -> None:
+        protocol = make()
+        for piece in split(b"\r\n" * (MAX_EMPTY_LINES + 1) + GET):
+            protocol.receive_data(piece, 0.0)
+        assert protocol.events_received() == [
+            RequestRejected(1, 400, "too many empty lines before the request line")
+        ]
+        assert protocol.data_to_send().startswith(b"HTTP/1.1 400 ")
+        assert closing(protocol)
+
+    def test_the_count_restarts_with_each_request(self) -> None:
+        protocol = make()
+        protocol.receive_data(b"\r\n" * MAX_EMPTY_LINES + GET, 0.0)
+        protocol.events_received()
+        respond(protocol, 1)
+        protocol.receive_data(b"\r\n" * MAX_EMPTY_LINES + GET, 0.0)
+        assert [type(e) for e in protocol.events_received()] == [RequestReceived, BodyEnded]
+
+    def test_a_flood_in_one_large_read_is_refused_at_once(self) -> None:
+        # 40 KB of CRLF in one read used to recurse once per line.
+        protocol = make()
+        started = time.perf_counter()
+        protocol.receive_data(b"\r\n" * 20_000 + GET, 0.0)
+        elapsed = time.perf_counter() - started
+        assert [type(e) for e in protocol.events_received()] == [RequestRejected]
+        assert protocol.data_to_send().startswith(b"HTTP/1.1 400 ")
+        assert closing(protocol)
+        assert elapsed < 0.05  # measured at about 10 µs; the recursion took ~100 ms

@@ -5,7 +5,8 @@ Theory of operation
 One request is served at a time; requests are numbered 1, 3, 5, ... The
 connection is in one of five states, and every transition happens here:
 
-``HEAD``        waiting for a request head. Leading CRLFs are skipped; a bare
+``HEAD``        waiting for a request head. Up to ``MAX_EMPTY_LINES`` leading
+                empty lines are skipped (more is refused with 400); a bare
                 LF or a head over ``h11_max_incomplete_size`` is refused at
                 once, however the bytes were split. A complete head is checked
                 by ``http11_head.parse_head`` (through ``read_head``, which
@@ -84,6 +85,10 @@ DRAIN_LIMIT = 64 * 1024
 _LARGE_READ = 16 * 1024
 """A read at least this large that starts a request has its head split off first."""
 
+MAX_EMPTY_LINES = 8
+"""Empty lines skipped before a request-line (RFC 9112 section 2.2 asks for at
+least one, for clients that end a body with an extra CRLF); more is a 400."""
+
 
 class H11Settings(Protocol):
     """The settings the protocol reads (``hypercorn.config.Config`` has them)."""
@@ -122,6 +127,7 @@ class H11Protocol:
         "_closing_after",
         "_continue_sent",
         "_drain_left",
+        "_empty_lines",
         "_events",
         "_framing",
         "_head",
@@ -155,6 +161,7 @@ class H11Protocol:
         self._read_timeout = config.read_timeout
         self._buf = bytearray()
         self._scanned = 0
+        self._empty_lines = 0
         self._events: list[InboundEvent] = []
         self._out: list[bytes] = []
         self._state = _State.HEAD
@@ -188,32 +195,47 @@ class H11Protocol:
             return
         self._last_rx = now
         if not self._buf:
-            if state is _State.BODY and self._chunked is None and len(data) <= self._body_left:
-                # Body bytes of a known length, with nothing before them: handed
-                # on as they came, without a pass through the buffer.
-                self._body_left -= len(data)
-                self._body_read((data,), not self._body_left, now)
-                return
-            if state is _State.HEAD:
-                split = data.find(b"\r\n\r\n") + 4
-                if split == len(data) and 4 <= split <= self._max_head and data[0] in _TCHARS:
-                    # Exactly one whole head, the usual read between keep-alive
-                    # requests: parsed as it came, without the buffer.
-                    try:
-                        self._start_request(read_head(data))
-                    except HeadError as exc:
-                        self._reject(exc.status, exc.reason)
+            if state is _State.BODY:
+                if self._fast_body(data, now):
                     return
-                if split >= 4 and len(data) > _LARGE_READ:
-                    # A head and a large part of its body: the head alone goes
-                    # through the buffer, the body bytes are copied once at most.
-                    self._buf += memoryview(data)[:split]
-                    self._process(now)
-                    if split < len(data):
-                        self.receive_data(data[split:], now)
+            elif state is _State.HEAD and data[0] in _TCHARS:
+                data = self._fast_head(data, now)
+                if not data:
+                    return
+                if self._state is _State.BODY and not self._buf and self._fast_body(data, now):
                     return
         self._buf += data
         self._process(now)
+
+    def _fast_body(self, data: bytes, now: float) -> bool:
+        """Body bytes of a known length, with nothing before them: handed on as
+        they came, without a pass through the buffer. False if they do not fit."""
+        if self._chunked is not None or len(data) > self._body_left:
+            return False
+        self._body_left -= len(data)
+        self._body_read((data,), not self._body_left, now)
+        return True
+
+    def _fast_head(self, data: bytes, now: float) -> bytes:
+        """A read that starts with a head, buffer empty: the bytes still to process.
+
+        Exactly one whole head (the usual read between keep-alive requests) is
+        parsed as it came; of a large read that starts with a whole head, the
+        head alone goes through the buffer, so body bytes are copied once at
+        most. Anything else is returned whole, for the buffer's path.
+        """
+        split = data.find(b"\r\n\r\n") + 4
+        if split == len(data) and 4 <= split <= self._max_head:
+            try:
+                self._start_request(read_head(data))
+            except HeadError as exc:
+                self._reject(exc.status, exc.reason)
+            return b""
+        if split >= 4 and len(data) > _LARGE_READ:
+            self._buf += memoryview(data)[:split]
+            self._process(now)
+            return data[split:] if self._state is not _State.CLOSED else b""
+        return data
 
     def connection_lost(self) -> None:
         """The transport is gone; an open stream is reported closed."""
@@ -392,10 +414,7 @@ class H11Protocol:
     def _read_head(self) -> bool:
         buf = self._buf
         if buf.startswith(b"\r\n"):
-            # RFC 9112 section 2.2: ignore empty lines before a request-line.
-            while buf.startswith(b"\r\n"):
-                del buf[:2]
-            self._scanned = 0
+            self._skip_empty_lines(buf)
         if not buf:
             return False
         if buf[0] not in _TCHARS and buf != b"\r":
@@ -422,6 +441,21 @@ class H11Protocol:
         self._scanned = 0
         self._start_request(read_head(head))
         return True
+
+    def _skip_empty_lines(self, buf: bytearray) -> None:
+        """RFC 9112 section 2.2: ignore a few empty lines before a request-line.
+
+        Raises:
+            HeadError: 400, more than ``MAX_EMPTY_LINES`` before this request.
+        """
+        skip = 0
+        while buf.startswith(b"\r\n", skip):
+            self._empty_lines += 1
+            if self._empty_lines > MAX_EMPTY_LINES:
+                raise HeadError(400, "too many empty lines before the request line")
+            skip += 2
+        del buf[:skip]
+        self._scanned = 0
 
     def _start_request(self, head: RequestHead) -> None:
         self._requests += 1
@@ -592,6 +626,7 @@ class H11Protocol:
 
     def _next_cycle(self, now: float) -> None:
         self._state = _State.HEAD
+        self._empty_lines = 0
         self._idle_since = self._last_rx = now
         self._head = None
         self._chunked = None
