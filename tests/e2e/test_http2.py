@@ -8,7 +8,9 @@ windows shut and read frames one by one.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
+import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,7 +23,14 @@ import pytest
 import pytest_asyncio
 import trustme
 
-from tests.e2e.conftest import ServerAddress, close_raw, open_raw, running_server, scaled
+from tests.e2e.conftest import (
+    ServerAddress,
+    close_raw,
+    open_raw,
+    read_response,
+    running_server,
+    scaled,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -237,6 +246,38 @@ async def test_upgrade_h2c_serves_the_request_as_stream_one() -> None:
         await close_raw(writer)
     assert _body(events, 1) == b"/up"
     assert scopes[0]["http_version"] == "2"
+
+
+def _settings(*settings: tuple[int, int]) -> bytes:
+    payload = b"".join(struct.pack(">HI", identifier, value) for identifier, value in settings)
+    return base64.urlsafe_b64encode(payload).rstrip(b"=")
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        pytest.param(b"HTTP2-Settings: !!!!\r\n", id="not base64url"),
+        pytest.param(b"HTTP2-Settings: AAMAAAA\r\n", id="5 bytes"),
+        pytest.param(b"HTTP2-Settings: " + _settings((2, 2)) + b"\r\n", id="ENABLE_PUSH=2"),
+        pytest.param(
+            b"HTTP2-Settings: " + _settings((4, 2**31)) + b"\r\n", id="INITIAL_WINDOW_SIZE=2^31"
+        ),
+        pytest.param(b"HTTP2-Settings: " + _settings((5, 100)) + b"\r\n", id="MAX_FRAME_SIZE=100"),
+        pytest.param(b"", id="absent"),
+        pytest.param(b"HTTP2-Settings: \r\nHTTP2-Settings: \r\n", id="repeated"),
+    ],
+)
+async def test_upgrade_h2c_with_bad_settings_is_served_over_http11(field: bytes) -> None:
+    async with running_server(app) as server:
+        reader, writer = await open_raw(server)
+        writer.write(
+            b"GET /plain HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"Upgrade: h2c\r\n" + field + b"\r\n"
+        )
+        head, body = await read_response(reader)
+        await close_raw(writer)
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert body == b"/plain"
 
 
 async def test_push_early_hint_and_trailers(raw_pair: Any) -> None:

@@ -70,6 +70,7 @@ from hypercorn.worker.protocol.events import (
     WebSocketClosed,
     WebSocketMessage,
 )
+from hypercorn.worker.protocol.h2c import upgrade_settings
 from hypercorn.worker.protocol.http11 import H11Protocol
 from hypercorn.worker.protocol.proxy import ProxyHeaderReader, ProxyProtocolError, TrustedAddresses
 from hypercorn.worker.waiters import Waiters
@@ -206,7 +207,7 @@ class HTTPConnection(asyncio.Protocol):
             self._start_h2(None)
         return data
 
-    def _start_h2(self, upgrade: UpgradeRequested | None) -> None:
+    def _start_h2(self, upgrade: tuple[bytes, UpgradeRequested] | None) -> None:
         """Serve HTTP/2 from now on (ALPN, prior knowledge or ``Upgrade: h2c``)."""
         from hypercorn.worker.protocol.h2 import H2Protocol
 
@@ -219,12 +220,10 @@ class HTTPConnection(asyncio.Protocol):
             if self.ctx.draining:
                 self._drain_h2()  # prior knowledge on a connection accepted as the worker stopped
             return
-        settings = next(
-            (value for name, value in upgrade.request.headers if name == b"http2-settings"), b""
-        )
+        settings, event = upgrade
         assert isinstance(self.protocol, H11Protocol)
-        rest = self.protocol.switch_protocol(upgrade.stream_id)
-        request = dataclasses.replace(upgrade.request, stream_id=1, http_version="2")
+        rest = self.protocol.switch_protocol(event.stream_id)
+        request = dataclasses.replace(event.request, stream_id=1, http_version="2")
         self._h2 = H2Protocol(
             self.ctx.config, tls=self.secure, now=now, upgrade=(settings, request)
         )
@@ -455,7 +454,10 @@ class HTTPConnection(asyncio.Protocol):
                 if (ws := self.streams.pop(event.stream_id, None)) is not None:
                     ws.closed(event.code, event.reason)  # type: ignore[call-arg]
             elif type(event) is UpgradeRequested and event.protocol == b"h2c":
-                self._start_h2(event)
+                if (settings := upgrade_settings(event.request.headers)) is not None:
+                    self._start_h2((settings, event))
+                else:
+                    self._upgrade_requested(event)  # served over HTTP/1.1 (see ``h2c``)
             elif isinstance(event, UpgradeRequested):
                 self._upgrade_requested(event)
 
