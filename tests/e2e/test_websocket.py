@@ -15,6 +15,7 @@ from wsproto.events import CloseConnection, Ping, TextMessage
 
 from hypercorn.shared.errors import UnexpectedMessageError
 from hypercorn.worker.asgi.websocket import WebSocketState
+from hypercorn.worker.protocol.ws import CLOSE_TIMEOUT
 from tests.e2e.conftest import ServerAddress, close_raw, open_raw, running_server, scaled
 
 pytestmark = pytest.mark.asyncio
@@ -413,6 +414,40 @@ class TestLimits:
         assert events[0].code == 1007
         assert app.seen[0]["text"] == "hello"
         assert app.seen[1]["code"] == 1007
+
+
+class TestFailing:
+    """RFC 6455 sections 7.1.1 and 7.1.7: a failed connection closes at once."""
+
+    @pytest.mark.parametrize(
+        ("frame", "code"),
+        [
+            pytest.param(bytes([0x81, 0x02]) + b"hi", 1002, id="unmasked"),
+            pytest.param(bytes([0xC1, 0x80, 0, 0, 0, 0]), 1002, id="rsv-bits"),
+            pytest.param(bytes([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xEC]), 1002, id="close-1004"),
+            pytest.param(bytes([0x81, 0x82, 0, 0, 0, 0, 0xC3, 0x28]), 1007, id="utf8"),
+        ],
+    )
+    async def test_server_closes_tcp_without_waiting(self, frame: bytes, code: int) -> None:
+        async with running_server(echo_app) as address:
+            peer, reader, writer = await raw_websocket(address)
+            writer.write(frame)
+            events: list[Any] = []
+            data = b"-"
+            while not any(isinstance(event, CloseConnection) for event in events):
+                data = await asyncio.wait_for(reader.read(65536), scaled(5))
+                assert data
+                peer.receive_data(data)
+                events += list(peer.events())
+            close = next(event for event in events if isinstance(event, CloseConnection))
+            assert close.code == code
+            writer.write(peer.send(close.response()))  # the client answers, as Autobahn does
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            while data:  # the server's EOF, not CLOSE_TIMEOUT (5 s) later
+                data = await asyncio.wait_for(reader.read(65536), CLOSE_TIMEOUT / 2)
+            assert loop.time() - started < CLOSE_TIMEOUT / 2
+            await close_raw(writer)
 
 
 class TestMessageOrder:

@@ -501,7 +501,10 @@ class HTTPConnection(asyncio.Protocol):
         if self._h2 is not None and self._drain_waiters:
             self._drain_waiters.wake()  # flow-control windows may have opened
         if protocol.should_close:
-            self._close()
+            if protocol.linger_on_close:
+                self._half_close()
+            else:
+                self._close()
             return
         self._update_reading()
         # The timer is re-armed only for an earlier deadline: a later one (each

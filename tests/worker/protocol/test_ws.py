@@ -240,9 +240,7 @@ class TestLimits:
         [close] = client_events(peer, server.data_to_send())
         assert isinstance(close, CloseConnection)
         assert close.code == 1009
-        assert not server.should_close  # waits for the peer's close
-        feed(server, peer.send(close.response()))
-        assert server.should_close
+        assert server.should_close  # failed: the peer's close is not waited for
 
     def test_at_the_limit(self) -> None:
         server = make(websocket_max_message_size=10)
@@ -319,25 +317,43 @@ class TestClosing:
         assert isinstance(event, WebSocketClosed)
         assert event.code == 1002
 
-    def test_after_bad_framing_nothing_is_read(self) -> None:
-        # The framing is lost: even a close cannot be found; the timeout ends it.
+    @pytest.mark.parametrize(
+        ("frame", "code"),
+        [
+            pytest.param(b"\x81\x02hi", 1002, id="unmasked"),
+            pytest.param(bytes([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xEC]), 1002, id="close-1004"),
+            pytest.param(bytes([0x88, 0x81, 0, 0, 0, 0, 0x03]), 1002, id="close-one-byte"),
+            pytest.param(bytes([0x81, 0x82, 0, 0, 0, 0, 0xC3, 0x28]), 1007, id="utf8"),
+        ],
+    )
+    def test_a_failure_ends_the_connection_at_once(self, frame: bytes, code: int) -> None:
+        # RFC 6455 section 7.1.7: our close, then the end; the peer's answer
+        # is not waited for (after bad framing it could not even be found).
         server = make()
         server.data_to_send()
-        feed(server, b"\x81\x02hi")
+        [event] = feed(server, frame)
+        assert isinstance(event, WebSocketClosed)
+        assert event.code == code
         [close] = client_events(client(), server.data_to_send())
-        assert close.code == 1002
-        feed(server, client().send(CloseConnection(1000)))
-        assert not server.should_close
-        server.handle_timer(CLOSE_TIMEOUT)
+        assert close.code == code
         assert server.should_close
-        assert server.events_received() == []
+        assert server.linger_on_close  # the peer may still be sending
+        assert server.next_deadline() is None
+        assert feed(server, client().send(CloseConnection(1000))) == []
+        assert server.data_to_send() == b""
+
+    def test_a_completed_handshake_does_not_linger(self) -> None:
+        server = make()
+        server.send(WebSocketClose(1, 1000, ""), 0.0)
+        [close] = client_events(client(), server.data_to_send())
+        feed(server, client().send(close.response()))
+        assert server.should_close
+        assert not server.linger_on_close
 
     @pytest.mark.parametrize("split", SPLITS)
-    def test_too_big_then_rest_of_message_then_close(
+    def test_too_big_ends_the_connection_at_once(
         self, split: Callable[[bytes], Iterator[bytes]]
     ) -> None:
-        # The peer is still sending the oversize message when our 1009 leaves;
-        # its rest is skipped and its close, found after it, ends the connection.
         server = make(websocket_max_message_size=10)
         server.data_to_send()
         peer = client()
@@ -346,8 +362,8 @@ class TestClosing:
         assert events == [WebSocketClosed(1, 1009, "message too big")]
         [close] = client_events(peer, server.data_to_send())
         assert close.code == 1009
-        assert feed(server, data[20:] + peer.send(close.response()), split) == []
         assert server.should_close
+        assert feed(server, data[20:] + peer.send(close.response()), split) == []
         assert server.data_to_send() == b""
 
     def test_eof_and_loss_are_1006_once(self) -> None:

@@ -64,3 +64,10 @@ class ServerProtocol(Protocol):
     def reading_paused(self) -> bool:
         """True while the protocol holds enough unprocessed input (pipelining)."""
         ...
+
+    @property
+    def linger_on_close(self) -> bool:
+        """True if the peer may still be sending when ``should_close``: shut our
+        side first, read and drop until its EOF (bounded), so that our close
+        does not reset a connection whose last bytes the peer has not read."""
+        ...

@@ -329,6 +329,11 @@ class H2Protocol:
         return self._closed or (self._draining and not self._streams)
 
     @property
+    def linger_on_close(self) -> bool:
+        """Closing follows a complete exchange: the I/O layer's check of unread input suffices."""
+        return False
+
+    @property
     def closed(self) -> bool:
         """True once nothing more is read or sent (GOAWAY with an error, EOF, timeout)."""
         return self._closed

@@ -326,6 +326,11 @@ class H11Protocol:
         return self._state is _State.CLOSED
 
     @property
+    def linger_on_close(self) -> bool:
+        """Closing follows a complete exchange: the I/O layer's check of unread input suffices."""
+        return False
+
+    @property
     def idle(self) -> bool:
         """True between requests, before any byte of the next one has arrived."""
         return self._state is _State.HEAD and not self._buf

@@ -21,11 +21,17 @@ above frames are here:
 - Closing: the peer's close is echoed with its code and the connection ends
   at once (RFC 6455 section 7.1.1: the server closes TCP first). A close the
   app asks for is sent and the peer's answer awaited for ``CLOSE_TIMEOUT``
-  seconds. A protocol error (bad framing, invalid UTF-8: 1002, 1007) fails
-  the connection the same way, with the code the frame reader names.
-  Whichever way it
-  ends, the stream gets exactly one ``WebSocketClosed``: the peer's code,
-  the failure's code, or 1006 when the transport was lost or timed out.
+  seconds; it ends the connection as soon as it comes. A protocol error
+  (bad framing, an invalid close, invalid UTF-8, a message too big: 1002,
+  1007, 1009) fails the connection (section 7.1.7): our close frame with the
+  code the frame reader names, and the connection ends at once, without
+  waiting for the peer's answer (after bad framing it could not even be
+  found). The peer may still be sending then, so ``linger_on_close`` asks
+  the I/O layer to shut our side first and drop what still arrives, rather
+  than reset a connection whose close frame the peer has not read yet.
+  Whichever way it ends, the stream gets exactly one ``WebSocketClosed``:
+  the peer's code, the failure's code, or 1006 when the transport was lost
+  or timed out.
 
 States: ``OPEN`` (messages flow both ways), ``CLOSING`` (our close frame is
 sent; input is read only to find the peer's close), ``CLOSED`` (nothing is
@@ -86,6 +92,7 @@ class WSConnection:
         "_close_deadline",
         "_closed_sent",
         "_events",
+        "_linger",
         "_next_ping",
         "_out",
         "_ping_interval",
@@ -132,6 +139,7 @@ class WSConnection:
         self._state = _State.OPEN
         self._close_deadline: float | None = None
         self._closed_sent = False
+        self._linger = False
 
     # -- the seam ------------------------------------------------------------
 
@@ -154,7 +162,8 @@ class WSConnection:
                     self._events.append(WebSocketMessage(stream_id, payload))
         error = reader.error
         if error is not None and self._state is _State.OPEN:
-            self._fail(error.code, error.reason, now)
+            self._fail(error.code, error.reason)
+            return
         if reader.close is not None:
             code, reason = reader.close
             if self._state is _State.OPEN:
@@ -180,7 +189,10 @@ class WSConnection:
         if type(event) is WebSocketSend:
             self._out.append(self._writer.message(event.data))
         elif type(event) is WebSocketClose:
-            self._fail(event.code, event.reason, now, notify=False)
+            # Our close: the peer's answer ends the connection (or the timeout).
+            self._out.append(close_frame(event.code, event.reason))
+            self._state = _State.CLOSING
+            self._close_deadline = now + CLOSE_TIMEOUT
 
     def data_to_send(self) -> bytes:
         """Return (and forget) the bytes to write to the peer."""
@@ -223,15 +235,18 @@ class WSConnection:
         """Input is never held unparsed here; streams pause reading themselves."""
         return self._state is _State.CLOSED
 
+    @property
+    def linger_on_close(self) -> bool:
+        """True once the connection was failed: the peer may still be sending."""
+        return self._linger
+
     # -- transitions ---------------------------------------------------------
 
-    def _fail(self, code: int, reason: str, now: float, *, notify: bool = True) -> None:
-        """Send our close frame and wait (bounded) for the peer's."""
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455 section 7.1.7): our close frame, then the end."""
         self._out.append(close_frame(code, reason))
-        self._state = _State.CLOSING
-        self._close_deadline = now + CLOSE_TIMEOUT
-        if notify:
-            self._notify(code, reason)
+        self._linger = True
+        self._finish(code, reason)
 
     def _finish(self, code: int, reason: str) -> None:
         if self._state is _State.CLOSED:

@@ -17,11 +17,10 @@ costs one slice, one unmask and (for text) one decode.
 
 The first protocol error is kept in ``error``: the close code to fail the
 connection with (1002 bad framing, 1007 invalid UTF-8 or deflate data, 1009
-too big). Events read before it are still returned, in order; after it no
-event is. After a 1007 or 1009 the framing is intact, so the reader goes on
-skipping frames to find the peer's close (the server waits for it before
-closing TCP); after a 1002 it cannot, and reads nothing more. The peer's
-close frame (``close``) ends reading too.
+too big). Events read before it are still returned, in order; after it
+nothing more is read (the server fails the connection and closes it without
+waiting for the peer's close, RFC 6455 section 7.1.7). The peer's close
+frame (``close``) ends reading too.
 
 permessage-deflate (RFC 7692) runs here too, with the parameters wsproto's
 ``PerMessageDeflate`` negotiated in ``ws_handshake``; inflating is bounded by
@@ -32,7 +31,6 @@ a large buffer.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import zlib
 from typing import Final
 
@@ -218,8 +216,8 @@ class FrameReader:
         self.close: tuple[int, str] | None = None
         """The peer's close code and reason, once its close frame is read."""
         self.error: FrameError | None = None
-        """The first protocol error, if any; after it only a close frame is looked for."""
-        self._stopped = False  # after a close or a 1002: nothing more is read
+        """The first protocol error, if any; nothing is read after it."""
+        self._stopped = False  # after a close or an error: nothing more is read
 
     def receive(self, data: bytes) -> list[Event]:
         """Parse ``data``; return the messages and pings completed by it, in order."""
@@ -229,15 +227,10 @@ class FrameReader:
         if self._pending:
             data = self._pending + data
             self._pending = b""
-        if self.error is None:
-            self._parse(data, events)
-        else:
-            self._skip(data, 0)
+        self._parse(data, events)
         return events
 
     def _parse(self, data: bytes, events: list[Event]) -> None:
-        # Invariant: before anything that can raise 1007 or 1009, ``pos`` and
-        # ``_left`` already step over the frame, so that ``_skip`` can resume.
         end = len(data)
         pos = 0
         try:
@@ -319,53 +312,15 @@ class FrameReader:
                 self._payload(unmask(data[start:stop], mask), not self._left, events)
         except FrameError as error:
             self.error = error
+            self._stopped = True
             self._opcode = 0
             self._chunks = []
             self._texts = []
             self._decoder = None
-            if error.code == PROTOCOL_ERROR or self._stopped:
-                self._stopped = True  # the framing is lost, or the peer has closed
-                self._pending = b""
-            else:
-                self._skip(data, pos)
+            self._pending = b""
             return
         if pos < end:
             self._pending = data[pos:]
-
-    def _skip(self, data: bytes, pos: int) -> None:
-        """After a 1007 or 1009: read frames only to find the peer's close."""
-        end = len(data)
-        if self._left:
-            taken = min(self._left, end - pos)
-            self._left -= taken
-            pos += taken
-        while end - pos >= 2:
-            first = data[pos]
-            second = data[pos + 1]
-            length = second & 0x7F
-            start = pos + 6 + (2 if length == 126 else 8 if length == 127 else 0)
-            if not second & _MASKED:
-                self._stopped = True
-                return
-            if end < start:
-                break
-            if length == 126:
-                length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-            elif length == 127:
-                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-            stop = start + length
-            if first & 0x0F == OP_CLOSE:
-                if end < stop:
-                    break
-                self._stopped = True
-                with contextlib.suppress(FrameError):
-                    self.close = parse_close(unmask(data[start:stop], data[start - 4 : start]))
-                return
-            if end < stop:
-                self._left = stop - end
-                return
-            pos = stop
-        self._pending = data[pos:]
 
     def _check_control(self, first: int, second: int) -> None:
         # RFC 6455 section 5.5: control frames are never fragmented and carry
