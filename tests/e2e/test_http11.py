@@ -188,6 +188,17 @@ async def test_read_timeout_ends_a_stalled_request_head() -> None:
     assert data == b"" or data.startswith(b"HTTP/1.1 408")
 
 
+async def test_body_timeout_answers_a_stalled_body_408() -> None:
+    async with running_server(echo_app, body_timeout=0.2) as server:
+        reader, writer = await open_raw(server)
+        writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        head, _ = await read_response(reader)
+        rest = await asyncio.wait_for(reader.read(), scaled(5))
+        await close_raw(writer)
+    assert head.startswith(b"HTTP/1.1 408")
+    assert rest == b""
+
+
 async def test_keep_alive_max_requests_closes_after_the_limit() -> None:
     async with running_server(echo_app, keep_alive_max_requests=2) as server:
         reader, writer = await open_raw(server)

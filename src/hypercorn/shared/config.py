@@ -106,6 +106,7 @@ class Config:
         keep_alive_timeout: float
         keep_alive_max_requests: int
         read_timeout: float | None
+        body_timeout: float | None
         h11_max_incomplete_size: int
         h11_pass_raw_headers: bool
         h2_max_concurrent_streams: int

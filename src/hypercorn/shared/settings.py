@@ -186,6 +186,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s("read_timeout", "HTTP", "float | None", None, _opt_secs,
        "Seconds to wait for the next bytes of a request before giving up.",
        "--read-timeout"),
+    _s("body_timeout", "HTTP", "float | None", 60.0, _opt_secs,
+       "Seconds to wait for the next bytes of an HTTP/1.1 request body; then 408 if no "
+       "response has started, else the connection closes (None: no limit).",
+       "--body-timeout"),
     _s("h11_max_incomplete_size", "HTTP", "int", 16 * 1024, v.integer(1),
        "Largest HTTP/1.1 request head in bytes (larger: 431).", "--h11-max-incomplete-size"),
     _s("h11_pass_raw_headers", "HTTP", "bool", False, v.boolean,

@@ -97,7 +97,7 @@ class TestReadTimeout:
         ]
         assert protocol.should_close
 
-    def test_partial_body_closes_the_stream(self) -> None:
+    def test_partial_body_is_answered_408(self) -> None:
         protocol = make(read_timeout=2.0)
         protocol.receive_data(POST + b"abc", 1.0)
         protocol.events_received()
@@ -106,17 +106,76 @@ class TestReadTimeout:
         protocol.handle_timer(3.0)
         assert open_(protocol)
         protocol.handle_timer(4.0)
-        assert protocol.events_received() == [BodyReceived(1, b"d"), StreamClosed(1)]
+        assert protocol.events_received() == [
+            BodyReceived(1, b"d"),
+            StreamClosed(1),
+            RequestRejected(1, 408, "request body not received in time"),
+        ]
+        assert protocol.should_close
+        assert protocol.data_to_send().startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+
+    def test_partial_body_after_the_response_started_just_closes(self) -> None:
+        protocol = make(read_timeout=2.0)
+        protocol.receive_data(POST + b"abc", 1.0)
+        protocol.events_received()
+        protocol.send(ResponseStarted(1, 200, CL2), 1.5)
+        protocol.data_to_send()
+        protocol.handle_timer(3.0)
+        assert protocol.events_received() == [StreamClosed(1)]
         assert protocol.should_close
         assert protocol.data_to_send() == b""
 
-    def test_no_body_deadline_without_read_timeout(self) -> None:
+
+class TestBodyTimeout:
+    """``body_timeout`` (nginx's ``client_body_timeout``): on by default."""
+
+    def test_on_by_default(self) -> None:
+        assert Config().body_timeout == 60.0
         protocol = make()
+        protocol.receive_data(POST, 1.0)
+        assert protocol.next_deadline() == 61.0
+
+    def test_a_trickle_keeps_it_alive_and_a_gap_ends_it(self) -> None:
+        protocol = make(body_timeout=2.0)
+        protocol.receive_data(POST, 0.0)
+        for second in range(1, 10):  # a byte a second: never a 2-second gap
+            protocol.handle_timer(float(second))
+            protocol.receive_data(b"x", float(second))
+        assert open_(protocol)
+        assert protocol.next_deadline() == 11.0
+        protocol.handle_timer(11.0)
+        assert protocol.events_received()[-2:] == [
+            StreamClosed(1),
+            RequestRejected(1, 408, "request body not received in time"),
+        ]
+        assert protocol.data_to_send().startswith(b"HTTP/1.1 408 ")
+        assert protocol.should_close
+
+    def test_the_shorter_of_read_and_body_timeouts(self) -> None:
+        assert make(read_timeout=5.0, body_timeout=3.0).next_deadline() == 5.0  # idle: keep-alive
+        protocol = make(read_timeout=5.0, body_timeout=3.0)
+        protocol.receive_data(POST, 1.0)
+        assert protocol.next_deadline() == 4.0
+        protocol = make(read_timeout=2.0, body_timeout=3.0)
+        protocol.receive_data(POST, 1.0)
+        assert protocol.next_deadline() == 3.0
+
+    def test_none_disables_it(self) -> None:
+        protocol = make(body_timeout=None)
         protocol.receive_data(POST, 1.0)
         assert protocol.next_deadline() is None
 
+    def test_chunked_body(self) -> None:
+        protocol = make(body_timeout=2.0)
+        protocol.receive_data(CHUNKED + b"3\r\nabc\r\n", 1.0)
+        assert protocol.next_deadline() == 3.0
+        protocol.handle_timer(3.0)
+        assert protocol.events_received()[-1] == RequestRejected(
+            1, 408, "request body not received in time"
+        )
+
     def test_no_deadline_while_the_client_waits_for_continue(self) -> None:
-        protocol = make(read_timeout=2.0)
+        protocol = make(read_timeout=2.0, body_timeout=None)
         protocol.receive_data(POST[:-2] + b"Expect: 100-continue\r\n\r\n", 1.0)
         assert protocol.next_deadline() is None
         protocol.send(InformationalResponse(1, 100), 10.0)

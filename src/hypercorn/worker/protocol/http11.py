@@ -37,9 +37,12 @@ body that turns out malformed after its head was delivered closes the stream
 
 Time is an argument. ``next_deadline`` is the keep-alive deadline while
 waiting for a head (from the moment the connection became idle), and also
-``last byte + read_timeout`` once part of a head is buffered; in ``BODY`` it is
-``last byte + read_timeout`` (none while the client waits for 100 Continue);
-while the app works on a complete request there is no deadline.
+``last byte + read_timeout`` once part of a head is buffered (408 when it
+passes); in ``BODY`` it is ``last byte`` plus the shorter of ``read_timeout``
+and ``body_timeout`` (none while the client waits for 100 Continue): when it
+passes, the stream is closed and, if no response has started, answered 408,
+as nginx's ``client_body_timeout`` does; while the app works on a complete
+request there is no deadline.
 """
 
 from __future__ import annotations
@@ -101,6 +104,8 @@ class H11Settings(Protocol):
     def keep_alive_max_requests(self) -> int: ...
     @property
     def read_timeout(self) -> float | None: ...
+    @property
+    def body_timeout(self) -> float | None: ...
 
 
 class _State(enum.Enum):
@@ -122,6 +127,7 @@ class H11Protocol:
     __slots__ = (
         "_body_left",
         "_body_seen",
+        "_body_timeout",
         "_buf",
         "_chunked",
         "_closing_after",
@@ -159,6 +165,8 @@ class H11Protocol:
         self._keep_alive_timeout = config.keep_alive_timeout
         self._keep_alive_max = config.keep_alive_max_requests
         self._read_timeout = config.read_timeout
+        timeouts = [t for t in (config.read_timeout, config.body_timeout) if t is not None]
+        self._body_timeout = min(timeouts, default=None)
         self._buf = bytearray()
         self._scanned = 0
         self._empty_lines = 0
@@ -302,10 +310,8 @@ class H11Protocol:
             return
         if self._state is _State.HEAD and self._buf:
             self._reject(408, "request head not received in time")
-        else:
-            if self._state is _State.BODY:
-                self._events.append(StreamClosed(self._stream_id))
-            self._close()
+            return
+        self._body_failed(408, "request body not received in time")
 
     def next_deadline(self) -> float | None:
         """The loop time at which ``handle_timer`` must next run, if any."""
@@ -316,8 +322,9 @@ class H11Protocol:
             if self._buf and read_timeout is not None:
                 return min(deadline, self._last_rx + read_timeout)
             return deadline
-        if state is _State.BODY and read_timeout is not None and not self._awaiting_continue():
-            return self._last_rx + read_timeout
+        body_timeout = self._body_timeout
+        if state is _State.BODY and body_timeout is not None and not self._awaiting_continue():
+            return self._last_rx + body_timeout
         return None
 
     @property
@@ -409,12 +416,7 @@ class H11Protocol:
         except HeadError as exc:
             self._reject(exc.status, exc.reason)
         except ChunkedError as exc:
-            if self._state is _State.BODY:
-                self._events.append(StreamClosed(self._stream_id))
-                if self._framing is Framing.UNSTARTED:
-                    self._events.append(RequestRejected(self._stream_id, 400, str(exc)))
-                    self._out.append(error_response(400))
-            self._close()
+            self._body_failed(400, str(exc))
 
     def _read_head(self) -> bool:
         buf = self._buf
@@ -640,8 +642,20 @@ class H11Protocol:
         self._framing = Framing.UNSTARTED
         self._keep = True
 
-    def _reject(self, status: int, reason: str) -> None:
-        self._events.append(RequestRejected(self._next_id, status, reason))
+    def _body_failed(self, status: int, reason: str) -> None:
+        """The request body cannot be read to its end: close the stream, answer
+        ``status`` if no response has started, and close the connection."""
+        if self._state is _State.BODY:
+            self._events.append(StreamClosed(self._stream_id))
+            if self._framing is Framing.UNSTARTED:
+                self._reject(status, reason, self._stream_id)
+                return
+        self._close()
+
+    def _reject(self, status: int, reason: str, stream_id: int | None = None) -> None:
+        """Answer ``status`` with ``connection: close`` and close; the next
+        request's id unless the request's stream is named."""
+        self._events.append(RequestRejected(stream_id or self._next_id, status, reason))
         self._out.append(error_response(status))
         self._close()
 
