@@ -1,0 +1,145 @@
+"""CPU per request of one worker's serving path, in process, without a network.
+
+A fake transport feeds an ``HTTPConnection`` one request at a time (keep-alive
+HTTP/1.1, or HTTP/2 streams by prior knowledge) and waits for its response;
+the figure is the process CPU time per request, best of several rounds. No
+kernel, no load generator: what it measures is our code and the loop, so
+compare two builds with it on the same machine, not with ``make bench``.
+
+    python benchmarks/inprocess.py [--requests N] [--rounds R] [--loop asyncio|uvloop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+from apps import app  # benchmarks/ is the script's directory, as for run.py
+
+from hypercorn.config import Config
+from hypercorn.worker.context import WorkerContext
+from hypercorn.worker.io import HTTPConnection
+
+
+class FakeTransport:
+    """Just enough of ``asyncio.Transport`` for one connection: writes are collected."""
+
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+        self.closed = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.expect = b""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 40000)}.get(
+            name, default
+        )
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+        if self.waiter is not None and not self.waiter.done() and self.expect in data:
+            self.waiter.set_result(None)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None: ...
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def _connection(loop: asyncio.AbstractEventLoop) -> tuple[HTTPConnection, FakeTransport]:
+    config = Config()
+    config.keep_alive_max_requests = 10**9
+    ctx = WorkerContext(app, config, loop, {})  # type: ignore[arg-type]
+    connection = HTTPConnection(ctx, secure=False)
+    transport = FakeTransport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    return connection, transport
+
+
+async def http11(requests: int, unique: bool) -> float:
+    loop = asyncio.get_running_loop()
+    connection, transport = _connection(loop)
+    transport.expect = b"Hello, world!"
+    heads = [
+        b"GET /?n=%d HTTP/1.1\r\nHost: bench\r\nCookie: id=%d\r\n\r\n" % (i, i)
+        if unique
+        else b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: inprocess\r\n\r\n"
+        for i in range(requests)
+    ]
+    started = time.process_time()
+    for head in heads:
+        transport.waiter = loop.create_future()
+        connection.data_received(head)
+        await transport.waiter
+    return (time.process_time() - started) / requests
+
+
+async def h2c(requests: int) -> float:
+    loop = asyncio.get_running_loop()
+    connection, transport = _connection(loop)
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    connection.data_received(client.data_to_send())
+    await asyncio.sleep(0)
+    client.receive_data(b"".join(transport.out))
+    transport.out.clear()
+    headers = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "b")]
+    started = time.process_time()
+    for _ in range(requests):
+        stream_id = client.get_next_available_stream_id()
+        client.send_headers(stream_id, headers, end_stream=True)
+        transport.waiter = loop.create_future()
+        transport.expect = b"Hello, world!"
+        connection.data_received(client.data_to_send())
+        await transport.waiter
+        for event in client.receive_data(b"".join(transport.out)):
+            if isinstance(event, h2.events.StreamEnded):
+                break
+        transport.out.clear()
+    return (time.process_time() - started) / requests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
+    args = parser.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    else:
+        runner = asyncio.Runner()
+    scenarios = {
+        "keep-alive hello": lambda: http11(args.requests, False),
+        "keep-alive hello, unique heads": lambda: http11(args.requests, True),
+        "h2c hello (one stream at a time)": lambda: h2c(args.requests // 4),
+    }
+    with runner:
+        for name, scenario in scenarios.items():
+            best = min(runner.run(scenario()) for _ in range(args.rounds))
+            print(f"{name:34} {best * 1e6:6.1f} µs CPU per request ({args.loop})")
+
+
+if __name__ == "__main__":
+    main()
