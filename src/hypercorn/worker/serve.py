@@ -48,8 +48,9 @@ from hypercorn.shared.validators import ConfigError
 from hypercorn.worker import loop as worker_loop
 from hypercorn.worker.asgi.lifespan import Lifespan
 from hypercorn.worker.context import WorkerContext
-from hypercorn.worker.io import SERVED_ALPN_PROTOCOLS, HTTPConnection
+from hypercorn.worker.io import HTTPConnection
 from hypercorn.worker.listener import Listener
+from hypercorn.worker.protocol.connection import SERVED_ALPN_PROTOCOLS
 from hypercorn.worker.proxy_binds import ProxyBinds
 
 if TYPE_CHECKING:

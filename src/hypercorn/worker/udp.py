@@ -34,21 +34,11 @@ import socket
 from typing import TYPE_CHECKING, Any, cast
 
 from hypercorn.shared.addresses import parse_socket_addr
-from hypercorn.worker.asgi.http import ClientDisconnectedError, ConnectionInfo, HTTPStream
-from hypercorn.worker.asgi.websocket import WebSocketStream
-from hypercorn.worker.protocol.events import (
-    BodyEnded,
-    BodyReceived,
-    Headers,
-    OutboundEvent,
-    RequestReceived,
-    StreamClosed,
-    UpgradeRequested,
-    WebSocketClosed,
-    WebSocketMessage,
-)
+from hypercorn.worker.asgi.http import ClientDisconnectedError
+from hypercorn.worker.protocol.events import ConnectionInfo, Headers, OutboundEvent
 from hypercorn.worker.protocol.h3 import H3Protocol
 from hypercorn.worker.protocol.h3_endpoint import QuicEndpoint
+from hypercorn.worker.router import StreamRouter
 from hypercorn.worker.waiters import Waiters
 
 if TYPE_CHECKING:
@@ -172,7 +162,7 @@ class H3Connection:
         "loop",
         "protocol",
         "quic_server",
-        "streams",
+        "router",
     )
 
     def __init__(self, quic_server: QuicServer, protocol: H3Protocol) -> None:
@@ -187,7 +177,7 @@ class H3Connection:
             client=(str(peer[0]), int(peer[1])) if peer is not None else None,
             server=quic_server.server,
         )
-        self.streams: dict[int, HTTPStream | WebSocketStream] = {}
+        self.router = StreamRouter(self.ctx, self)
         self._lost = False
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -222,31 +212,9 @@ class H3Connection:
             self.flush()
 
     def _dispatch(self) -> None:
-        for event in self.protocol.events_received():
-            if type(event) is WebSocketMessage:
-                if (ws := self.streams.get(event.stream_id)) is not None:
-                    ws.message_received(event.data)  # type: ignore[union-attr]
-            elif isinstance(event, BodyReceived):
-                if (stream := self.streams.get(event.stream_id)) is not None:
-                    stream.body_received(event.data)
-            elif isinstance(event, RequestReceived):
-                stream = HTTPStream(self.ctx, self, self.info, event, self.loop.time())
-                self.streams[event.stream_id] = stream
-                stream.start()
-            elif isinstance(event, BodyEnded):
-                if (stream := self.streams.get(event.stream_id)) is not None:
-                    stream.body_ended()
-            elif isinstance(event, StreamClosed):
-                if (stream := self.streams.pop(event.stream_id, None)) is not None:
-                    stream.closed()
-            elif isinstance(event, WebSocketClosed):
-                if (ws := self.streams.pop(event.stream_id, None)) is not None:
-                    ws.closed(event.code, event.reason)  # type: ignore[call-arg]
-            elif isinstance(event, UpgradeRequested):
-                ws = WebSocketStream(self.ctx, self, self.info, event.request, self.loop.time())
-                self.streams[event.stream_id] = ws
-                ws.start()
-            # RequestRejected: the protocol answered it; no app runs.
+        events = self.protocol.events_received()
+        if events:
+            self.router.dispatch(events, self.info, self.loop.time())
 
     def lost(self) -> None:
         """The connection ended (or the socket closed): end every stream."""
@@ -254,9 +222,7 @@ class H3Connection:
             return
         self._lost = True
         self._cancel_timer()
-        for stream in list(self.streams.values()):
-            stream.closed()
-        self.streams.clear()
+        self.router.close_all()
         self.wake_drain_waiters()
         self.quic_server.forget(self)
 
@@ -306,7 +272,7 @@ class H3Connection:
         """Request bodies are not back-pressured over HTTP/3 (see the module doc)."""
 
     def stream_finished(self, stream_id: int) -> None:
-        self.streams.pop(stream_id, None)
+        self.router.finished(stream_id)
 
     # -- Drainable (shutdown) -------------------------------------------------------
 
@@ -317,9 +283,7 @@ class H3Connection:
     def shutdown(self) -> None:
         if self._lost:
             return
-        for stream in list(self.streams.values()):
-            if type(stream) is WebSocketStream:
-                stream.shutdown()  # close frames first, then GOAWAY
+        self.router.close_websockets()  # close frames first, then GOAWAY
         self.protocol.begin_drain()
         self.quic_server.mark(self)
 

@@ -16,13 +16,13 @@ from hypercorn.shared.errors import UnexpectedMessageError
 from hypercorn.worker.asgi.http import (
     BODY_HIGH_WATER,
     ClientDisconnectedError,
-    ConnectionInfo,
     HTTPStream,
     ResponseState,
     build_scope,
 )
 from hypercorn.worker.context import WorkerContext
 from hypercorn.worker.protocol.events import (
+    ConnectionInfo,
     InformationalResponse,
     OutboundEvent,
     RequestReceived,

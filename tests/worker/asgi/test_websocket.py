@@ -13,10 +13,10 @@ import pytest
 
 from hypercorn.config import Config
 from hypercorn.shared.errors import UnexpectedMessageError
-from hypercorn.worker.asgi.http import ConnectionInfo
 from hypercorn.worker.asgi.websocket import WebSocketState, WebSocketStream
 from hypercorn.worker.context import WorkerContext
 from hypercorn.worker.protocol.events import (
+    ConnectionInfo,
     RequestReceived,
     ResponseData,
     ResponseEnded,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from hypercorn.config import Config
-from hypercorn.worker.protocol.base import ServerProtocol
+from hypercorn.worker.protocol.base import ProtocolCore
 from hypercorn.worker.protocol.events import (
     BodyEnded,
     BodyReceived,
@@ -61,7 +61,7 @@ def respond(
 
 
 def test_is_a_server_protocol() -> None:
-    protocol: ServerProtocol = make()
+    protocol: ProtocolCore = make()
     assert not protocol.should_close
     assert not protocol.reading_paused
 

@@ -41,13 +41,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 from hypercorn.shared.errors import UnexpectedMessageError
 from hypercorn.shared.headers import build_and_validate_headers, valid_server_name
 from hypercorn.worker.protocol.events import (
+    ConnectionInfo,
     Headers,
     InformationalResponse,
     OutboundEvent,
@@ -109,17 +109,6 @@ class StreamHost(Protocol):
 
     def stream_finished(self, stream_id: int) -> None:
         """The stream's response is complete or aborted."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionInfo:
-    """What a connection knows once, for every request on it."""
-
-    protocol: str  # "h11", "h2" or "h3" (the ``server`` header names it)
-    scheme: str  # "http" or "https"
-    client: tuple[str, int] | None
-    server: tuple[str, int | None] | None
-    tls: dict[object, object] | None = None
 
 
 class ResponseState(enum.Enum):

@@ -46,13 +46,10 @@ from typing import TYPE_CHECKING, Any
 
 from hypercorn.shared.errors import UnexpectedMessageError
 from hypercorn.shared.headers import build_and_validate_headers, valid_server_name
-from hypercorn.worker.asgi.http import (
-    ClientDisconnectedError,
-    ConnectionInfo,
-    StreamHost,
-)
+from hypercorn.worker.asgi.http import ClientDisconnectedError, StreamHost
 from hypercorn.worker.asgi.http import build_scope as build_http_scope
 from hypercorn.worker.protocol.events import (
+    ConnectionInfo,
     Headers,
     OutboundEvent,
     RequestReceived,

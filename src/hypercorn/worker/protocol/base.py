@@ -1,35 +1,50 @@
-"""The seam every sans-IO server protocol offers to the I/O layer.
+"""The seams between the sans-IO protocols and the I/O layer.
 
 Theory of operation
 -------------------
-The I/O layer (``worker/io``) owns the socket, the loop and the clock. For
-each connection it holds one object of this shape and drives it:
+The I/O layer (``worker/io`` for asyncio; any other loop's the same way)
+owns the socket, the loop and the clock. For each connection it holds one
+``ServerProtocol`` (a ``connection.ServerConnection``) and drives it:
 
 1. bytes arrive: ``receive_data(data, now)``; ``b""`` means the peer closed
    its sending side (EOF);
-2. it drains ``events_received()`` and hands each event to the stream it names;
-3. streams answer with ``send(event, now)``;
-4. after every call it writes ``data_to_send()`` (one ``transport.write``),
-   closes the transport once ``should_close`` is true and nothing is left
-   to write, pauses reading while ``reading_paused`` is true, and (re)arms
-   one timer at ``next_deadline()`` or earlier, calling ``handle_timer(now)``
-   when it fires (a call before the deadline must change nothing);
-5. when the transport is lost, ``connection_lost()``: every open stream
-   gets a ``StreamClosed``.
+2. it drains ``events_received()`` and hands each event to the stream it
+   names (``worker/router``);
+3. streams answer with ``send(event, now)`` and reach the protocol for
+   flow control (``stream_blocked``, ``acknowledge``, ``set_receive_paused``)
+   and push;
+4. after every call it writes ``data_to_send()`` (one write; several
+   streams' output may be gathered into one write per loop turn while
+   ``multiplexed``), closes the transport once ``should_close`` is true and
+   nothing is left to write (shutting its sending side first and dropping
+   what still arrives when ``linger_on_close``, or when bytes wait unread;
+   before a gentle close with bytes unread it tells ``input_waiting``),
+   pauses reading while ``reading_paused`` is true, and (re)arms one timer
+   at ``next_deadline()`` or earlier, calling ``handle_timer(now)`` when it
+   fires (a call before the deadline must change nothing);
+5. it reports its transport's write buffer (``set_write_paused``), and the
+   worker's shutdown (``begin_drain``); ``reusable`` tells the request limit
+   whether the connection may still bring a request;
+6. when the transport is lost, ``connection_lost()``: every open stream
+   gets a ``StreamClosed`` (or ``WebSocketClosed``).
 
 Protocol errors are raised inside the protocol and turned into a response
 (or a close) at its own boundary; they never escape these methods.
+
+``ProtocolCore`` is the part every single protocol (HTTP/1.1, HTTP/2, a
+WebSocket) offers; ``ServerConnection`` wraps one of them at a time and adds
+the rest, so the I/O layer never learns which it is.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from hypercorn.worker.protocol.events import InboundEvent, OutboundEvent
+from hypercorn.worker.protocol.events import ConnectionInfo, Headers, InboundEvent, OutboundEvent
 
 
-class ServerProtocol(Protocol):
-    """A server side of one connection, with no I/O of its own."""
+class ProtocolCore(Protocol):
+    """One protocol's server side of a byte stream, with no I/O of its own."""
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Feed bytes read from the peer; ``b""`` signals EOF."""
@@ -71,3 +86,46 @@ class ServerProtocol(Protocol):
         side first, read and drop until its EOF (bounded), so that our close
         does not reset a connection whose last bytes the peer has not read."""
         ...
+
+
+class ServerProtocol(ProtocolCore, Protocol):
+    """Everything the I/O layer drives on one connection (see the module doc)."""
+
+    info: ConnectionInfo
+    """Addresses, scheme, TLS details and the protocol's name, for new streams."""
+
+    close_reason: str | None
+    """Why the connection was refused before any request, for a debug log line."""
+
+    @property
+    def multiplexed(self) -> bool:
+        """True while several streams share the connection."""
+        ...
+
+    @property
+    def reusable(self) -> bool:
+        """True if the connection may still bring a request."""
+        ...
+
+    def set_write_paused(self, paused: bool) -> None:
+        """The transport's write buffer is full (True) or has drained (False)."""
+
+    def set_receive_paused(self, stream_id: int, paused: bool) -> None:
+        """A stream asks for reading to pause, or lets it resume."""
+
+    def stream_blocked(self, stream_id: int) -> bool:
+        """True while the stream's sent bytes wait for flow-control window."""
+        ...
+
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        """The app consumed ``size`` request body bytes of the stream."""
+
+    def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
+        """Promise and start ``GET path`` as a pushed request, where supported."""
+
+    def begin_drain(self, now: float, *, at_limit: bool = False) -> None:
+        """The worker stops: finish what is under way, then close."""
+
+    def input_waiting(self, now: float) -> None:
+        """Bytes wait unread in the transport as the connection would close
+        gently: a close that was only for idleness gives way to lingering on."""

@@ -2,16 +2,17 @@
 
 Theory of operation
 -------------------
-A protocol object (HTTP/1.1 today; HTTP/2 and HTTP/3 later) turns bytes into
+A protocol object (HTTP/1.1, HTTP/2, WebSocket, HTTP/3) turns bytes into
 *inbound* events and *outbound* events into bytes. It never touches a socket,
-a loop or a clock: the I/O layer feeds it with ``receive_data(data)`` and
+a loop or a clock: the I/O layer feeds it with ``receive_data(data, now)`` and
 ``handle_timer(now)``, drains ``events_received()`` and ``data_to_send()``,
-and hands outbound events to ``send(event)``.
+and hands outbound events to ``send(event, now)``.
 
 Every event names its ``stream_id``. HTTP/1.1 numbers its requests 1, 3, 5,
 ... on a connection (one at a time, in order); HTTP/2 and HTTP/3 use their
-own stream ids. These dataclasses are the only types that cross the seam:
-h11, h2, wsproto and aioquic objects stay inside ``worker/protocol``.
+own stream ids. These dataclasses (and ``ConnectionInfo``, what a stream
+learns of its connection) are the only types that cross the seam: h11, h2,
+wsproto and aioquic objects stay inside ``worker/protocol``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ def event(cls: type[_T]) -> type[_T]:
     events are made per request.
     """
     return dataclass(slots=True)(cls)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """What a connection knows once, for every request on it."""
+
+    protocol: str  # "h11", "h2" or "h3" (the ``server`` header names it)
+    scheme: str  # "http" or "https"
+    client: tuple[str, int] | None
+    server: tuple[str, int | None] | None
+    tls: dict[object, object] | None = None
 
 
 # --------------------------------------------------------------------------

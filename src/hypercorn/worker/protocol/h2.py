@@ -111,7 +111,7 @@ class H2Settings(WSSettings, Protocol):
 
 
 class H2Protocol:
-    """An HTTP/2 server connection implementing ``ServerProtocol``."""
+    """An HTTP/2 server connection implementing ``ProtocolCore``."""
 
     __slots__ = (
         "_closed",
@@ -344,6 +344,11 @@ class H2Protocol:
         return self._closed
 
     # -- HTTP/2 specifics, for the I/O layer ----------------------------------
+
+    @property
+    def idle(self) -> bool:
+        """True while no stream is open."""
+        return not self._streams
 
     @property
     def last_stream_id(self) -> int:

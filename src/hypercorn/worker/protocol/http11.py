@@ -122,7 +122,7 @@ _TCHARS = frozenset(
 
 
 class H11Protocol:
-    """An HTTP/1.1 server connection implementing ``ServerProtocol``."""
+    """An HTTP/1.1 server connection implementing ``ProtocolCore``."""
 
     __slots__ = (
         "_body_left",
@@ -152,6 +152,7 @@ class H11Protocol:
         "_state",
         "_stream_id",
         "tls",
+        "upgrade",
     )
 
     def __init__(self, config: H11Settings, *, tls: bool, now: float) -> None:
@@ -188,6 +189,9 @@ class H11Protocol:
         self._resp_left = 0
         self._keep = True
         self._closing_after = False
+        self.upgrade: UpgradeRequested | None = None
+        """The upgrade the current request asks for, until it is switched to,
+        declined or answered (h11's ``MIGHT_SWITCH_PROTOCOL``)."""
 
     # -- the seam ------------------------------------------------------------
 
@@ -391,6 +395,20 @@ class H11Protocol:
         self._close()
         return data
 
+    def decline_upgrade(self) -> None:
+        """Serve the upgrading request as a plain one, with no body.
+
+        Its ``UpgradeRequested``, still among the events not yet returned,
+        becomes ``RequestReceived`` and ``BodyEnded``; the bytes after its head
+        are parsed once its response ends, as for any request.
+        """
+        upgrade = self.upgrade
+        if upgrade is None:
+            return
+        self.upgrade = None
+        index = self._events.index(upgrade)
+        self._events[index : index + 1] = [upgrade.request, BodyEnded(upgrade.stream_id)]
+
     def _upgrade_protocol(self, head: RequestHead) -> bytes:
         tokens = [token.strip(b" \t") for token in head.upgrade.split(b",")]
         if b"websocket" in tokens and head.method == "GET" and head.http_version == "1.1":
@@ -480,7 +498,8 @@ class H11Protocol:
         length = head.body_length
         if head.upgrade and length == 0 and (protocol := self._upgrade_protocol(head)):
             # No BodyEnded: the upgrade stands for the whole request.
-            self._events.append(UpgradeRequested(stream_id, request, protocol))
+            self.upgrade = UpgradeRequested(stream_id, request, protocol)
+            self._events.append(self.upgrade)
             self._state = _State.RESPONDING
             return
         self._events.append(request)
@@ -634,6 +653,7 @@ class H11Protocol:
     def _next_cycle(self, now: float) -> None:
         self._state = _State.HEAD
         self._empty_lines = 0
+        self.upgrade = None
         self._idle_since = self._last_rx = now
         self._head = None
         self._chunked = None
@@ -661,6 +681,7 @@ class H11Protocol:
 
     def _close(self) -> None:
         self._state = _State.CLOSED
+        self.upgrade = None
         self._buf.clear()
         self._chunked = None
         self._head = None

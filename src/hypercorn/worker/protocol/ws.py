@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 A ``WSConnection`` starts once the app has accepted the opening handshake
 (``WebSocketAccept``). Over HTTP/1.1 it takes the whole connection and is the
-connection's ``ServerProtocol``: its first bytes are the ``101`` response.
+connection's ``ProtocolCore``: its first bytes are the ``101`` response.
 Over HTTP/2 (RFC 8441) the HTTP/2 protocol keeps one per stream, answers
 ``200`` with ``response_headers`` and carries ``receive_data`` /
 ``data_to_send`` in DATA frames; ``should_close`` then ends the stream.
@@ -86,7 +86,7 @@ class _State(enum.Enum):
 
 
 class WSConnection:
-    """One accepted WebSocket; over HTTP/1.1 also the connection's ``ServerProtocol``."""
+    """One accepted WebSocket; over HTTP/1.1 also the connection's ``ProtocolCore``."""
 
     __slots__ = (
         "_close_deadline",
