@@ -88,6 +88,7 @@ class ServerConnection:
         "_h2",
         "_h11",
         "_linger_until",
+        "_out",
         "_paused",
         "_protocol",
         "_proxy",
@@ -124,6 +125,7 @@ class ServerConnection:
         self._tls = info.scheme == "https"
         self._grace = drain_grace
         self._events: list[InboundEvent] = []  # a replaced protocol's last events
+        self._out = b""  # and its last bytes to send
         self._paused: set[int] = set()
         self._write_paused = False
         self._draining = False
@@ -170,6 +172,10 @@ class ServerConnection:
 
     def data_to_send(self) -> bytes:
         """Return (and forget) the bytes to write to the peer."""
+        if self._out:
+            data = self._out + self._protocol.data_to_send()
+            self._out = b""
+            return data
         return self._protocol.data_to_send()
 
     def connection_lost(self) -> None:
@@ -372,6 +378,7 @@ class ServerConnection:
                 events = h11.events_received()
                 events.remove(upgrade)  # stream 1 of HTTP/2 takes its place
                 self._events += events
+                self._out += h11.data_to_send()  # the answers to requests before it
                 rest = h11.switch_protocol(upgrade.stream_id)
                 request = dataclasses.replace(upgrade.request, stream_id=1, http_version="2")
                 self._start_h2(now, (settings, request), rest)
@@ -385,6 +392,7 @@ class ServerConnection:
 
         data = h11.switch_protocol(accept.stream_id)
         self._events += h11.events_received()
+        self._out += h11.data_to_send()
         self._protocol = ws = WSConnection(self._settings, accept, now, tls=self._tls)
         self._h11 = None
         self._paused.clear()
