@@ -6,6 +6,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hypercorn.config import Config
 from hypercorn.worker.protocol.base import ProtocolCore
@@ -536,3 +538,67 @@ class TestEmptyLines:
         assert protocol.data_to_send().startswith(b"HTTP/1.1 400 ")
         assert closing(protocol)
         assert elapsed < 0.05  # measured at about 10 µs; the recursion took ~100 ms
+
+
+def _request(kind: int, size: int) -> bytes:
+    body = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    if kind == 0:
+        return GET
+    if kind == 1:
+        return b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % size + body
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i : i + 5000]), body[i : i + 5000])
+                       for i in range(0, size, 5000))  # fmt: skip
+    return (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked + b"0\r\n\r\n"
+    )
+
+
+def _serve(data: bytes, cuts: list[int]) -> list[Any]:
+    """Feed ``data`` cut after each of ``cuts`` bytes, answering each complete
+    request; the events with each request's body joined (reads cut it anyhow)."""
+    protocol = make()
+    events: list[Any] = []
+    index = 0
+    for step in [*cuts, len(data)]:
+        protocol.receive_data(data[index : index + step], 0.0)
+        index += step
+        pending = protocol.events_received()
+        while pending:
+            events += pending
+            ended = [e.stream_id for e in pending if isinstance(e, BodyEnded)]
+            pending = []
+            for stream_id in ended:
+                respond(protocol, stream_id)
+                pending += protocol.events_received()
+    joined: list[Any] = []
+    for event in events:
+        if isinstance(event, BodyReceived) and joined and isinstance(joined[-1], BodyReceived):
+            joined[-1] = BodyReceived(event.stream_id, joined[-1].data + event.data)
+        else:
+            joined.append(event)
+    return joined
+
+
+class TestFastAndReferencePaths:
+    """``_fast_head`` and ``_fast_body`` (a read that is one whole head, a large
+    read that starts with one, body bytes with nothing buffered) and the
+    buffer's reference path give the same events however the bytes are cut."""
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(st.integers(0, 2), st.sampled_from([0, 1, 700, 17_000, 40_000])),
+            min_size=1,
+            max_size=4,
+        ),
+        st.lists(st.integers(min_value=1, max_value=20_000), max_size=12),
+    )
+    def test_any_cutting_reads_the_same(
+        self, requests: list[tuple[int, int]], cuts: list[int]
+    ) -> None:
+        data = b"".join(_request(kind, size) for kind, size in requests)
+        whole_events = _serve(data, [])
+        assert sum(isinstance(e, RequestReceived) for e in whole_events) == len(requests)
+        assert _serve(data, cuts) == whole_events
+        # Reads of one request each, the keep-alive client's: the fast paths.
+        assert _serve(data, [len(_request(k, s)) for k, s in requests]) == whole_events

@@ -200,6 +200,70 @@ class TestDataFrames:
         assert events == [(OP_TEXT if isinstance(m, str) else OP_BINARY, m) for m in messages]
 
 
+def _encoded(message: str | bytes, parts: int, pings: bool) -> bytes:
+    """``message`` as ``parts`` client frames (a ping between each, if asked)."""
+    payload = message.encode() if isinstance(message, str) else message
+    opcode = OP_TEXT if isinstance(message, str) else OP_BINARY
+    size = -(-len(payload) // parts) or 1
+    pieces = [payload[i : i + size] for i in range(0, len(payload), size)] or [b""]
+    frames = []
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        frames.append(client_frame(opcode if index == 0 else 0, piece, fin=last))
+        if pings and not last:
+            frames.append(client_frame(OP_PING, b"p%d" % index))
+    return b"".join(frames)
+
+
+_MESSAGES = st.lists(
+    st.tuples(
+        st.one_of(st.text(max_size=200), st.binary(max_size=200)),
+        st.integers(min_value=1, max_value=4),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=5,
+)
+_TAILS = st.sampled_from(
+    [
+        b"",
+        client_frame(OP_TEXT, b"ok \xc3\x28"),  # 1007
+        client_frame(OP_BINARY, b"x" * 150),  # 1009 at max_size=120
+        client_frame(0x3),  # 1002
+        client_frame(0x8, (1000).to_bytes(2, "big")),  # the close
+    ]
+)
+
+
+def _code(reader: FrameReader) -> int | None:
+    return reader.error.code if reader.error is not None else None
+
+
+class TestFastAndReferencePaths:
+    """``_fast_message`` (a whole unfragmented message in one read) and the
+    reference path (``_data_frame``, ``_payload``) give the same events and the
+    same error, however the bytes are cut: split reads never take the fast path."""
+
+    @settings(max_examples=150, deadline=None)
+    @given(_MESSAGES, _TAILS, st.lists(st.integers(min_value=1, max_value=60), max_size=40))
+    def test_any_cutting_reads_the_same(
+        self, messages: list[tuple[str | bytes, int, bool]], tail: bytes, cuts: list[int]
+    ) -> None:
+        data = b"".join(_encoded(*message) for message in messages) + tail
+        whole_events, whole_reader = read(data, max_size=120)
+        reader = FrameReader(120)
+        events: list[Event] = []
+        index = 0
+        for step in [*cuts, len(data)]:
+            events += reader.receive(data[index : index + step])
+            index += step
+        assert events == whole_events
+        assert _code(reader) == _code(whole_reader)
+        assert reader.close == whole_reader.close
+        # Byte by byte no frame is ever whole: the reference path reads it all.
+        assert read(data, bytewise, max_size=120)[0] == whole_events
+
+
 class TestFramingErrors:
     """RFC 6455 sections 5.1 to 5.5: what fails the connection with 1002."""
 

@@ -231,85 +231,42 @@ class FrameReader:
         return events
 
     def _parse(self, data: bytes, events: list[Event]) -> None:
+        """Read every whole frame header in ``data`` and what is here of its payload.
+
+        A whole, unfragmented, uncompressed message in one read (the usual case)
+        takes ``_fast_message``; anything else, the reference path
+        (``_data_frame``, ``_payload``), whatever the reads: the chunking tests
+        hold both to the same events.
+        """
         end = len(data)
-        pos = 0
         try:
-            if self._left:
-                pos = min(self._left, end)
-                self._left -= pos
-                mask = self._mask
-                self._mask = mask[pos % 4 :] + mask[: pos % 4]
-                self._payload(unmask(data[:pos], mask), not self._left, events)
+            pos = self._rest_of_payload(data, events) if self._left else 0
             while end - pos >= 2:
                 first = data[pos]
                 second = data[pos + 1]
-                if not second & _MASKED:
-                    raise FrameError(PROTOCOL_ERROR, "unmasked client frame")
                 opcode = first & 0x0F
-                if opcode >= OP_CLOSE:
-                    self._check_control(first, second)
-                elif opcode > OP_BINARY:
-                    raise FrameError(PROTOCOL_ERROR, f"reserved opcode {opcode}")
+                if opcode > OP_BINARY or not second & _MASKED:
+                    self._check_header(first, second)
                 length = second & 0x7F
-                if length < 126:
-                    start = pos + 6
-                elif length == 126:
-                    start = pos + 8
-                    if end < start:
-                        break
-                    length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-                    if length < 126:
-                        raise FrameError(PROTOCOL_ERROR, "length not in its shortest form")
-                else:
-                    start = pos + 14
-                    if end < start:
-                        break
-                    length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                    if length < 0x10000 or length >> 63:
-                        raise FrameError(PROTOCOL_ERROR, "invalid 64-bit length")
+                start = pos + 6
+                if length >= 126:
+                    start, length = self._extended_length(data, pos, length)
                 if end < start:
                     break
                 stop = start + length
-                mask = data[start - 4 : start]
                 if opcode >= OP_CLOSE:
                     if end < stop:
                         break
                     pos = stop
-                    if opcode == OP_PING:
-                        events.append((OP_PING, unmask(data[start:stop], mask)))
-                    elif opcode == OP_CLOSE:
-                        # Nothing after a close is read (RFC 6455 section 5.5.1),
-                        # even when the close itself is invalid.
-                        self._stopped = True
-                        self.close = parse_close(unmask(data[start:stop], mask))
+                    if self._control(
+                        opcode, unmask(data[start:stop], data[start - 4 : start]), events
+                    ):
                         return
-                    continue  # a pong (unsolicited or not) needs no answer
-                if first == _FIN | opcode and opcode and stop <= end and not self._opcode:
-                    # The hot case: a whole, unfragmented, uncompressed message.
+                elif first == _FIN | opcode and opcode and stop <= end and not self._opcode:
                     pos = stop
-                    if opcode == OP_BINARY:
-                        if length > self._max_size:
-                            raise FrameError(MESSAGE_TOO_BIG, "message too big")
-                        events.append((OP_BINARY, unmask(data[start:stop], mask)))
-                        continue
-                    try:
-                        text = unmask(data[start:stop], mask).decode("utf-8")
-                    except UnicodeDecodeError:
-                        raise FrameError(INVALID_DATA, "text message is not UTF-8") from None
-                    if len(text) > self._max_size:
-                        raise FrameError(MESSAGE_TOO_BIG, "message too big")
-                    events.append((OP_TEXT, text))
-                    continue
-                if stop <= end:
-                    pos = stop
+                    events.append(self._fast_message(opcode, data[start - 4 : stop]))
                 else:
-                    # The payload is still arriving: take what is here.
-                    self._left = stop - end
-                    taken = end - start
-                    self._mask = mask[taken % 4 :] + mask[: taken % 4]
-                    pos = stop = end
-                self._start_frame(first, opcode, length)
-                self._payload(unmask(data[start:stop], mask), not self._left, events)
+                    pos = self._data_frame(data, first, opcode, start, stop, events)
         except FrameError as error:
             self.error = error
             self._stopped = True
@@ -321,6 +278,100 @@ class FrameReader:
             return
         if pos < end:
             self._pending = data[pos:]
+
+    def _fast_message(self, opcode: int, masked: bytes) -> Event:
+        """A whole unfragmented message: ``masked`` is its mask and payload."""
+        payload = unmask(masked[4:], masked[:4])
+        if opcode == OP_BINARY:
+            if len(payload) > self._max_size:
+                raise FrameError(MESSAGE_TOO_BIG, "message too big")
+            return OP_BINARY, payload
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FrameError(INVALID_DATA, "text message is not UTF-8") from None
+        if len(text) > self._max_size:
+            raise FrameError(MESSAGE_TOO_BIG, "message too big")
+        return OP_TEXT, text
+
+    def _data_frame(
+        self, data: bytes, first: int, opcode: int, start: int, stop: int, events: list[Event]
+    ) -> int:
+        """The reference path of a data frame: its header checked against the
+        message in progress, then what is here of its payload. Returns where
+        the next frame starts (the end of ``data`` if the payload goes on)."""
+        self._start_frame(first, opcode, stop - start)
+        mask = data[start - 4 : start]
+        end = len(data)
+        if stop > end:  # the payload is still arriving: take what is here
+            self._left = stop - end
+            taken = end - start
+            self._mask = mask[taken % 4 :] + mask[: taken % 4]
+            stop = end
+        self._payload(unmask(data[start:stop], mask), not self._left, events)
+        return stop
+
+    def _rest_of_payload(self, data: bytes, events: list[Event]) -> int:
+        """The payload of a data frame begun in an earlier read; returns its size here."""
+        taken = min(self._left, len(data))
+        self._left -= taken
+        mask = self._mask
+        self._mask = mask[taken % 4 :] + mask[: taken % 4]
+        self._payload(unmask(data[:taken], mask), not self._left, events)
+        return taken
+
+    @staticmethod
+    def _extended_length(data: bytes, pos: int, length: int) -> tuple[int, int]:
+        """The payload start and length of a frame with a 16- or 64-bit length
+        (RFC 6455 section 5.2); a start past the data while the header is incomplete.
+
+        Raises:
+            FrameError: 1002, the length is not in its shortest form.
+        """
+        if length == 126:
+            start = pos + 8
+            if len(data) < start:
+                return start, 0
+            length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+            if length < 126:
+                raise FrameError(PROTOCOL_ERROR, "length not in its shortest form")
+            return start, length
+        start = pos + 14
+        if len(data) < start:
+            return start, 0
+        length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+        if length < 0x10000 or length >> 63:
+            raise FrameError(PROTOCOL_ERROR, "invalid 64-bit length")
+        return start, length
+
+    def _control(self, opcode: int, payload: bytes, events: list[Event]) -> bool:
+        """A ping, a pong or the close; True once reading must stop (the close).
+
+        Nothing after a close is read (RFC 6455 section 5.5.1), even when the
+        close itself is invalid.
+        """
+        if opcode == OP_PING:
+            events.append((OP_PING, payload))
+        elif opcode == OP_CLOSE:
+            self._stopped = True
+            self.close = parse_close(payload)
+            return True
+        return False  # a pong (unsolicited or not) needs no answer
+
+    def _check_header(self, first: int, second: int) -> None:
+        """The first two bytes of a frame that is not a plain data frame.
+
+        Raises:
+            FrameError: 1002, an unmasked frame, a reserved opcode, or a control
+                frame that breaks section 5.5's rules.
+        """
+        if not second & _MASKED:
+            raise FrameError(PROTOCOL_ERROR, "unmasked client frame")
+        opcode = first & 0x0F
+        if opcode >= OP_CLOSE:
+            self._check_control(first, second)
+        elif opcode > OP_BINARY:
+            raise FrameError(PROTOCOL_ERROR, f"reserved opcode {opcode}")
 
     def _check_control(self, first: int, second: int) -> None:
         # RFC 6455 section 5.5: control frames are never fragmented and carry
