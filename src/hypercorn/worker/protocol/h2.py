@@ -41,8 +41,8 @@ open it closes after ``keep_alive_timeout``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
-from typing import Protocol, assert_never
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, assert_never
 
 import h2.config
 import h2.connection
@@ -411,45 +411,53 @@ class H2Protocol:
 
     def _handle(self, event: h2.events.Event, now: float) -> bool:
         """Act on one h2 event; False once the connection has failed."""
-        kind = type(event)
-        if kind is h2.events.DataReceived:
-            assert isinstance(event, h2.events.DataReceived)
-            self._data(event, now)
-        elif kind is h2.events.RequestReceived:
-            assert isinstance(event, h2.events.RequestReceived)
-            self._request(event)
-        elif kind is h2.events.StreamEnded:
-            assert isinstance(event, h2.events.StreamEnded)
-            self._remote_ended(event.stream_id)
-        elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
-            if kind is h2.events.RemoteSettingsChanged and not self._settings.spend(now):
-                self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
-                return False
-            stream_id = getattr(event, "stream_id", 0)
-            if stream_id:
-                if (stream := self._streams.get(stream_id)) is not None and stream.pending:
-                    self._dirty[stream_id] = None
-            else:
-                self._dirty.update((sid, None) for sid, s in self._streams.items() if s.pending)
-        elif kind is h2.events.TrailersReceived:
-            assert isinstance(event, h2.events.TrailersReceived)
-            try:  # checked, then dropped: the events carry no trailers
-                self._headers.trailers(event.headers)
-            except MalformedHeaders:
-                self._fail(ErrorCodes.PROTOCOL_ERROR)
-        elif kind is h2.events.StreamReset:
-            assert isinstance(event, h2.events.StreamReset)
-            self._remote_reset(event.stream_id, now)
-        elif kind is h2.events.PingReceived:
-            if not self._pings.spend(now):
-                self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
-        elif kind is h2.events.ConnectionTerminated:
-            assert isinstance(event, h2.events.ConnectionTerminated)
-            if event.error_code:
-                self.connection_lost()
-            else:
-                self._draining = True  # the peer opens no more streams
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event, now)
         return not self._closed
+
+    def _on_data(self, event: h2.events.DataReceived, now: float) -> None:
+        self._data(event, now)
+
+    def _on_request(self, event: h2.events.RequestReceived, now: float) -> None:
+        self._request(event)
+
+    def _on_stream_ended(self, event: h2.events.StreamEnded, now: float) -> None:
+        self._remote_ended(event.stream_id)
+
+    def _on_window(self, event: h2.events.WindowUpdated, now: float) -> None:
+        """More window: streams with output queued may send it."""
+        if event.stream_id:
+            if (stream := self._streams.get(event.stream_id)) is not None and stream.pending:
+                self._dirty[event.stream_id] = None
+        else:
+            self._dirty.update((sid, None) for sid, s in self._streams.items() if s.pending)
+
+    def _on_settings(self, event: h2.events.RemoteSettingsChanged, now: float) -> None:
+        if not self._settings.spend(now):
+            self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
+            return
+        # A new initial window size may open every stream's window.
+        self._dirty.update((sid, None) for sid, s in self._streams.items() if s.pending)
+
+    def _on_trailers(self, event: h2.events.TrailersReceived, now: float) -> None:
+        try:  # checked, then dropped: the events carry no trailers
+            self._headers.trailers(event.headers)
+        except MalformedHeaders:
+            self._fail(ErrorCodes.PROTOCOL_ERROR)
+
+    def _on_reset(self, event: h2.events.StreamReset, now: float) -> None:
+        self._remote_reset(event.stream_id, now)
+
+    def _on_ping(self, event: h2.events.PingReceived, now: float) -> None:
+        if not self._pings.spend(now):
+            self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated, now: float) -> None:
+        if event.error_code:
+            self.connection_lost()
+        else:
+            self._draining = True  # the peer opens no more streams
 
     def _request(self, event: h2.events.RequestReceived) -> None:
         stream_id = event.stream_id
@@ -588,6 +596,8 @@ class H2Protocol:
                 self._flush(stream_id, stream)
 
     def _flush(self, stream_id: int, stream: StreamState) -> None:
+        """Hand h2 what the stream has queued: its head, then DATA as the windows
+        allow, then its end (END_STREAM, or the trailers)."""
         conn = self._conn
         try:
             if stream.head is not None:
@@ -598,27 +608,8 @@ class H2Protocol:
                 if done:
                     self._sent_end(stream_id, stream)
                     return
-            pending = stream.pending
-            frame_size = conn.max_outbound_frame_size
-            while pending:
-                window = conn.local_flow_control_window(stream_id)
-                if window <= 0:
-                    return
-                chunk = pending[0]
-                offset = stream.offset
-                size = min(window, frame_size, len(chunk) - offset)
-                if offset + size == len(chunk):
-                    pending.popleft()
-                    stream.offset = 0
-                    last = not pending and stream.ended and not stream.trailers
-                    conn.send_data(stream_id, chunk[offset:] if offset else chunk, end_stream=last)
-                else:
-                    conn.send_data(stream_id, chunk[offset : offset + size])
-                    stream.offset = offset + size
-                stream.pending_size -= size
-                if not pending and stream.ended and not stream.trailers:
-                    self._sent_end(stream_id, stream)
-                    return
+            if stream.pending and not self._send_data(stream_id, stream):
+                return  # the window is shut, or the last DATA ended the stream
             if stream.ended:
                 if stream.trailers:
                     conn.send_headers(stream_id, list(stream.trailers), end_stream=True)
@@ -628,6 +619,33 @@ class H2Protocol:
         except h2.exceptions.StreamClosedError:
             self._streams.pop(stream_id, None)
             self._give_back(stream_id, stream)
+
+    def _send_data(self, stream_id: int, stream: StreamState) -> bool:
+        """DATA frames of the queued body, as the windows allow; True if all of it left
+        and the stream still needs its end sent."""
+        conn = self._conn
+        pending = stream.pending
+        frame_size = conn.max_outbound_frame_size
+        while pending:
+            window = conn.local_flow_control_window(stream_id)
+            if window <= 0:
+                return False
+            chunk = pending[0]
+            offset = stream.offset
+            size = min(window, frame_size, len(chunk) - offset)
+            if offset + size == len(chunk):
+                pending.popleft()
+                stream.offset = 0
+                last = not pending and stream.ended and not stream.trailers
+                conn.send_data(stream_id, chunk[offset:] if offset else chunk, end_stream=last)
+            else:
+                conn.send_data(stream_id, chunk[offset : offset + size])
+                stream.offset = offset + size
+            stream.pending_size -= size
+            if not pending and stream.ended and not stream.trailers:
+                self._sent_end(stream_id, stream)
+                return False
+        return True
 
     def _websocket_output(
         self,
@@ -698,3 +716,17 @@ class H2Protocol:
         with contextlib.suppress(h2.exceptions.ProtocolError):
             self._conn.close_connection(code, last_stream_id=self._last_stream_id)
         self.connection_lost()
+
+
+_HANDLERS: dict[type[h2.events.Event], Callable[[H2Protocol, Any, float], None]] = {
+    h2.events.DataReceived: H2Protocol._on_data,
+    h2.events.RequestReceived: H2Protocol._on_request,
+    h2.events.StreamEnded: H2Protocol._on_stream_ended,
+    h2.events.WindowUpdated: H2Protocol._on_window,
+    h2.events.RemoteSettingsChanged: H2Protocol._on_settings,
+    h2.events.TrailersReceived: H2Protocol._on_trailers,
+    h2.events.StreamReset: H2Protocol._on_reset,
+    h2.events.PingReceived: H2Protocol._on_ping,
+    h2.events.ConnectionTerminated: H2Protocol._on_goaway,
+}
+"""What each h2 event does; the others (acknowledgements, priorities) need nothing."""

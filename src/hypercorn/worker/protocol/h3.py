@@ -217,24 +217,9 @@ class H3Protocol:
             case ResponseStarted():
                 self._start_response(stream_id, stream, event.status_code, event.headers)
             case ResponseEnded():
-                if not stream.started:
-                    raise RuntimeError("response ended before it started")
-                trailers = list(strip_connection_fields(event.trailers))
-                if trailers:
-                    h3.send_headers(stream_id, trailers, end_stream=True)
-                else:
-                    h3.send_data(stream_id, b"", end_stream=True)
-                self._sent_end(stream_id, stream)
+                self._end_response(h3, stream_id, stream, event.trailers)
             case InformationalResponse():
-                status = event.status_code
-                if not 100 <= status < 200:
-                    raise ValueError(f"not an informational status: {status}")
-                if not stream.started and status != 101:  # no 101 in HTTP/3
-                    headers = [
-                        (b":status", b"%d" % status),
-                        *strip_connection_fields(event.headers),
-                    ]
-                    h3.send_headers(stream_id, headers)
+                self._informational(h3, stream_id, stream, event)
             case StreamAborted():
                 self._reset(stream_id, ErrorCode.H3_INTERNAL_ERROR)
             case WebSocketAccept():
@@ -244,6 +229,28 @@ class H3Protocol:
                 self._websocket_output(stream_id, stream, *self._websockets.send(event, now))
             case _:  # pragma: no cover
                 assert_never(event)
+
+    def _end_response(
+        self, h3: H3Connection, stream_id: int, stream: _Stream, trailers: Headers
+    ) -> None:
+        if not stream.started:
+            raise RuntimeError("response ended before it started")
+        fields = list(strip_connection_fields(trailers))
+        if fields:
+            h3.send_headers(stream_id, fields, end_stream=True)
+        else:
+            h3.send_data(stream_id, b"", end_stream=True)
+        self._sent_end(stream_id, stream)
+
+    def _informational(
+        self, h3: H3Connection, stream_id: int, stream: _Stream, event: InformationalResponse
+    ) -> None:
+        status = event.status_code
+        if not 100 <= status < 200:
+            raise ValueError(f"not an informational status: {status}")
+        if not stream.started and status != 101:  # no 101 in HTTP/3
+            headers = [(b":status", b"%d" % status), *strip_connection_fields(event.headers)]
+            h3.send_headers(stream_id, headers)
 
     def handle_timer(self, now: float) -> None:
         """Run the transport's timers (loss, idle), the WebSockets' and the keep-alive."""
@@ -334,26 +341,28 @@ class H3Protocol:
         """Act on the transport's events (and the HTTP/3 events they carry)."""
         quic = self._quic
         while (event := quic.next_event()) is not None:
-            kind = type(event)
-            if kind is qe.ConnectionIdIssued:
-                assert isinstance(event, qe.ConnectionIdIssued)
-                self.connection_ids.add(event.connection_id)
-            elif kind is qe.ConnectionIdRetired:
-                assert isinstance(event, qe.ConnectionIdRetired)
-                self.connection_ids.discard(event.connection_id)
-            elif kind is qe.ConnectionTerminated:
-                self._lost()
+            if not self._transport_event(event):
                 return
-            elif kind is qe.ProtocolNegotiated:
-                assert isinstance(event, qe.ProtocolNegotiated)
-                if event.alpn_protocol in ALPN_PROTOCOLS and self._h3 is None:
-                    self._h3 = H3Connection(quic)
-            elif kind is qe.StreamReset or kind is qe.StopSendingReceived:
-                assert isinstance(event, qe.StreamReset | qe.StopSendingReceived)
-                self._remote_reset(event.stream_id, kind is qe.StopSendingReceived)
             if self._h3 is not None and not self._closed:
                 for h3_event in self._h3.handle_event(event):
                     self._handle(h3_event)
+
+    def _transport_event(self, event: qe.QuicEvent) -> bool:
+        """What the transport's own events change here; False once it has ended."""
+        match event:
+            case qe.ConnectionIdIssued():
+                self.connection_ids.add(event.connection_id)
+            case qe.ConnectionIdRetired():
+                self.connection_ids.discard(event.connection_id)
+            case qe.ConnectionTerminated():
+                self._lost()
+                return False
+            case qe.ProtocolNegotiated():
+                if event.alpn_protocol in ALPN_PROTOCOLS and self._h3 is None:
+                    self._h3 = H3Connection(self._quic)
+            case qe.StreamReset() | qe.StopSendingReceived():
+                self._remote_reset(event.stream_id, type(event) is qe.StopSendingReceived)
+        return True
 
     def _handle(self, event: h3e.H3Event) -> None:
         if type(event) is h3e.DataReceived:

@@ -101,49 +101,17 @@ def parse_head(head: bytes) -> RequestHead:
     if b"\r\n " in head or b"\r\n\t" in head:
         raise HeadError(400, "obsolete line folding in request head")
     body_length = _framing(head)
-
     method_bytes, target, version, fields = split_head(head)
-
-    host_index = -1
-    connection = b""
-    expect = b""
-    upgrade = b""
-    headers_list: list[tuple[bytes, bytes]] = []
-    for raw_name, value in fields:
-        name = raw_name.lower()
-        if name == b"host":
-            if host_index >= 0:
-                raise HeadError(400, "more than one Host")
-            host_index = len(headers_list)
-        elif name == b"connection":
-            connection += b"," + value.lower()
-        elif name == b"expect":
-            expect += b"," + value.lower()
-        elif name == b"upgrade":
-            upgrade += b"," + value.lower()
-        elif name == b"transfer-encoding":
-            value = value.lower()  # as h11 hands it out: the coding names are case-insensitive
-        headers_list.append((name, value))
-    headers: Headers = tuple(headers_list)
-
-    if version == b"1.1" or version == b"1.0":
-        http_version = version.decode()
-    elif version[:2] == b"1.":
-        http_version = "1.1"  # RFC 9112 section 2.3: a higher minor version reads as ours
-    else:
-        raise HeadError(505, "unsupported HTTP version")
-    if body_length == CHUNKED and http_version == "1.0":
-        raise HeadError(400, "Transfer-Encoding in an HTTP/1.0 request")
+    headers, host_index, connection, expect, upgrade = _read_fields(fields)
+    http_version = _version(version, body_length)
     if host_index < 0:
         if http_version == "1.1":
             raise HeadError(400, "missing Host")
     elif _HOST_RE.fullmatch(headers[host_index][1]) is None:
         raise HeadError(400, "invalid Host")
-
     method = method_bytes.decode("ascii")
     if target[0] != 0x2F:  # not origin-form
         target, headers = _other_form(method, target, headers, host_index)
-
     tokens = {token.strip(b" \t") for token in connection.split(b",")} if connection else ()
     if http_version == "1.1":
         keep_alive = b"close" not in tokens
@@ -164,6 +132,57 @@ def parse_head(head: bytes) -> RequestHead:
         body_length,
         upgrade[1:] if upgrade and b"upgrade" in tokens else b"",
     )
+
+
+def _read_fields(
+    fields: list[tuple[bytes, bytes]],
+) -> tuple[Headers, int, bytes, bytes, bytes]:
+    """Lower-case the names; find Host and gather Connection, Expect and Upgrade.
+
+    Returns:
+        The headers, the index of Host (-1 if none) and the Connection, Expect
+        and Upgrade values, lower-cased, each list led by a comma.
+
+    Raises:
+        HeadError: 400 for a second Host.
+    """
+    host_index = -1
+    connection = expect = upgrade = b""
+    headers: list[tuple[bytes, bytes]] = []
+    for raw_name, value in fields:
+        name = raw_name.lower()
+        if name == b"host":
+            if host_index >= 0:
+                raise HeadError(400, "more than one Host")
+            host_index = len(headers)
+        elif name == b"connection":
+            connection += b"," + value.lower()
+        elif name == b"expect":
+            expect += b"," + value.lower()
+        elif name == b"upgrade":
+            upgrade += b"," + value.lower()
+        elif name == b"transfer-encoding":
+            value = value.lower()  # as h11 hands it out: the coding names are case-insensitive
+        headers.append((name, value))
+    return tuple(headers), host_index, connection, expect, upgrade
+
+
+def _version(version: bytes, body_length: int) -> str:
+    """The request's HTTP version as served ("1.1" or "1.0").
+
+    Raises:
+        HeadError: 505 for a major version other than 1; 400 for a chunked
+            HTTP/1.0 request.
+    """
+    if version == b"1.1" or version == b"1.0":
+        http_version = version.decode()
+    elif version[:2] == b"1.":
+        http_version = "1.1"  # RFC 9112 section 2.3: a higher minor version reads as ours
+    else:
+        raise HeadError(505, "unsupported HTTP version")
+    if body_length == CHUNKED and http_version == "1.0":
+        raise HeadError(400, "Transfer-Encoding in an HTTP/1.0 request")
+    return http_version
 
 
 _SEEN: dict[bytes, RequestHead] = {}

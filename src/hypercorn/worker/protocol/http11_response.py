@@ -82,6 +82,29 @@ def response_head(
     if not 200 <= status < 600:
         raise ValueError(f"not a final status: {status}")
     out.append(STATUS_LINES[status])
+    length, close = _fields_but_framing(out, headers)
+    if method == "HEAD" or status == 304 or status == 204:
+        if length >= 0 and status != 204:
+            out.append(b"content-length: %d\r\n" % length)
+        return Framing.NONE, length, close
+    if length >= 0:
+        out.append(b"content-length: %d\r\n" % length)
+        return Framing.LENGTH, length, close
+    if http_version == "1.1":
+        out.append(_CHUNKED)
+        return Framing.CHUNKED, length, close
+    return Framing.CLOSE, length, True
+
+
+def _fields_but_framing(out: list[bytes], headers: Headers) -> tuple[int, bool]:
+    """Append the fields but for the framing ones, which the protocol writes.
+
+    Returns:
+        The app's content length (-1 when none) and whether it asked to close.
+
+    Raises:
+        ValueError: ``content-length`` is invalid, or given twice differently.
+    """
     length = -1
     close = False
     for name, value in headers:
@@ -99,14 +122,4 @@ def response_head(
             if lower == b"transfer-encoding":
                 continue
         out.append(b"%s: %s\r\n" % (name, value))
-    if method == "HEAD" or status == 304 or status == 204:
-        if length >= 0 and status != 204:
-            out.append(b"content-length: %d\r\n" % length)
-        return Framing.NONE, length, close
-    if length >= 0:
-        out.append(b"content-length: %d\r\n" % length)
-        return Framing.LENGTH, length, close
-    if http_version == "1.1":
-        out.append(_CHUNKED)
-        return Framing.CHUNKED, length, close
-    return Framing.CLOSE, length, True
+    return length, close
