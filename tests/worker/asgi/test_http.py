@@ -44,6 +44,7 @@ class RecordingHost:
         self.write_paused = False
         self.receive_paused: list[bool] = []
         self.finished: list[int] = []
+        self.pushed: list[bytes] = []
         self.drained = asyncio.Event()
 
     def send_events(self, *events: OutboundEvent) -> None:
@@ -57,6 +58,15 @@ class RecordingHost:
 
     def stream_finished(self, stream_id: int) -> None:
         self.finished.append(stream_id)
+
+    def stream_blocked(self, stream_id: int) -> bool:
+        return False
+
+    def body_consumed(self, stream_id: int, size: int) -> None:
+        """Nothing to give back: no flow control here."""
+
+    def push(self, stream_id: int, path: bytes, headers: tuple[tuple[bytes, bytes], ...]) -> None:
+        self.pushed.append(path)
 
     def flat(self) -> list[OutboundEvent]:
         return [event for batch in self.sent for event in batch]
@@ -153,6 +163,69 @@ async def test_out_of_order_and_unknown_messages_raise(messages: list[dict[str, 
     with pytest.raises(UnexpectedMessageError):
         for message in messages:
             await stream.send(message)  # type: ignore[arg-type]
+
+
+_TO_STATE: dict[ResponseState, list[dict[str, Any]]] = {
+    ResponseState.WAITING: [],
+    ResponseState.STARTED: [{"type": "http.response.start", "status": 200, "trailers": True}],
+    ResponseState.BODY: [
+        {"type": "http.response.start", "status": 200, "trailers": True},
+        {"type": "http.response.body", "body": b"a", "more_body": True},
+    ],
+    ResponseState.TRAILERS: [
+        {"type": "http.response.start", "status": 200, "trailers": True},
+        {"type": "http.response.body", "body": b"a"},
+    ],
+    ResponseState.COMPLETE: [
+        {"type": "http.response.start", "status": 200},
+        {"type": "http.response.body", "body": b"a"},
+    ],
+}
+_MESSAGES = {
+    "http.response.start": {"type": "http.response.start", "status": 200},
+    "http.response.early_hint": {"type": "http.response.early_hint", "links": [b"</a>"]},
+    "http.response.body": {"type": "http.response.body", "body": b"b", "more_body": True},
+    "http.response.trailers": {"type": "http.response.trailers", "headers": []},
+    "http.response.push": {"type": "http.response.push", "path": "/p", "headers": []},
+    "http.response.zerocopysend": {"type": "http.response.zerocopysend"},
+}
+_ACCEPTED = {
+    (ResponseState.WAITING, "http.response.start"),
+    (ResponseState.WAITING, "http.response.early_hint"),
+    (ResponseState.STARTED, "http.response.body"),
+    (ResponseState.BODY, "http.response.body"),
+    (ResponseState.TRAILERS, "http.response.trailers"),
+}
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http/1.1", "http/2"])
+@pytest.mark.parametrize("kind", list(_MESSAGES))
+@pytest.mark.parametrize("state", list(ResponseState))
+async def test_every_message_in_every_state(state: ResponseState, kind: str, http2: bool) -> None:
+    """The send table: taken, ignored once complete, or out of order."""
+    stream, host, ctx = make_stream()
+    if http2:
+        request = RequestReceived(1, "GET", b"/", ((b"te", b"trailers"),), "2")
+        stream = HTTPStream(ctx, host, INFO, request, 0.0)
+    if state is ResponseState.TRAILERS and not http2:
+        return  # trailers are offered over HTTP/2 and HTTP/3 only
+    for message in _TO_STATE[state]:
+        await stream.send(message)  # type: ignore[arg-type]
+    assert stream.state is state
+    pushed = kind == "http.response.push" and http2
+    if (state, kind) in _ACCEPTED or (pushed and state is not ResponseState.COMPLETE):
+        await stream.send(_MESSAGES[kind])  # type: ignore[arg-type]
+    elif state is ResponseState.COMPLETE and (kind in _ACCEPTED_KINDS or pushed):
+        before = host.flat()
+        await stream.send(_MESSAGES[kind])  # type: ignore[arg-type]
+        assert host.flat() == before  # ignored, as the spec says
+    else:
+        with pytest.raises(UnexpectedMessageError) as error:
+            await stream.send(_MESSAGES[kind])  # type: ignore[arg-type]
+        assert (error.value.state, error.value.message_type) == (state, kind)
+
+
+_ACCEPTED_KINDS = {kind for _, kind in _ACCEPTED}
 
 
 async def test_invalid_fields_raise() -> None:

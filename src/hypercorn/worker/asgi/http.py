@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
@@ -302,35 +303,21 @@ class HTTPStream:
         """
         kind = message.get("type")
         state = self.state
-        if kind == "http.response.body":
-            if state is ResponseState.BODY or state is ResponseState.STARTED:
-                await self._send_body(message)
-            elif state is not ResponseState.COMPLETE:
-                raise UnexpectedMessageError(state, str(kind))
-        elif kind == "http.response.start":
-            if state is ResponseState.WAITING:
-                self._start(message)
-            elif state is not ResponseState.COMPLETE:
-                raise UnexpectedMessageError(state, str(kind))
-        elif kind == "http.response.early_hint":
-            if state is ResponseState.WAITING:
-                self._early_hint(message)
-            elif state is not ResponseState.COMPLETE:
-                raise UnexpectedMessageError(state, str(kind))
-        elif kind == "http.response.trailers":
-            if state is ResponseState.TRAILERS or (
-                self._trailers is not None and state is not ResponseState.COMPLETE
-            ):
-                if state is not ResponseState.TRAILERS:
-                    raise UnexpectedMessageError(state, str(kind))
-                await self._send_trailers(message)
-            elif state is not ResponseState.COMPLETE:
-                raise UnexpectedMessageError(state, str(kind))
-        elif kind == "http.response.push" and self._h2:
-            if state is not ResponseState.COMPLETE and not self._disconnected:
-                self._push(message)
-        else:
+        handler = _SEND.get((state, kind)) if isinstance(kind, str) else None
+        if handler is not None:
+            step = handler(self, message)
+            if step is not None:
+                await step
+        elif state is not ResponseState.COMPLETE or not (
+            kind in _IGNORED_WHEN_COMPLETE or (kind == "http.response.push" and self._h2)
+        ):
             raise UnexpectedMessageError(state, str(kind))
+
+    def _push_message(self, message: Any) -> None:
+        if not self._h2:
+            raise UnexpectedMessageError(self.state, "http.response.push")
+        if not self._disconnected:
+            self._push(message)
 
     # -- response -------------------------------------------------------------
 
@@ -525,3 +512,26 @@ class HTTPStream:
     def _describe(self) -> str:
         scope = self.scope
         return f"{scope['method']} {scope['path']}"
+
+
+_Handler = Callable[[HTTPStream, Any], Awaitable[None] | None]
+_SEND: dict[tuple[ResponseState, str], _Handler] = {
+    (ResponseState.WAITING, "http.response.start"): HTTPStream._start,
+    (ResponseState.WAITING, "http.response.early_hint"): HTTPStream._early_hint,
+    (ResponseState.STARTED, "http.response.body"): HTTPStream._send_body,
+    (ResponseState.BODY, "http.response.body"): HTTPStream._send_body,
+    (ResponseState.TRAILERS, "http.response.trailers"): HTTPStream._send_trailers,
+    **{
+        (state, "http.response.push"): HTTPStream._push_message
+        for state in ResponseState
+        if state is not ResponseState.COMPLETE
+    },
+}
+"""What ``send`` does with each message in each state; any other pair is out of
+order (``UnexpectedMessageError``), except those the spec ignores once the
+response is complete."""
+
+_IGNORED_WHEN_COMPLETE = frozenset(
+    ("http.response.start", "http.response.early_hint", "http.response.body",
+     "http.response.trailers")
+)  # fmt: skip
