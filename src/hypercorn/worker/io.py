@@ -144,9 +144,10 @@ class HTTPConnection(asyncio.Protocol):
         if self._grace is not None:
             self._grace.cancel()
             self._grace = None
-        if self.protocol is not None:
-            self.protocol.connection_lost()
-            self._dispatch()
+        protocol = self.protocol
+        if protocol is not None:
+            protocol.connection_lost()
+            self.router.dispatch(protocol.events_received(), protocol.info, self.loop.time())
         self.router.close_all()
         self._drain_waiters.wake()
         self.ctx.remove_connection(self)
@@ -223,7 +224,7 @@ class HTTPConnection(asyncio.Protocol):
                 self._update_reading()
 
     def stream_finished(self, stream_id: int) -> None:
-        self.router.finished(stream_id)
+        self.router.streams.pop(stream_id, None)
 
     # -- Drainable (shutdown) -------------------------------------------------------
 
@@ -249,15 +250,13 @@ class HTTPConnection(asyncio.Protocol):
     # -- driving the protocol ---------------------------------------------------------
 
     def _step(self) -> None:
-        self._dispatch()
-        self._flush()
-
-    def _dispatch(self) -> None:
+        """Hand the protocol's events to their streams, then flush."""
         protocol = self.protocol
         assert protocol is not None
         events = protocol.events_received()
         if events:
             self.router.dispatch(events, protocol.info, self.loop.time())
+        self._flush()
 
     def _flush(self) -> None:
         protocol = self.protocol
@@ -268,11 +267,17 @@ class HTTPConnection(asyncio.Protocol):
         data = protocol.data_to_send()
         if data:
             transport.write(data)
-        if self._drain_waiters:
+        if self._drain_waiters.futures:
             self._drain_waiters.wake()  # flow-control windows may have opened
         if protocol.should_close and self._close(protocol):
             return
-        self._update_reading()
+        paused = protocol.reading_paused
+        if paused != self._reading_paused:
+            self._reading_paused = paused
+            if paused:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
         # The timer is re-armed only for an earlier deadline: a later one (each
         # keep-alive request pushes it back) is found when the timer fires.
         deadline = protocol.next_deadline()

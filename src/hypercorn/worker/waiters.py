@@ -13,28 +13,29 @@ import asyncio
 class Waiters:
     """A set of tasks waiting for the same wake-up."""
 
-    __slots__ = ("_futures", "_loop")
+    __slots__ = ("_loop", "futures")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._futures: list[asyncio.Future[None]] = []
+        self.futures: list[asyncio.Future[None]] = []
+        """The waiting tasks' futures (empty: nobody waits; tested without a call)."""
 
     def __bool__(self) -> bool:
-        return bool(self._futures)
+        return bool(self.futures)
 
     async def wait(self) -> None:
         """Return at the next ``wake`` (or raise if the awaiting task is cancelled)."""
         future = self._loop.create_future()
-        self._futures.append(future)
+        self.futures.append(future)
         try:
             await future
         finally:
-            if future in self._futures:
-                self._futures.remove(future)
+            if future in self.futures:
+                self.futures.remove(future)
 
     def wake(self) -> None:
         """Wake every task waiting now."""
-        for future in self._futures:
+        for future in self.futures:
             if not future.done():
                 future.set_result(None)
-        self._futures.clear()
+        self.futures.clear()

@@ -113,6 +113,10 @@ class StreamHost(Protocol):
 
 
 class ResponseState(enum.Enum):
+    # Hashed by identity, in C: the send table is looked up by (state, type)
+    # on every message, and Enum's own __hash__ is Python code.
+    __hash__ = object.__hash__
+
     WAITING = "waiting for http.response.start"
     STARTED = "response head held until the first body message"
     BODY = "response head sent; body messages flow"

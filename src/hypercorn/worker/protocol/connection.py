@@ -36,14 +36,22 @@ time and names no protocol:
   was given), and, over HTTP/2, while the transport cannot write: a peer
   that does not read what it asked for is not read either.
 
-The inner protocol changes at most twice (HTTP/1.1 to HTTP/2 or to a
+The inner protocol changes at most once (HTTP/1.1 to HTTP/2 or to a
 WebSocket); ``_h11`` and ``_h2`` name it while it is one of those, so the hot
 path forwards with attribute tests, never type tests.
+
+Forwarding. ``receive_data``, ``send``, ``data_to_send``, ``events_received``
+and ``next_deadline`` are called on every step; they are attributes bound to
+the inner protocol's own methods (``_rebind``), so the layer costs no call of
+its own on them, except while it has something to add: the preamble, HTTP/1.1's
+switches, the events and bytes a replaced protocol left (once, right after a
+switch), the drain.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from hypercorn.worker.protocol.events import (
@@ -97,7 +105,13 @@ class ServerConnection:
         "_tls",
         "_write_paused",
         "close_reason",
+        "data_to_send",
+        "events_received",
         "info",
+        "multiplexed",
+        "next_deadline",
+        "receive_data",
+        "send",
     )
 
     def __init__(
@@ -121,6 +135,9 @@ class ServerConnection:
         self.info = info
         self.close_reason: str | None = None
         """Why the connection was refused before any request, for a debug line."""
+        self.multiplexed = False
+        """True while several streams share the connection (HTTP/2): their
+        output may be gathered into one write per loop turn."""
         self._settings = config
         self._tls = info.scheme == "https"
         self._grace = drain_grace
@@ -137,6 +154,12 @@ class ServerConnection:
         self._h2: H2Protocol | None = None
         self._h11: H11Protocol | None = None
         self._protocol: H11Protocol | H2Protocol | WSConnection
+        # The hot forwards, bound by ``_rebind`` (see "Forwarding" in the module doc).
+        self.data_to_send: Callable[[], bytes]
+        self.events_received: Callable[[], list[InboundEvent]]
+        self.next_deadline: Callable[[], float | None]
+        self.receive_data: Callable[[bytes, float], None]
+        self.send: Callable[[OutboundEvent, float], None]
         if alpn == "h2":
             self._start_h2(now)
         else:
@@ -149,11 +172,13 @@ class ServerConnection:
                 self._refuse("peer not in forwarded_allow_ips")
             else:
                 self._proxy = ProxyHeaderReader()
+        self._rebind()
 
     # -- bytes -----------------------------------------------------------------
 
-    def receive_data(self, data: bytes, now: float) -> None:
-        """Feed bytes read from the peer; ``b""`` signals EOF."""
+    def _receive(self, data: bytes, now: float) -> None:
+        """``receive_data`` while there is more to do than the protocol's part:
+        the preamble, HTTP/1.1's switches, the drain or a refused peer."""
         if self._close_now:
             return
         if self._proxy is not None or self._sniffed is not None:
@@ -170,31 +195,15 @@ class ServerConnection:
         elif self._draining:
             self._drain_step(now)
 
-    def data_to_send(self) -> bytes:
-        """Return (and forget) the bytes to write to the peer."""
-        if self._out:
-            data = self._out + self._protocol.data_to_send()
-            self._out = b""
-            return data
-        return self._protocol.data_to_send()
-
     def connection_lost(self) -> None:
         """The transport is gone; open streams are reported closed."""
         self._protocol.connection_lost()
-        self._linger_until = None
+        self._set_linger(None)
 
     # -- events ----------------------------------------------------------------
 
-    def events_received(self) -> list[InboundEvent]:
-        """Return (and forget) the events parsed since the last call, in order."""
-        if self._events:
-            events = self._events + self._protocol.events_received()
-            self._events = []
-            return events
-        return self._protocol.events_received()
-
-    def send(self, event: OutboundEvent, now: float) -> None:
-        """Queue an outbound event; an HTTP/1.1 ``WebSocketAccept`` switches protocols."""
+    def _send_h11(self, event: OutboundEvent, now: float) -> None:
+        """``send`` over HTTP/1.1: a ``WebSocketAccept`` switches protocols."""
         h11 = self._h11
         if h11 is not None and type(event) is WebSocketAccept:
             self._switch_to_websocket(h11, event, now)
@@ -209,20 +218,12 @@ class ServerConnection:
         """Act on expired deadlines: the drain linger, then the protocol's own."""
         linger = self._linger_until
         if linger is not None and now >= linger:
-            self._linger_until = None
+            self._set_linger(None)
             if self._h2 is not None:
                 self._h2.begin_drain()  # no request came
             elif self._idle():
                 self._close(gently=True)
         self._protocol.handle_timer(now)
-
-    def next_deadline(self) -> float | None:
-        """The loop time at which ``handle_timer`` must next run, if any."""
-        deadline = self._protocol.next_deadline()
-        linger = self._linger_until
-        if linger is not None and (deadline is None or linger < deadline):
-            return linger
-        return deadline
 
     # -- what the I/O layer acts on --------------------------------------------
 
@@ -239,17 +240,9 @@ class ServerConnection:
     @property
     def reading_paused(self) -> bool:
         """True while the peer's bytes must wait in the socket (see the module doc)."""
-        return (
-            self._protocol.reading_paused
-            or bool(self._paused)
-            or (self._write_paused and self._h2 is not None)
-        )
-
-    @property
-    def multiplexed(self) -> bool:
-        """True while several streams share the connection (HTTP/2): their
-        output may be gathered into one write per loop turn."""
-        return self._h2 is not None
+        if self._protocol.reading_paused or self._paused:
+            return True
+        return self._write_paused and self._h2 is not None
 
     def set_write_paused(self, paused: bool) -> None:
         """The transport's buffer is full (True) or has drained (False)."""
@@ -305,6 +298,7 @@ class ServerConnection:
             return
         expected = self.reusable
         self._draining = True
+        self._rebind()
         if self._h2 is not None:
             self._drain_h2(now)
         elif self._h11 is not None:
@@ -318,7 +312,58 @@ class ServerConnection:
         """Bytes wait unread as an idle connection would close: linger on for them."""
         if self._close_now and self._gentle and self._idle() and self.close_reason is None:
             self._close_now = self._gentle = False
-            self._linger_until = now + self._grace
+            self._set_linger(now + self._grace)
+
+    # -- forwarding ----------------------------------------------------------------
+
+    def _rebind(self) -> None:
+        """Point the hot forwards at the protocol's own methods, unless there is
+        something to add: a replaced protocol's last events or bytes, the linger."""
+        protocol = self._protocol
+        self.data_to_send = self._data_and_leftovers if self._out else protocol.data_to_send
+        self.events_received = (
+            self._events_and_leftovers if self._events else protocol.events_received
+        )
+        self.next_deadline = (
+            protocol.next_deadline if self._linger_until is None else self._deadline_or_linger
+        )
+        # HTTP/2 and WebSockets switch no more; only HTTP/2's deferred GOAWAY
+        # still watches what arrives.
+        direct = (
+            self._h11 is None
+            and self._proxy is None
+            and self._sniffed is None
+            and not self._close_now
+            and not (self._draining and self._h2 is not None)
+        )
+        self.receive_data = protocol.receive_data if direct else self._receive
+        self.send = self._send_h11 if self._h11 is not None else protocol.send
+
+    def _data_and_leftovers(self) -> bytes:
+        """``data_to_send`` right after a switch: the replaced protocol's bytes first."""
+        data = self._out + self._protocol.data_to_send()
+        self._out = b""
+        self._rebind()
+        return data
+
+    def _events_and_leftovers(self) -> list[InboundEvent]:
+        """``events_received`` right after a switch: the replaced protocol's events first."""
+        events = self._events + self._protocol.events_received()
+        self._events = []
+        self._rebind()
+        return events
+
+    def _deadline_or_linger(self) -> float | None:
+        """``next_deadline`` while draining: the protocol's, or the linger's if earlier."""
+        deadline = self._protocol.next_deadline()
+        linger = self._linger_until
+        if linger is not None and (deadline is None or linger < deadline):
+            return linger
+        return deadline
+
+    def _set_linger(self, deadline: float | None) -> None:
+        self._linger_until = deadline
+        self._rebind()
 
     # -- switching ---------------------------------------------------------------
 
@@ -333,6 +378,7 @@ class ServerConnection:
             if header is None:
                 return b""
             self._proxy = None
+            self._rebind()
             if header.client is not None:
                 self.info = dataclasses.replace(
                     self.info, client=header.client, server=header.server
@@ -344,6 +390,7 @@ class ServerConnection:
                 self._sniffed = data
                 return b""
             self._sniffed = None
+            self._rebind()
             if data.startswith(PREFACE):
                 self._start_h2(now)
         return data
@@ -360,6 +407,8 @@ class ServerConnection:
         )
         self._h11 = None
         self._paused.clear()
+        self.multiplexed = True
+        self._rebind()
         if rest:
             h2.receive_data(rest, now)
         if self._draining:
@@ -396,6 +445,7 @@ class ServerConnection:
         self._protocol = ws = WSConnection(self._settings, accept, now, tls=self._tls)
         self._h11 = None
         self._paused.clear()
+        self._rebind()
         if data:
             ws.receive_data(data, now)
 
@@ -405,19 +455,19 @@ class ServerConnection:
         """Draining: linger while HTTP/1.1 is idle; GOAWAY once HTTP/2's first request is in."""
         if self._h2 is not None:
             if self._linger_until is not None and self._h2.last_stream_id:
-                self._linger_until = None
+                self._set_linger(None)
                 self._h2.begin_drain()
         elif self._linger_until is None and self._idle() and not self.should_close:
-            self._linger_until = now + self._grace
+            self._set_linger(now + self._grace)
 
     def _drain_h2(self, now: float) -> None:
         h2 = self._h2
         assert h2 is not None
         if h2.last_stream_id:
-            self._linger_until = None
+            self._set_linger(None)
             h2.begin_drain()
         elif self._linger_until is None:
-            self._linger_until = now + self._grace
+            self._set_linger(now + self._grace)
 
     def _idle(self) -> bool:
         """HTTP/1.1 between requests, with no byte of the next one in."""
@@ -426,7 +476,7 @@ class ServerConnection:
     def _close(self, *, gently: bool) -> None:
         self._close_now = True
         self._gentle = gently
-        self._linger_until = None
+        self._set_linger(None)  # and rebinds
 
     def _refuse(self, reason: str) -> None:
         self.close_reason = f"PROXY protocol: {reason}"
