@@ -52,8 +52,16 @@ class StreamRouter:
     def dispatch(self, events: list[InboundEvent], info: ConnectionInfo, now: float) -> None:
         """Hand each event to its stream; start a stream for each new request."""
         streams = self.streams
+        stream: HTTPStream | WebSocketStream | None
         for event in events:
-            match event:  # the most frequent first
+            match event:  # the most frequent first (a request is two events)
+                case RequestReceived():
+                    http = HTTPStream(self._ctx, self._host, info, event, now)
+                    streams[event.stream_id] = http
+                    http.start()
+                case BodyEnded():
+                    if (stream := streams.get(event.stream_id)) is not None:
+                        stream.body_ended()
                 case WebSocketMessage():
                     ws = streams.get(event.stream_id)
                     if ws is not None and not isinstance(ws, HTTPStream):
@@ -61,13 +69,6 @@ class StreamRouter:
                 case BodyReceived():
                     if (stream := streams.get(event.stream_id)) is not None:
                         stream.body_received(event.data)
-                case RequestReceived():
-                    stream = HTTPStream(self._ctx, self._host, info, event, now)
-                    streams[event.stream_id] = stream
-                    stream.start()
-                case BodyEnded():
-                    if (stream := streams.get(event.stream_id)) is not None:
-                        stream.body_ended()
                 case StreamClosed():
                     if (stream := streams.pop(event.stream_id, None)) is not None:
                         stream.closed()

@@ -307,7 +307,10 @@ class HTTPStream:
         """
         kind = message.get("type")
         state = self.state
-        handler = _SEND.get((state, kind)) if isinstance(kind, str) else None
+        try:
+            handler = _SEND.get((state, kind))
+        except TypeError:  # an unhashable type
+            handler = None
         if handler is not None:
             step = handler(self, message)
             if step is not None:
