@@ -2,10 +2,17 @@
 
 ``running_server(app, **settings)`` serves in the test's own event loop (use
 an async client); ``server_thread(app, **settings)`` serves from a thread with
-its own loop (use a blocking client, or choose ``worker_class="uvloop"``).
-Both yield a ``ServerAddress`` (a ``(host, port)`` tuple with ``url``), stop
-the server gracefully on exit, and re-raise whatever the server raised.
-Settings are ``Config`` attribute names; ``bind`` defaults to 127.0.0.1:0.
+its own loop or trio run (use a blocking client). Both yield a
+``ServerAddress`` (a ``(host, port)`` tuple with ``url``), stop the server
+gracefully on exit, and re-raise whatever the server raised. Settings are
+``Config`` attribute names; ``bind`` defaults to 127.0.0.1:0.
+
+The worker class is ``worker_class`` when a test gives it, else the one of the
+``worker_class`` fixture: a module that uses it (``pytestmark =
+pytest.mark.usefixtures("worker_class")``) runs each test once per class in
+``WORKER_CLASSES``, or per class its ``worker_classes(...)`` marker names.
+``running_server`` serves an asyncio worker in the test's loop, and any other
+from a thread; an app that must run under each class waits with ``anyio``.
 """
 
 from __future__ import annotations
@@ -14,20 +21,42 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import pytest
+import trio
 import trustme
 
 from hypercorn.config import Config
 from hypercorn.utils import wrap_app
 from hypercorn.worker import loop as worker_loop
 from hypercorn.worker.serve import WorkerHooks, serve_sockets
+from hypercorn.worker.trio_serve import serve_trio
 from tests.cli_server import TIMEOUT_SCALE
 
 Mode = Literal["asgi", "wsgi"] | None
+
+WORKER_CLASSES = ("asyncio", "uvloop", "trio")
+_default_class = ["asyncio"]  # what the ``worker_class`` fixture chose
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "worker_class" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("worker_classes")
+        classes = marker.args if marker is not None else WORKER_CLASSES
+        metafunc.parametrize("worker_class", classes, indirect=True)
+
+
+@pytest.fixture
+def worker_class(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The worker class this run of the test serves with (one run per class)."""
+    _default_class.append(request.param)
+    try:
+        yield request.param
+    finally:
+        _default_class.pop()
 
 
 class ServerAddress(NamedTuple):
@@ -48,6 +77,7 @@ def scaled(seconds: float) -> float:
 def make_config(**settings: Any) -> Config:
     settings.setdefault("bind", ["127.0.0.1:0"])
     settings.setdefault("errorlog", None)
+    settings.setdefault("worker_class", _default_class[-1])
     return Config.from_mapping(settings)
 
 
@@ -92,9 +122,25 @@ async def serving(app: Any, config: Config, *, mode: Mode = None) -> AsyncIterat
 async def running_server(
     app: Any, *, mode: Mode = None, **settings: Any
 ) -> AsyncIterator[ServerAddress]:
-    """Serve ``app`` with ``Config`` settings in the running loop; yield its address."""
-    async with serving(app, make_config(**settings), mode=mode) as address:
+    """Serve ``app`` with ``Config`` settings; yield its address.
+
+    An asyncio worker serves in the running loop, any other from a thread.
+    """
+    config = make_config(**settings)
+    if config.worker_class == "asyncio":
+        async with serving(app, config, mode=mode) as address:
+            yield address
+        return
+    server = server_thread(app, mode=mode, **{**settings, "worker_class": config.worker_class})
+    # Started and stopped off the test's loop, which the test's clients still use.
+    address = await asyncio.to_thread(server.__enter__)
+    try:
         yield address
+    except BaseException as error:
+        if not await asyncio.to_thread(server.__exit__, type(error), error, None):
+            raise
+    else:
+        await asyncio.to_thread(server.__exit__, None, None, None)
 
 
 @contextlib.contextmanager
@@ -104,25 +150,30 @@ def server_thread(app: Any, *, mode: Mode = None, **settings: Any) -> Iterator[S
     sockets = config.create_sockets()
     address = _address(config, sockets.all()[0])
     ready = threading.Event()
-    loop_box: list[asyncio.AbstractEventLoop] = []
-    stop_box: list[asyncio.Event] = []
+    stop_box: list[Callable[[], object]] = []  # stops the server, from any thread
     errors: list[BaseException] = []
+    wrapped = wrap_app(app, config.wsgi_max_body_size, mode)
 
     async def main() -> None:
         stop = asyncio.Event()
-        loop_box.append(asyncio.get_running_loop())
-        stop_box.append(stop)
-        await serve_sockets(
-            wrap_app(app, config.wsgi_max_body_size, mode),
-            config,
-            sockets,
-            shutdown_trigger=stop.wait,
-            hooks=WorkerHooks(ready=ready.set),
-        )
+        loop = asyncio.get_running_loop()
+        stop_box.append(lambda: loop.call_soon_threadsafe(stop.set))
+        hooks = WorkerHooks(ready=ready.set)
+        await serve_sockets(wrapped, config, sockets, shutdown_trigger=stop.wait, hooks=hooks)
+
+    async def trio_main() -> None:
+        stop = trio.Event()
+        token = trio.lowlevel.current_trio_token()
+        stop_box.append(lambda: token.run_sync_soon(stop.set))
+        hooks = WorkerHooks(ready=ready.set)
+        await serve_trio(wrapped, config, sockets, shutdown_trigger=stop.wait, hooks=hooks)
 
     def target() -> None:
         try:
-            worker_loop.run(main(), config.worker_class)
+            if config.worker_class == "trio":
+                trio.run(trio_main)
+            else:
+                worker_loop.run(main(), config.worker_class)
         except BaseException as error:
             errors.append(error)
         finally:
@@ -136,9 +187,9 @@ def server_thread(app: Any, *, mode: Mode = None, **settings: Any) -> Iterator[S
             raise errors[0]
         yield address
     finally:
-        if loop_box and not loop_box[0].is_closed():
+        if stop_box:
             with contextlib.suppress(RuntimeError):  # the loop may just have closed
-                loop_box[0].call_soon_threadsafe(stop_box[0].set)
+                stop_box[0]()
         thread.join(scaled(config.graceful_timeout + 10))
         sockets.close()
         assert not thread.is_alive(), "server thread did not stop"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
 from tests.e2e.conftest import close_raw, open_raw, read_response, running_server, scaled
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("worker_class")]
 
 
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -24,7 +25,7 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not message.get("more_body"):
             break
     if scope["path"] == "/slow":
-        await asyncio.sleep(0.05)  # lets later pipelined requests arrive first
+        await anyio.sleep(0.05)  # lets later pipelined requests arrive first
     headers = [
         (b"x-path", scope["path"].encode()),
         (b"x-client-port", str(scope["client"][1]).encode()),

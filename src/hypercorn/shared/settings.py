@@ -122,8 +122,8 @@ SETTINGS: tuple[Setting, ...] = (
     # --- Workers -----------------------------------------------------------------
     _s("workers", "Workers", "int", 1, v.integer(0),
        "Worker processes; 0 serves in the calling process with no master.", "-w", "--workers"),
-    _s("worker_class", "Workers", "str", "asyncio", v.choice("asyncio", "uvloop"),
-       "Event loop of each worker: `asyncio` or `uvloop`.", "-k", "--worker-class"),
+    _s("worker_class", "Workers", "str", "asyncio", v.choice("asyncio", "uvloop", "trio"),
+       "Event loop of each worker: `asyncio`, `uvloop` or `trio`.", "-k", "--worker-class"),
     _s("graceful_timeout", "Workers", "float", 3.0, v.number(0.0),
        "Seconds in-flight requests get to finish on stop or reload.", "--graceful-timeout"),
     _s("startup_timeout", "Workers", "float", 60.0, _secs,

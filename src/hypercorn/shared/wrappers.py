@@ -4,9 +4,9 @@ The server calls every application the same way, ``await wrapper(scope,
 receive, send)``. ``ASGIWrapper`` forwards the call. ``WSGIWrapper`` serves
 ``http`` scopes by reading the request body on the loop (up to its limit),
 then running the WSGI application in a thread (its own ``WSGIThreadPool``, or
-a given executor) and relaying the response the thread posts (see ``wsgi``);
-it answers ``lifespan`` on the application's behalf and closes every
-``websocket``.
+a given executor; under trio, ``trio.to_thread``) and relaying the response
+the thread posts (see ``wsgi``); it answers ``lifespan`` on the application's
+behalf and closes every ``websocket``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
+from hypercorn.shared.eventloop import current_loop
 from hypercorn.shared.wsgi import (
     Exchange,
     WSGIApp,
@@ -277,8 +278,15 @@ class WSGIWrapper:
             )
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        exchange = Exchange(asyncio.get_running_loop())
+        loop = current_loop()
+        exchange = Exchange(loop)
         responder = WSGIResponder(self.app, build_environ(scope, body), exchange)
+        if self._owns_executor and not isinstance(loop, asyncio.AbstractEventLoop):
+            from hypercorn.shared.trio_loop import run_in_thread
+
+            run_in_thread(responder)  # trio's own worker threads
+            await exchange.relay(send)
+            return
         executor = self._get_executor()
         if isinstance(executor, WSGIThreadPool):
             executor.submit(responder)

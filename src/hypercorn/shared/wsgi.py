@@ -43,7 +43,6 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import io
@@ -53,6 +52,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from hypercorn.shared.eventloop import EventLoop, Future
 from hypercorn.shared.headers import build_and_validate_headers
 from hypercorn.typing import ASGISendCallable, ASGISendEvent, HTTPScope
 
@@ -177,7 +177,7 @@ class Exchange:
 
     __slots__ = ("_batches", "_drained", "_loop", "_posted", "_sent", "_waiter", "gone")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: EventLoop) -> None:
         """Make the hand-off of one request.
 
         Args:
@@ -185,7 +185,7 @@ class Exchange:
         """
         self._loop = loop
         self._batches: collections.deque[_Post] = collections.deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: Future[None] | None = None
         self._posted = 0
         self._sent = 0
         self._drained: threading.Event | None = None
@@ -271,7 +271,7 @@ class Exchange:
         Raises:
             Exception: what the call raised (after its 500 response, if any);
                 or what ``send`` raised, once the thread has stopped.
-            asyncio.CancelledError: at once; the thread stops by itself.
+            BaseException: cancelled: at once; the thread stops by itself.
         """
         try:
             while True:
@@ -293,7 +293,7 @@ class Exchange:
                     if error is not None:
                         raise error
                     return
-        except asyncio.CancelledError:
+        except BaseException:  # cancelled (asyncio's or trio's)
             self._abandon()
             raise
 

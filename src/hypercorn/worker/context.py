@@ -33,13 +33,12 @@ budget has no room for.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hypercorn.shared.eventloop import EventLoop, Future, Task, settle, wait_settled
 from hypercorn.shared.logging import Logger
 from hypercorn.shared.metrics import WorkerCounters
 from hypercorn.shared.wrappers import ASGIWrapper
@@ -73,7 +72,7 @@ class WorkerContext:
     Args:
         app: the ASGI application (already wrapped).
         config: the server's config.
-        loop: the running loop.
+        loop: the running loop (asyncio's, or a ``TrioLoop``).
         state: the lifespan state; each request gets a shallow copy.
     """
 
@@ -81,7 +80,7 @@ class WorkerContext:
         self,
         app: ASGIFramework,
         config: Config,
-        loop: asyncio.AbstractEventLoop,
+        loop: EventLoop,
         state: dict[str, Any],
     ) -> None:
         # An ASGI app wrapped as is is called directly: one frame less per request.
@@ -99,9 +98,9 @@ class WorkerContext:
         )
         self.connections: set[Drainable] = set()
         # Application tasks, by the coroutine each one runs.
-        self.tasks: dict[Coroutine[Any, Any, None], asyncio.Task[None]] = {}
+        self.tasks: dict[Coroutine[Any, Any, None], Task] = {}
         # Accepted sockets whose protocol is not connected yet (TLS handshake).
-        self.arriving: dict[Drainable, asyncio.Task[None]] = {}
+        self.arriving: dict[Drainable, Task] = {}
         self.draining = False
         self.stopped_at_limit = False
         self.requests_served = 0
@@ -109,7 +108,8 @@ class WorkerContext:
         self.drain_grace = min(config.keep_alive_timeout, config.graceful_timeout, MAX_DRAIN_GRACE)
         self.request_limit: int | None = None
         self._on_limit: Callable[[], None] | None = None
-        self._idle = asyncio.Event()
+        self._idle: Future[bool] = loop.create_future()  # True: drained
+        self._tasks_ended: Future[None] | None = None  # made by abort()
 
     def default_headers(self, protocol: str) -> tuple[Headers, frozenset[bytes]]:
         """``Config.response_headers(protocol)`` and their names, made once a second."""
@@ -146,7 +146,7 @@ class WorkerContext:
             on_limit, self._on_limit = self._on_limit, None
             on_limit()
 
-    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> Task:
         """Run an application coroutine as a tracked task (untracked as it ends)."""
         task = self.loop.create_task(self._tracked(coroutine))
         self.tasks[coroutine] = task
@@ -164,8 +164,10 @@ class WorkerContext:
         finally:
             self.tasks.pop(coroutine, None)
             self._check_idle()
+            if self._tasks_ended is not None and not self.tasks:
+                settle(self._tasks_ended)
 
-    def arrive(self, connection: Drainable, task: asyncio.Task[None]) -> None:
+    def arrive(self, connection: Drainable, task: Task) -> None:
         """Track an accepted socket that ``task`` connects, until ``add_connection``
         (its protocol is connected) or ``arrived`` (the task ended)."""
         self.arriving[connection] = task
@@ -186,7 +188,7 @@ class WorkerContext:
 
     def _check_idle(self) -> None:
         if self.draining and not self.connections and not self.tasks and not self.arriving:
-            self._idle.set()
+            settle(self._idle, True)
 
     def begin_drain(self, *, at_limit: bool = False) -> None:
         """Stop reusing connections: each closes after its current or next response.
@@ -209,9 +211,7 @@ class WorkerContext:
         Returns:
             True if everything ended in time.
         """
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        return self._idle.is_set()
+        return await wait_settled(self.loop, self._idle, timeout, False)
 
     async def abort(self, timeout: float = 1.0) -> None:
         """Close every connection and cancel every task, waiting up to ``timeout`` for them."""
@@ -219,14 +219,22 @@ class WorkerContext:
             connection.abort()
         for arriving in list(self.arriving.values()):
             arriving.cancel()
-        tasks = list(self.tasks.values())
-        for task in tasks:
+        for task in list(self.tasks.values()):
             task.cancel()
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
-            for coroutine in [c for c, task in self.tasks.items() if task.done()]:
-                del self.tasks[coroutine]
-            if pending:
+        if self.tasks:
+            self._tasks_ended = self.loop.create_future()
+            # A task cancelled before its first step never runs ``_tracked``:
+            # it is done a loop turn later, and forgotten then.
+            self.loop.call_soon(self._forget_done_tasks)
+            await wait_settled(self.loop, self._tasks_ended, timeout, None)
+            self._forget_done_tasks()
+            if self.tasks:
                 self.log.error_logger.log(
-                    logging.WARNING, "%d application task(s) ignored cancellation", len(pending)
+                    logging.WARNING, "%d application task(s) ignored cancellation", len(self.tasks)
                 )
+
+    def _forget_done_tasks(self) -> None:
+        for coroutine in [c for c, task in self.tasks.items() if task.done()]:
+            del self.tasks[coroutine]
+        if self._tasks_ended is not None and not self.tasks:
+            settle(self._tasks_ended)

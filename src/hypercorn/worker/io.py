@@ -53,6 +53,7 @@ from hypercorn.worker.router import StreamRouter
 from hypercorn.worker.waiters import Waiters
 
 if TYPE_CHECKING:
+    from hypercorn.shared.eventloop import Handle
     from hypercorn.worker.context import WorkerContext
     from hypercorn.worker.protocol.proxy import TrustedAddresses
 
@@ -95,8 +96,8 @@ class HTTPConnection(asyncio.Protocol):
         self._write_paused = False
         self._drain_waiters = Waiters(self.loop)
         self._deadline: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._grace: asyncio.TimerHandle | None = None  # half-closed: the wait for EOF
+        self._timer: Handle | None = None
+        self._grace: Handle | None = None  # half-closed: the wait for EOF
         self._step_soon = False  # multiplexed: a step is scheduled for the end of this turn
 
     # -- asyncio.Protocol -------------------------------------------------------

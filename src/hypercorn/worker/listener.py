@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from hypercorn.shared.eventloop import Handle
     from hypercorn.worker.context import WorkerContext
     from hypercorn.worker.io import HTTPConnection
 
@@ -73,13 +74,13 @@ class Listener:
         self._ssl = ssl_context
         self._batch = max(1, batch)
         self._closed = False
-        self._retry: asyncio.TimerHandle | None = None
+        self._retry: Handle | None = None
         sock.setblocking(False)
         sock.listen(batch)
         self._fd = sock.fileno()
         self._raw_accept = sock._accept  # type: ignore[attr-defined]  # socket.accept's own
         self._family, self._type, self._proto = int(sock.family), int(sock.type), sock.proto
-        self._loop.add_reader(self._fd, self._accept)
+        self._watch()
 
     def close(self) -> None:
         """Stop accepting at once; connections already accepted are served."""
@@ -90,8 +91,17 @@ class Listener:
             self._retry.cancel()
             self._retry = None
         else:
-            self._loop.remove_reader(self._fd)
+            self._unwatch()
         self._sock.close()
+
+    # -- what the loop does (``worker/trio_io.py`` has trio's) ------------------------
+
+    def _watch(self) -> None:
+        """Call ``_accept`` whenever the socket is readable."""
+        asyncio.get_running_loop().add_reader(self._fd, self._accept)
+
+    def _unwatch(self) -> None:
+        asyncio.get_running_loop().remove_reader(self._fd)
 
     def _accept(self) -> None:
         ctx = self._ctx
@@ -113,7 +123,7 @@ class Listener:
                 ctx.log.error_logger.error(
                     "accept(): %s; pausing for %.0f s", error, RESOURCE_RETRY
                 )
-                self._loop.remove_reader(self._fd)
+                self._unwatch()
                 self._retry = self._loop.call_later(RESOURCE_RETRY, self._resume)
                 return
             self._connect(conn)
@@ -127,7 +137,7 @@ class Listener:
 
     async def _establish(self, conn: socket.socket, protocol: HTTPConnection) -> None:
         try:
-            await self._loop.connect_accepted_socket(
+            await asyncio.get_running_loop().connect_accepted_socket(
                 lambda: protocol,
                 conn,
                 ssl=self._ssl,
@@ -142,4 +152,4 @@ class Listener:
     def _resume(self) -> None:
         self._retry = None
         if not self._closed:
-            self._loop.add_reader(self._fd, self._accept)
+            self._watch()

@@ -37,11 +37,12 @@ import ssl
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from hypercorn.shared.addresses import repr_socket_addr
 from hypercorn.shared.apploading import load_application, wrap_app
 from hypercorn.shared.errors import ShutdownError
+from hypercorn.shared.eventloop import EventLoop, Future, settle
 from hypercorn.shared.shutdown import check_multiprocess_shutdown_event
 from hypercorn.shared.statsd import StatsdLogger
 from hypercorn.shared.validators import ConfigError
@@ -54,6 +55,7 @@ from hypercorn.worker.protocol.connection import SERVED_ALPN_PROTOCOLS
 from hypercorn.worker.proxy_binds import ProxyBinds
 
 if TYPE_CHECKING:
+    import socket
     from multiprocessing.synchronize import Event as MPEvent
 
     from hypercorn.config import Config
@@ -142,7 +144,7 @@ def run_worker(
 ) -> int:
     """Load ``config.application_path`` and serve it on ``sockets`` in a new event loop.
 
-    The loop is asyncio's or uvloop's per ``config.worker_class``. Serving stops
+    The loop is asyncio's, uvloop's or trio's per ``config.worker_class``. Serving stops
     gracefully when ``shutdown_event`` is set, or on SIGINT/SIGTERM when this is
     the main thread.
 
@@ -162,6 +164,11 @@ def run_worker(
     """
     assert config.application_path is not None, "config.application_path is not set"
     app = load_application(config.application_path, config.wsgi_max_body_size)
+    if config.worker_class == "trio":
+        from hypercorn.worker.trio_serve import run_trio
+
+        run_trio(app, config, sockets, shutdown_event, hooks)
+        return 0
     trigger: ShutdownTrigger | None = None
     if shutdown_event is not None:
         trigger = functools.partial(
@@ -187,6 +194,7 @@ async def serve_sockets(
     shutdown_trigger: ShutdownTrigger | None = None,
     handle_signals: bool = False,
     hooks: WorkerHooks = NO_HOOKS,
+    io: WorkerIO | None = None,
 ) -> None:
     """Serve an (already wrapped) app on ``sockets`` until shutdown; see the module doc.
 
@@ -197,26 +205,30 @@ async def serve_sockets(
         shutdown_trigger: an async callable whose return starts shutdown.
         handle_signals: also stop on SIGINT/SIGTERM (main thread only).
         hooks: how the worker reports to the process that runs it.
+        io: the loop family's I/O layer; asyncio's (the running loop) by default.
 
     Raises:
         LifespanFailureError, LifespanTimeoutError: the app's startup or shutdown failed.
     """
-    loop = asyncio.get_running_loop()
+    if io is None:
+        io = AsyncioIO()
+    loop = io.loop
     # As Hypercorn does: statsd_host with the default logger class means StatsdLogger.
     config.set_statsd_logger_class(StatsdLogger)
     state: dict[str, Any] = {}
-    lifespan = Lifespan(app, config, state)
+    lifespan = Lifespan(app, config, state, loop)
     try:
         await lifespan.startup()
     except BaseException:
-        await lifespan.close()
+        with io.cleanup_scope():
+            await lifespan.close()
         raise
     ctx = WorkerContext(app, config, loop, state)
     servers: list[Listener] = []
     quic: list[QuicServer] = []
     beat: _Heartbeat | None = None
     drained = False
-    limit_hit = asyncio.Event()
+    limit_hit: Future[None] = loop.create_future()
 
     def stop_at_limit() -> None:
         # Synchronously, from the request that reached it: no accept in between.
@@ -227,18 +239,18 @@ async def serve_sockets(
         ctx.begin_drain(at_limit=True)
         if hooks.limit_reached is not None:
             hooks.limit_reached(ctx.requests_served)
-        limit_hit.set()
+        settle(limit_hit)
 
     try:
-        servers = await _start_servers(ctx, sockets)
-        quic = await _start_quic(ctx, sockets)
+        servers = await _start_servers(ctx, sockets, io)
+        quic = await _start_quic(ctx, sockets, io)
         if hooks.request_limit is not None:
             ctx.limit_requests(hooks.request_limit, stop_at_limit)
         if hooks.ready is not None:
             hooks.ready()
         if hooks.heartbeat is not None:
             beat = _Heartbeat(ctx, hooks.heartbeat, hooks.heartbeat_interval, hooks.metrics)
-        await _wait_for_shutdown(loop, shutdown_trigger, handle_signals, limit_hit)
+        await io.wait_for_shutdown(shutdown_trigger, handle_signals, limit_hit)
         for server in servers:
             server.close()
         for endpoint in quic:
@@ -257,19 +269,20 @@ async def serve_sockets(
         for server in servers:
             server.close()
         ctx.draining = True
-        await ctx.abort()
-        if beat is not None:
-            beat.send()  # the final counts, so the master's totals miss nothing
-        for endpoint in quic:
-            endpoint.close()
-        if drained:
-            await lifespan.shutdown()
-        else:
-            with contextlib.suppress(Exception):
+        with io.cleanup_scope():
+            await ctx.abort()
+            if beat is not None:
+                beat.send()  # the final counts, so the master's totals miss nothing
+            for endpoint in quic:
+                endpoint.close()
+            if drained:
                 await lifespan.shutdown()
+            else:
+                with contextlib.suppress(Exception):
+                    await lifespan.shutdown()
 
 
-async def _start_servers(ctx: WorkerContext, sockets: Sockets) -> list[Listener]:
+async def _start_servers(ctx: WorkerContext, sockets: Sockets, io: WorkerIO) -> list[Listener]:
     config = ctx.config
     ssl_context = _ssl_context(config) if sockets.secure_sockets else None
     listeners = [(sock, True) for sock in sockets.secure_sockets]
@@ -282,7 +295,7 @@ async def _start_servers(ctx: WorkerContext, sockets: Sockets) -> list[Listener]
             address = repr_socket_addr(sock.family, sock.getsockname())
             trusted = binds.trusted if binds is not None and proxied else None
             factory = functools.partial(HTTPConnection, ctx, secure=secure, proxy=trusted)
-            server = Listener(
+            server = io.listener(
                 ctx,
                 sock,
                 factory,
@@ -301,7 +314,7 @@ async def _start_servers(ctx: WorkerContext, sockets: Sockets) -> list[Listener]
     return servers
 
 
-async def _start_quic(ctx: WorkerContext, sockets: Sockets) -> list[QuicServer]:
+async def _start_quic(ctx: WorkerContext, sockets: Sockets, io: WorkerIO) -> list[QuicServer]:
     """Serve HTTP/3 on each QUIC socket (needs the TLS certificate)."""
     config = ctx.config
     if not sockets.quic_sockets or config.certfile is None:
@@ -331,9 +344,8 @@ async def _start_quic(ctx: WorkerContext, sockets: Sockets) -> list[QuicServer]:
     try:
         for sock in sockets.quic_sockets:
             endpoint = QuicEndpoint(config, configuration)
-            _, server = await ctx.loop.create_datagram_endpoint(
-                functools.partial(QuicServer, ctx, endpoint), sock=sock
-            )
+            server = QuicServer(ctx, endpoint)
+            await io.open_datagram(server, sock)
             servers.append(server)
             address = repr_socket_addr(sock.family, sock.getsockname())
             await config.log.info("Running on https://%s (QUIC) (CTRL + C to quit)", address)
@@ -385,23 +397,95 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
-async def _wait_for_shutdown(
+class WorkerIO(Protocol):
+    """What serving needs of a loop family's I/O layer: asyncio's is ``AsyncioIO``,
+    trio's is in ``worker/trio_io.py``."""
+
+    loop: EventLoop
+    """The running loop."""
+
+    def listener(
+        self,
+        ctx: WorkerContext,
+        sock: socket.socket,
+        factory: Callable[[], HTTPConnection],
+        *,
+        ssl_context: ssl.SSLContext | None,
+        batch: int,
+    ) -> Listener:
+        """Start the accept loop of one listening socket (see ``Listener``)."""
+        ...
+
+    async def open_datagram(self, server: QuicServer, sock: socket.socket) -> None:
+        """Start feeding ``server`` the datagrams of the UDP socket ``sock``."""
+
+    async def wait_for_shutdown(
+        self, trigger: ShutdownTrigger | None, handle_signals: bool, limit_hit: Future[None]
+    ) -> None:
+        """Return once the trigger returns (or raises ``ShutdownError``), SIGINT or
+        SIGTERM arrives (with ``handle_signals``, in the main thread only) or
+        ``limit_hit`` is set."""
+
+    def cleanup_scope(self) -> contextlib.AbstractContextManager[object]:
+        """Where the cleanup of a cancelled worker can still wait (each wait is bounded)."""
+        ...
+
+
+class AsyncioIO:
+    """The asyncio (and uvloop) I/O layer: ``worker/io.py`` and ``worker/listener.py``."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.loop: EventLoop = self._loop
+
+    @staticmethod
+    def listener(
+        ctx: WorkerContext,
+        sock: socket.socket,
+        factory: Callable[[], HTTPConnection],
+        *,
+        ssl_context: ssl.SSLContext | None,
+        batch: int,
+    ) -> Listener:
+        return Listener(ctx, sock, factory, ssl_context=ssl_context, batch=batch)
+
+    async def open_datagram(self, server: QuicServer, sock: socket.socket) -> None:
+        await self._loop.create_datagram_endpoint(lambda: server, sock=sock)
+
+    @staticmethod
+    def cleanup_scope() -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()  # asyncio's cancellation is delivered once
+
+    async def wait_for_shutdown(
+        self, trigger: ShutdownTrigger | None, handle_signals: bool, limit_hit: Future[None]
+    ) -> None:
+        loop = self._loop
+        signalled = asyncio.Event()
+        installed: list[signal.Signals] = []
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for signum in _SHUTDOWN_SIGNALS:
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(signum, signalled.set)
+                    installed.append(signum)
+        try:
+            await _first_of(loop, trigger, signalled, installed, limit_hit)
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+
+async def _first_of(
     loop: asyncio.AbstractEventLoop,
     trigger: ShutdownTrigger | None,
-    handle_signals: bool,
-    limit_hit: asyncio.Event,
+    signalled: asyncio.Event,
+    installed: list[signal.Signals],
+    limit_hit: Future[None],
 ) -> None:
-    """Return once the trigger returns (or raises ``ShutdownError``), a signal
-    arrives or the request limit is hit."""
-    signalled = asyncio.Event()
-    installed: list[signal.Signals] = []
-    if handle_signals and threading.current_thread() is threading.main_thread():
-        for signum in _SHUTDOWN_SIGNALS:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, signalled.set)
-                installed.append(signum)
+    async def hit() -> None:
+        await limit_hit
+
     # Without a limit, this one waits until cancelled.
-    waiters: list[asyncio.Future[Any]] = [loop.create_task(limit_hit.wait())]
+    waiters: list[asyncio.Future[Any]] = [loop.create_task(hit())]
     try:
         if installed:
             waiters.append(loop.create_task(signalled.wait()))
@@ -415,5 +499,3 @@ async def _wait_for_shutdown(
         for waiter in waiters:
             waiter.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
-        for signum in installed:
-            loop.remove_signal_handler(signum)

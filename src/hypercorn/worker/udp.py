@@ -42,6 +42,7 @@ from hypercorn.worker.router import StreamRouter
 from hypercorn.worker.waiters import Waiters
 
 if TYPE_CHECKING:
+    from hypercorn.shared.eventloop import Handle
     from hypercorn.worker.context import WorkerContext
 
 
@@ -56,7 +57,7 @@ class QuicServer(asyncio.DatagramProtocol):
         self.server: tuple[str, int | None] | None = None
         self.connections: dict[H3Protocol, H3Connection] = {}
         self._dirty: dict[H3Connection, None] = {}
-        self._flush_handle: asyncio.Handle | None = None
+        self._flush_handle: Handle | None = None
         self.write_paused = False
 
     # -- asyncio.DatagramProtocol ------------------------------------------------
@@ -180,7 +181,7 @@ class H3Connection:
         self.router = StreamRouter(self.ctx, self)
         self._lost = False
         self._deadline: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Handle | None = None
         self._drain_waiters = Waiters(self.loop)
 
     def flush(self) -> None:

@@ -7,7 +7,9 @@ opened, and each waiter checks its own condition again.
 
 from __future__ import annotations
 
-import asyncio
+from typing import Any
+
+from hypercorn.shared.eventloop import EventLoop, Future
 
 
 class Waiters:
@@ -15,9 +17,9 @@ class Waiters:
 
     __slots__ = ("_loop", "futures")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: EventLoop) -> None:
         self._loop = loop
-        self.futures: list[asyncio.Future[None]] = []
+        self.futures: list[Future[Any]] = []
         """The waiting tasks' futures (empty: nobody waits; tested without a call)."""
 
     def __bool__(self) -> bool:

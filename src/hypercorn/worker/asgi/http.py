@@ -39,7 +39,6 @@ are logged once; the access log gets one line per response.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -60,6 +59,7 @@ from hypercorn.worker.protocol.events import (
 )
 
 if TYPE_CHECKING:
+    from hypercorn.shared.eventloop import Future
     from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent, HTTPScope
     from hypercorn.worker.context import WorkerContext
 
@@ -227,7 +227,7 @@ class HTTPStream:
         self._response: dict[str, Any] | None = None
         self._h2 = request.http_version in _MULTIPLEXED  # per-stream flow control
         self._trailers: list[tuple[bytes, bytes]] | None = None
-        self._wakeup: asyncio.Event | None = None  # made by the first receive() that waits
+        self._wakeup: Future[None] | None = None  # made by a receive() that waits
 
     # -- events from the connection -------------------------------------------
 
@@ -262,8 +262,9 @@ class HTTPStream:
             self._host.stream_finished(self.stream_id)
 
     def _wake(self) -> None:
-        if self._wakeup is not None:
-            self._wakeup.set()
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
 
     # -- the ASGI callables ---------------------------------------------------
 
@@ -290,12 +291,11 @@ class HTTPStream:
             ):
                 self._continue_sent = True
                 self._host.send_events(InformationalResponse(self.stream_id, 100))
-            wakeup = self._wakeup
-            if wakeup is None:
-                wakeup = self._wakeup = asyncio.Event()
-            else:
-                wakeup.clear()
-            await wakeup.wait()
+            wakeup = self._wakeup = self._ctx.loop.create_future()
+            try:
+                await wakeup
+            finally:
+                self._wakeup = None
 
     async def send(self, message: ASGISendEvent) -> None:
         """ASGI ``send``: validate the message against the state and pass it on.
@@ -490,15 +490,15 @@ class HTTPStream:
             return
         try:
             await self._ctx.app(self.scope, self.receive, self.send)
-        except asyncio.CancelledError:
-            if self.state is not ResponseState.COMPLETE and not self._disconnected:
-                self._abort()
-            raise
         except Exception as error:
             if self._disconnected and isinstance(error, OSError):
                 await log.debug("client disconnected during %s", self._describe())
             else:
                 await log.exception("Error in ASGI application during %s", self._describe())
+        except BaseException:  # cancelled (asyncio's or trio's), or the process stops
+            if self.state is not ResponseState.COMPLETE and not self._disconnected:
+                self._abort()
+            raise
         else:
             if self.state is not ResponseState.COMPLETE and not self._disconnected:
                 await log.error(

@@ -23,8 +23,7 @@ their own scopes. A message out of order or of unknown type raises
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import collections
 import enum
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +32,13 @@ from hypercorn.shared.errors import (
     LifespanTimeoutError,
     UnexpectedMessageError,
 )
+from hypercorn.shared.eventloop import EventLoop, Future, Task, current_loop, settle, wait_settled
 
 if TYPE_CHECKING:
     from hypercorn.config import Config
     from hypercorn.typing import ASGIFramework, ASGIReceiveEvent, ASGISendEvent, LifespanScope
+
+_TIMED_OUT = "\0timed out"  # the outcome a timeout settles; no app sends it
 
 
 class LifespanState(enum.Enum):
@@ -55,16 +57,26 @@ class Lifespan:
         app: the ASGI application.
         config: supplies ``startup_timeout``, ``shutdown_timeout`` and the logger.
         state: the lifespan state dict shared with requests.
+        loop: the running loop (by default ``current_loop()`` at startup).
     """
 
-    def __init__(self, app: ASGIFramework, config: Config, state: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        app: ASGIFramework,
+        config: Config,
+        state: dict[str, Any],
+        loop: EventLoop | None = None,
+    ) -> None:
         self.app = app
         self.config = config
         self.state_dict = state
         self.state = LifespanState.IDLE
-        self._inbox: asyncio.Queue[ASGIReceiveEvent] = asyncio.Queue()
-        self._outcome: asyncio.Future[str | None] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._loop = loop
+        self._inbox: collections.deque[ASGIReceiveEvent] = collections.deque()
+        self._inbox_waiter: Future[None] | None = None
+        self._outcome: Future[str | None] | None = None
+        self._task: Task | None = None
+        self._ended: Future[None] | None = None  # set as the app's task ends
         self._sent_anything = False
 
     @property
@@ -78,7 +90,9 @@ class Lifespan:
             LifespanTimeoutError: no answer within ``startup_timeout``.
             LifespanFailureError: the app sent ``lifespan.startup.failed``.
         """
-        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = current_loop()
+        loop = self._loop
         scope: LifespanScope = {
             "type": "lifespan",
             "asgi": {"version": "3.0", "spec_version": "2.0"},
@@ -86,8 +100,9 @@ class Lifespan:
         }
         self.state = LifespanState.STARTING
         self._outcome = loop.create_future()
-        self._task = loop.create_task(self._run(scope))
-        await self._inbox.put({"type": "lifespan.startup"})
+        self._ended = loop.create_future()
+        self._task = loop.create_task(self._run(scope, self._ended))
+        self._put({"type": "lifespan.startup"})
         await self._wait("startup", self.config.startup_timeout)
         if self.state is LifespanState.STARTING:
             self.state = LifespanState.STARTED
@@ -102,9 +117,10 @@ class Lifespan:
         if self.state is not LifespanState.STARTED:
             await self.close()
             return
+        assert self._loop is not None
         self.state = LifespanState.STOPPING
-        self._outcome = asyncio.get_running_loop().create_future()
-        await self._inbox.put({"type": "lifespan.shutdown"})
+        self._outcome = self._loop.create_future()
+        self._put({"type": "lifespan.shutdown"})
         try:
             await self._wait("shutdown", self.config.shutdown_timeout)
             self.state = LifespanState.STOPPED
@@ -113,17 +129,15 @@ class Lifespan:
 
     async def close(self) -> None:
         """End the lifespan task if it still runs (it may wait on ``receive`` forever)."""
-        task = self._task
-        if task is not None and not task.done():
+        task, ended = self._task, self._ended
+        if task is not None and ended is not None and not ended.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await ended
 
     async def _wait(self, stage: str, timeout: float) -> None:
-        assert self._outcome is not None
-        try:
-            failure = await asyncio.wait_for(asyncio.shield(self._outcome), timeout)
-        except TimeoutError:
+        assert self._outcome is not None and self._loop is not None
+        failure = await wait_settled(self._loop, self._outcome, timeout, _TIMED_OUT)
+        if failure is _TIMED_OUT:
             await self.close()
             raise LifespanTimeoutError(stage) from None
         if failure is not None:
@@ -131,15 +145,24 @@ class Lifespan:
             raise LifespanFailureError(stage, failure)
 
     def _resolve(self, failure: str | None) -> None:
-        if self._outcome is not None and not self._outcome.done():
-            self._outcome.set_result(failure)
+        if self._outcome is not None:
+            settle(self._outcome, failure)
 
-    async def _run(self, scope: LifespanScope) -> None:
+    def _put(self, message: ASGIReceiveEvent) -> None:
+        self._inbox.append(message)
+        if self._inbox_waiter is not None:
+            settle(self._inbox_waiter)
+
+    async def _run(self, scope: LifespanScope, ended: Future[None]) -> None:
+        try:
+            await self._call(scope)
+        finally:
+            settle(ended)
+
+    async def _call(self, scope: LifespanScope) -> None:
         log = self.config.log
         try:
             await self.app(scope, self.receive, self.send)
-        except asyncio.CancelledError:
-            raise
         except Exception as error:
             if not self._sent_anything:
                 self.state = LifespanState.UNSUPPORTED
@@ -161,7 +184,14 @@ class Lifespan:
 
     async def receive(self) -> ASGIReceiveEvent:
         """ASGI ``receive`` of the lifespan scope."""
-        return await self._inbox.get()
+        while not self._inbox:
+            assert self._loop is not None
+            waiter = self._inbox_waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._inbox_waiter = None
+        return self._inbox.popleft()
 
     async def send(self, message: ASGISendEvent) -> None:
         """ASGI ``send`` of the lifespan scope.

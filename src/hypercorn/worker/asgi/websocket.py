@@ -38,7 +38,6 @@ raises while connected: close 1011. It returns while connected: close
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import enum
@@ -65,6 +64,7 @@ from hypercorn.worker.protocol.events import (
 from hypercorn.worker.protocol.ws_handshake import HandshakeError, read_handshake
 
 if TYPE_CHECKING:
+    from hypercorn.shared.eventloop import Future
     from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent, WebsocketScope
     from hypercorn.worker.context import WorkerContext
 
@@ -179,7 +179,7 @@ class WebSocketStream:
         self._response: dict[str, Any] | None = None
         # The future receive() awaits while the queue is empty (cheaper than
         # an asyncio.Event, which this per-message path used to pay for).
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: Future[None] | None = None
         self._max_queue = ctx.config.max_app_queue_size
         self._pending_start: ResponseStarted | None = None
         self._handshake: WebSocketHandshake | None = None
@@ -426,12 +426,12 @@ class WebSocketStream:
         failed = False
         try:
             await self._ctx.app(self.scope, self.receive, self.send)
-        except asyncio.CancelledError:
-            self._end(failed=True)
-            raise
         except Exception:
             failed = True
             await log.exception("Error in ASGI application during %s", self._describe())
+        except BaseException:  # cancelled (asyncio's or trio's), or the process stops
+            self._end(failed=True)
+            raise
         state = self.state
         if state is WebSocketState.HANDSHAKE:
             if not failed:

@@ -1,0 +1,136 @@
+"""The few event-loop calls the loop-agnostic parts of a worker make.
+
+Theory of operation
+-------------------
+The sans-IO protocols need no loop at all. Above them, the worker context,
+the ASGI streams, lifespan, the HTTP/3 connections and the WSGI hand-off
+need a little: the time, a one-shot future to park a task on, a task, a
+timer and a call from another thread. ``EventLoop`` is that subset of
+``asyncio.AbstractEventLoop``, so an asyncio (or uvloop) loop *is* one, at
+no cost on its hot paths; under trio, ``shared.trio_loop.TrioLoop`` gives
+the same calls over a nursery. Nothing else in those parts may name
+asyncio or trio: a wait with a deadline is a future settled by a timer
+(``wait_settled``), and cancellation is whatever ``BaseException`` the
+running library raises (never caught as an ``Exception``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["EventLoop", "Future", "Handle", "Task", "current_loop", "settle", "wait_settled"]
+
+
+class Handle(Protocol):
+    """A scheduled callback."""
+
+    def cancel(self) -> object:
+        """Do not call it (if it has not run yet)."""
+
+
+class Task(Protocol):
+    """A running coroutine."""
+
+    def cancel(self) -> object:
+        """Cancel it: the library's cancellation is raised at its next wait."""
+
+    def done(self) -> bool:
+        """True once it has ended."""
+        ...
+
+
+class Future(Protocol[T]):
+    """A one-shot value a task can wait for."""
+
+    def done(self) -> bool:
+        """True once a result is set."""
+        ...
+
+    def set_result(self, result: T, /) -> None:
+        """Set the result and wake the task awaiting it (once only)."""
+
+    def result(self) -> T:
+        """The result (only once done)."""
+        ...
+
+    def __await__(self) -> Generator[Any, None, T]: ...
+
+
+class EventLoop(Protocol):
+    """What the loop-agnostic parts of a worker ask of their loop."""
+
+    def time(self) -> float:
+        """The loop's clock, in seconds."""
+        ...
+
+    def create_future(self) -> Future[Any]:
+        """A new unset future."""
+        ...
+
+    def create_task(self, coro: Coroutine[Any, Any, Any], /) -> Task:
+        """Run ``coro`` as a task of the serving worker."""
+        ...
+
+    def call_soon(self, callback: Callable[..., object], /, *args: Any) -> Handle:
+        """Call ``callback(*args)`` once the running task yields."""
+        ...
+
+    def call_at(self, when: float, callback: Callable[..., object], /, *args: Any) -> Handle:
+        """Call ``callback(*args)`` at loop time ``when``."""
+        ...
+
+    def call_later(self, delay: float, callback: Callable[..., object], /, *args: Any) -> Handle:
+        """Call ``callback(*args)`` in ``delay`` seconds."""
+        ...
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], /, *args: Any) -> Handle:
+        """From another thread: call ``callback(*args)`` in the loop's thread.
+
+        Raises:
+            RuntimeError: the loop has stopped.
+        """
+        ...
+
+    def is_closed(self) -> bool:
+        """True once the loop has stopped for good."""
+        ...
+
+
+def current_loop() -> EventLoop:
+    """The running asyncio loop, or the running trio run's ``TrioLoop``.
+
+    Raises:
+        RuntimeError: called outside a running loop.
+    """
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    from hypercorn.shared.trio_loop import current_trio_loop
+
+    return current_trio_loop()
+
+
+def settle(future: Future[Any], value: Any = None) -> None:
+    """Set ``future``'s result unless it is set already."""
+    if not future.done():
+        future.set_result(value)
+
+
+async def wait_settled(loop: EventLoop, future: Future[T], timeout: float, default: T) -> T:
+    """``await future``, settling it with ``default`` after ``timeout`` seconds.
+
+    Returns:
+        The future's result: ``default`` if the timeout settled it.
+    """
+    if not future.done():
+        timer = loop.call_later(timeout, settle, future, default)
+        try:
+            await future
+        finally:
+            timer.cancel()
+    return future.result()
