@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+import anyio
 import pytest
 import trio
 import trustme
@@ -74,6 +75,32 @@ def scaled(seconds: float) -> float:
     return seconds * TIMEOUT_SCALE
 
 
+class Flag:
+    """A flag an app sets or waits for under any worker class, and a test awaits or
+    sets: the app may run in another thread (a ``threading.Event`` inside)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self, timeout: float | None = None) -> None:
+        """From the test: wait (``scaled(5)`` seconds by default) or fail."""
+        waited = await asyncio.to_thread(
+            self._event.wait, scaled(5) if timeout is None else timeout
+        )
+        assert waited, "the flag was not set in time"
+
+    async def app_wait(self) -> None:
+        """From an app, in its own loop: wait until the test sets the flag."""
+        while not self._event.is_set():
+            await anyio.sleep(0.005)
+
+
 def make_config(**settings: Any) -> Config:
     settings.setdefault("bind", ["127.0.0.1:0"])
     settings.setdefault("errorlog", None)
@@ -88,7 +115,20 @@ def _address(config: Config, sock: socket.socket) -> ServerAddress:
 
 @contextlib.asynccontextmanager
 async def serving(app: Any, config: Config, *, mode: Mode = None) -> AsyncIterator[ServerAddress]:
-    """Serve ``app`` with ``config`` in the running loop until the block exits."""
+    """Serve ``app`` with ``config`` until the block exits: an asyncio worker in the
+    running loop, any other from a thread."""
+    if config.worker_class != "asyncio":
+        server = config_thread(app, config, mode=mode)
+        # Started and stopped off the test's loop, which the test's clients still use.
+        address = await asyncio.to_thread(server.__enter__)
+        try:
+            yield address
+        except BaseException as error:
+            if not await asyncio.to_thread(server.__exit__, type(error), error, None):
+                raise
+        else:
+            await asyncio.to_thread(server.__exit__, None, None, None)
+        return
     sockets = config.create_sockets()
     address = _address(config, sockets.all()[0])
     stop = asyncio.Event()
@@ -122,31 +162,21 @@ async def serving(app: Any, config: Config, *, mode: Mode = None) -> AsyncIterat
 async def running_server(
     app: Any, *, mode: Mode = None, **settings: Any
 ) -> AsyncIterator[ServerAddress]:
-    """Serve ``app`` with ``Config`` settings; yield its address.
-
-    An asyncio worker serves in the running loop, any other from a thread.
-    """
-    config = make_config(**settings)
-    if config.worker_class == "asyncio":
-        async with serving(app, config, mode=mode) as address:
-            yield address
-        return
-    server = server_thread(app, mode=mode, **{**settings, "worker_class": config.worker_class})
-    # Started and stopped off the test's loop, which the test's clients still use.
-    address = await asyncio.to_thread(server.__enter__)
-    try:
+    """Serve ``app`` with ``Config`` settings; yield its address (see ``serving``)."""
+    async with serving(app, make_config(**settings), mode=mode) as address:
         yield address
-    except BaseException as error:
-        if not await asyncio.to_thread(server.__exit__, type(error), error, None):
-            raise
-    else:
-        await asyncio.to_thread(server.__exit__, None, None, None)
+
+
+def server_thread(
+    app: Any, *, mode: Mode = None, **settings: Any
+) -> contextlib.AbstractContextManager[ServerAddress]:
+    """Serve ``app`` from a thread with its own loop (``worker_class`` picks it)."""
+    return config_thread(app, make_config(**settings), mode=mode)
 
 
 @contextlib.contextmanager
-def server_thread(app: Any, *, mode: Mode = None, **settings: Any) -> Iterator[ServerAddress]:
-    """Serve ``app`` from a thread with its own loop (``worker_class`` picks it)."""
-    config = make_config(**settings)
+def config_thread(app: Any, config: Config, *, mode: Mode = None) -> Iterator[ServerAddress]:
+    """Serve ``app`` with ``config`` from a thread with its own loop or trio run."""
     sockets = config.create_sockets()
     address = _address(config, sockets.all()[0])
     ready = threading.Event()

@@ -14,6 +14,7 @@ import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import h2.config
 import h2.connection
 import h2.events
@@ -24,6 +25,7 @@ import pytest_asyncio
 import trustme
 
 from tests.e2e.conftest import (
+    Flag,
     ServerAddress,
     close_raw,
     open_raw,
@@ -32,12 +34,12 @@ from tests.e2e.conftest import (
     scaled,
 )
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("worker_class")]
 
 scopes: list[dict[str, Any]] = []
 progress: list[int] = []
 # Events a test hands to ``app``: "slow" is set when /slow begins.
-signals: dict[str, asyncio.Event] = {}
+signals: dict[str, Flag] = {}
 FLOOD_CHUNKS = 2048  # 32 MiB: more than loopback socket buffers hold
 
 
@@ -71,7 +73,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/slow":
         if "slow" in signals:
             signals["slow"].set()
-        await asyncio.sleep(0.3)  # a slow application, still at work when the server stops
+        await anyio.sleep(0.3)  # a slow application, still at work when the server stops
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"slow"})
     elif path == "/extras":
@@ -139,7 +141,7 @@ class RawClient:
         events = self.conn.receive_data(data) if data else []
         self.flush()
         # Not EOF, even if only part of a frame came: never an empty list here.
-        return [*events, *goaways] or [h2.events.PingAckReceived()]
+        return [*events, *goaways] or [h2.events.PingAckReceived(ping_data=bytes(8))]
 
     async def until(self, kind: type[h2.events.Event]) -> list[h2.events.Event]:
         """Read until an event of ``kind`` (included) or EOF."""
@@ -377,12 +379,12 @@ async def test_wide_windows_still_back_pressure_a_send_loop(raw_pair: Any) -> No
 
 async def test_request_body_window_follows_the_app(raw_pair: Any) -> None:
     """Body bytes the app has not read keep the client's windows shut."""
-    gate = asyncio.Event()
+    gate = Flag()
 
     async def lazy(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        await gate.wait()
+        await gate.app_wait()
         size = 0
         while True:
             message = await receive()
@@ -449,11 +451,11 @@ async def test_graceful_shutdown_finishes_streams(raw_pair: Any) -> None:
             seen += events
         return seen
 
-    signals["slow"] = started = asyncio.Event()
+    signals["slow"] = started = Flag()
     async with running_server(app) as server:
         client = await raw_pair(server)
         stream_id = client.request(b"/slow")
-        await asyncio.wait_for(started.wait(), scaled(5))  # the stream is in the app
+        await started.wait()  # the stream is in the app
         reading = asyncio.create_task(read_to_eof(client))
     # Leaving the block stops the server: GOAWAY, the stream finishes, then EOF.
     events = await asyncio.wait_for(reading, scaled(5))

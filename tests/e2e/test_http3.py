@@ -14,6 +14,7 @@ import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import pytest_asyncio
@@ -24,7 +25,7 @@ from hypercorn.worker.serve import WorkerHooks, serve_sockets
 from tests.e2e.conftest import make_config, scaled, serving
 from tests.e2e.h3client import h3_connect
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("worker_class")]
 
 
 scopes: list[dict[str, Any]] = []
@@ -58,7 +59,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         for n in range(5):
             await send({"type": "http.response.body", "body": b"part%d;" % n, "more_body": True})
-            await asyncio.sleep(0.01)
+            await anyio.sleep(0.01)
         await send({"type": "http.response.body", "body": b""})
     elif path == "/big":
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -80,7 +81,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"pusher"})
     elif path == "/slow":
-        await asyncio.sleep(0.5)
+        await anyio.sleep(0.5)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"slow done"})
     else:
@@ -185,6 +186,7 @@ async def test_idle_timeout_closes(tls_files: dict[str, str]) -> None:
         assert event.error_code == 0x100  # H3_NO_ERROR
 
 
+@pytest.mark.worker_classes("asyncio")  # drives serve_sockets in the test's loop
 async def test_graceful_shutdown_goaway(tls_files: dict[str, str]) -> None:
     config = make_config(quic_bind=["127.0.0.1:0"], graceful_timeout=5, **tls_files)
     sockets = config.create_sockets()

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
 from hypercorn.shared.errors import LifespanFailureError, LifespanTimeoutError
 from tests.e2e.conftest import running_server
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("worker_class")]
 
 
 def lifespan_app(
@@ -36,7 +36,7 @@ def lifespan_app(
             assert message["type"] == f"lifespan.{stage}"
             log.append(stage)
             if answer == "hang":
-                await asyncio.Event().wait()
+                await anyio.Event().wait()
             if stage == "startup":
                 scope["state"]["resource"] = "open"
             reply: dict[str, Any] = {"type": f"lifespan.{stage}.{answer}"}

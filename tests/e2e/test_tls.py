@@ -19,7 +19,7 @@ from tests.e2e.conftest import (
     write_server_cert,
 )
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("worker_class")]
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from wsproto.events import CloseConnection, Ping, TextMessage
 from hypercorn.shared.errors import UnexpectedMessageError
 from hypercorn.worker.asgi.websocket import WebSocketState
 from hypercorn.worker.protocol.ws import CLOSE_TIMEOUT
-from tests.e2e.conftest import ServerAddress, close_raw, open_raw, running_server, scaled
+from tests.e2e.conftest import Flag, ServerAddress, close_raw, open_raw, running_server, scaled
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("worker_class")]
 
 
 def ws_url(address: ServerAddress, path: str = "/") -> str:
@@ -48,7 +48,7 @@ class Recorder:
     def __init__(self, body: Any) -> None:
         self.body = body
         self.seen: list[Any] = []
-        self.done = asyncio.Event()
+        self.done = Flag()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
@@ -59,7 +59,7 @@ class Recorder:
             self.done.set()
 
     async def finished(self) -> None:
-        await asyncio.wait_for(self.done.wait(), scaled(5))
+        await self.done.wait()
 
 
 async def recv_closed(ws: ClientConnection) -> ConnectionClosed:

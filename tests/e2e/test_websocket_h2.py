@@ -18,7 +18,7 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from tests.e2e.conftest import close_raw, open_raw, running_server, scaled
 from tests.e2e.test_websocket import echo_app
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("worker_class")]
 
 
 class H2Client:

@@ -9,8 +9,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import scaled, server_thread
+
+pytestmark = pytest.mark.usefixtures("worker_class")
 
 StartResponse = Callable[..., Any]
 

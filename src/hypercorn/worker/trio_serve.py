@@ -147,6 +147,7 @@ async def serve_trio(
         if ready is not None:
             ready()
 
+    failure: Exception | None = None
     async with trio.open_nursery() as nursery:
         loop = TrioLoop(nursery)
         try:
@@ -160,9 +161,13 @@ async def serve_trio(
                     hooks=dataclasses.replace(hooks, ready=started),
                     io=TrioIO(loop, nursery),
                 )
+        except Exception as error:
+            failure = error  # raised as is, not in the nursery's ExceptionGroup
         finally:
             loop.close()
             nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
 
 
 def run_trio(
