@@ -71,7 +71,7 @@ class TestFlags:
         ("argv", "message"),
         [
             (["-w", "two", "app:app"], "argument -w/--workers: invalid value for 'workers'"),
-            (["-k", "trio", "app:app"], "one of asyncio, uvloop"),
+            (["-k", "curio", "app:app"], "one of asyncio, uvloop, trio"),
             (["--keep-alive", "-3", "app:app"], "'keep_alive_timeout'"),
             (["--nope", "app:app"], "unrecognized arguments: --nope"),
             ([], "the following arguments are required: application"),

@@ -26,7 +26,11 @@ from h2.errors import ErrorCodes
 
 from tests.e2e.conftest import ServerAddress, close_raw, open_raw, running_server, scaled
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("worker_class"),
+    pytest.mark.worker_classes("asyncio", "trio"),
+]
 
 MEMORY_BOUND = 24 * 1024 * 1024
 calls: list[str] = []

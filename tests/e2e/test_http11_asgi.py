@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import close_raw, open_raw, read_response, running_server, scaled
+from tests.e2e.conftest import Flag, close_raw, open_raw, read_response, running_server, scaled
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("worker_class")]
 
 
 class Capture(logging.Handler):
@@ -164,7 +164,7 @@ async def test_out_of_order_message_raises_inside_send() -> None:
 
 async def test_client_disconnect_reaches_receive_and_send_raises_oserror() -> None:
     seen: list[str] = []
-    done = asyncio.Event()
+    done = Flag()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -183,7 +183,7 @@ async def test_client_disconnect_reaches_receive_and_send_raises_oserror() -> No
         await writer.drain()
         await until(lambda: len(seen) == 1)
         await close_raw(writer)
-        await asyncio.wait_for(done.wait(), scaled(5))
+        await done.wait()
     assert seen == ["http.request", "http.disconnect", "OSError"]
 
 
@@ -191,7 +191,7 @@ async def test_slow_reader_back_pressures_the_app() -> None:
     chunk = b"x" * 65536
     total = 256  # 16 MiB: far more than socket (4 MiB at most) and transport buffers hold
     sent = [0]
-    finished = asyncio.Event()
+    finished = Flag()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -219,19 +219,19 @@ async def test_slow_reader_back_pressures_the_app() -> None:
             await asyncio.sleep(0.2)
         assert 0 < sent[0] < total // 2 and not finished.is_set()
         _, body = await asyncio.wait_for(read_response(reader), scaled(30))
-        await asyncio.wait_for(finished.wait(), scaled(5))
+        await finished.wait()
         await close_raw(writer)
     assert len(body) == total * len(chunk)
 
 
 async def test_unread_request_body_pauses_reading_until_the_app_receives() -> None:
     received: list[int] = []
-    gate = asyncio.Event()
+    gate = Flag()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        await gate.wait()
+        await gate.app_wait()
         while True:
             message = await receive()
             received.append(len(message["body"]))

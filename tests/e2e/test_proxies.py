@@ -36,7 +36,11 @@ from tests.e2e.conftest import (
 )
 from tests.worker.protocol.test_proxy import v2_inet
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("worker_class"),
+    pytest.mark.worker_classes("asyncio", "trio"),
+]
 
 PROXY_SOURCE = "127.0.0.2"
 REQUEST = b"GET /client HTTP/1.1\r\nhost: x\r\n\r\n"
