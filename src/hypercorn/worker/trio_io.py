@@ -61,12 +61,15 @@ class TrioTransport:
 
     Args:
         stream: the connection's stream (``SocketStream`` or ``SSLStream``).
-        sock: its socket.
+        sock: its socket (None for an in-memory stream, in tests).
         protocol: the connection (``connection_made`` is called by ``run``).
     """
 
     def __init__(
-        self, stream: trio.abc.Stream, sock: trio.socket.SocketType, protocol: HTTPConnection
+        self,
+        stream: trio.abc.Stream,
+        sock: trio.socket.SocketType | None,
+        protocol: HTTPConnection,
     ) -> None:
         self._stream = stream
         self._sock = sock
@@ -122,13 +125,14 @@ class TrioTransport:
         self._resumed.set()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
+        sock = self._sock
         if name == "socket":
-            return self._sock
+            return sock
         if name == "sockname":
-            return self._sock.getsockname()
-        if name == "peername":
+            return default if sock is None else sock.getsockname()
+        if name == "peername" and sock is not None:
             try:
-                return self._sock.getpeername()
+                return sock.getpeername()
             except OSError:
                 return default
         if name == "ssl_object" and self._secure:

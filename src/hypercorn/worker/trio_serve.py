@@ -12,9 +12,12 @@ that nursery; once ``serve_sockets`` returns, it is cancelled, so nothing
 outlives the call.
 
 trio delivers cancellation to every wait inside a cancelled scope, not once
-as asyncio does; the cleanup after a cancelled ``serve_sockets`` (abort,
-lifespan shutdown, each bounded by its own timeout) therefore runs shielded
-(``cleanup_scope``).
+as asyncio does. When the caller cancels ``serve_trio``, only
+``serve_sockets`` is cancelled (its own scope, ``serving``); the worker's
+nursery is shielded, so lifespan and the timers still run, and the cleanup
+in ``serve_sockets`` (abort, lifespan shutdown, each bounded by its own
+timeout) runs shielded too (``cleanup_scope``), as asyncio's runs after
+one cancellation.
 """
 
 from __future__ import annotations
@@ -148,26 +151,40 @@ async def serve_trio(
             ready()
 
     failure: Exception | None = None
-    async with trio.open_nursery() as nursery:
-        loop = TrioLoop(nursery)
-        try:
-            with using_trio_loop(loop):
-                await serve_sockets(
-                    app,
-                    config,
-                    sockets,
-                    shutdown_trigger=shutdown_trigger,
-                    handle_signals=handle_signals,
-                    hooks=dataclasses.replace(hooks, ready=started),
-                    io=TrioIO(loop, nursery),
-                )
-        except Exception as error:
-            failure = error  # raised as is, not in the nursery's ExceptionGroup
-        finally:
-            loop.close()
-            nursery.cancel_scope.cancel()
+    serving = trio.CancelScope()  # the caller's cancellation, passed on to serve_sockets
+    async with trio.open_nursery() as guard:
+        guard.start_soon(_pass_cancellation_on, serving)
+        # The worker's own tasks (lifespan, timers, connections) do not see the
+        # caller's cancellation: the cleanup after it still needs them.
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as nursery:
+                loop = TrioLoop(nursery)
+                try:
+                    with using_trio_loop(loop), serving:
+                        await serve_sockets(
+                            app,
+                            config,
+                            sockets,
+                            shutdown_trigger=shutdown_trigger,
+                            handle_signals=handle_signals,
+                            hooks=dataclasses.replace(hooks, ready=started),
+                            io=TrioIO(loop, nursery),
+                        )
+                except Exception as error:
+                    failure = error  # raised as is, not in the nursery's ExceptionGroup
+                finally:
+                    loop.close()
+                    nursery.cancel_scope.cancel()
+        guard.cancel_scope.cancel()
     if failure is not None:
         raise failure
+
+
+async def _pass_cancellation_on(serving: trio.CancelScope) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        serving.cancel()
 
 
 def run_trio(
