@@ -1,7 +1,7 @@
 """Hypercorn 0.18.0's public-API tests, run against this package.
 
 Every test of the release that fails here must be listed in ``docs/compat.md``
-as a deliberate difference (or as pending the trio worker), and every test
+as a deliberate difference, and every test
 listed there must still fail: the page and the package agree. The counts the
 page gives are checked too.
 """

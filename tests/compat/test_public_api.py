@@ -9,13 +9,17 @@ import pytest
 PUBLIC = {
     "hypercorn.config": ["Config", "Sockets", "SocketTypeError", "BYTES", "OCTETS", "SECONDS"],
     "hypercorn.asyncio": ["serve"],
+    "hypercorn.trio": ["serve"],
     "hypercorn.run": ["run"],
     "hypercorn.logging": ["Logger", "AccessLogAtoms"],
     "hypercorn.middleware": [
         "DispatcherMiddleware", "AsyncioDispatcherMiddleware", "HTTPToHTTPSRedirectMiddleware",
-        "ProxyFixMiddleware", "AsyncioWSGIMiddleware",
+        "ProxyFixMiddleware", "AsyncioWSGIMiddleware", "TrioDispatcherMiddleware",
+        "TrioWSGIMiddleware",
     ],
-    "hypercorn.middleware.dispatcher": ["DispatcherMiddleware", "AsyncioDispatcherMiddleware"],
+    "hypercorn.middleware.dispatcher": [
+        "DispatcherMiddleware", "AsyncioDispatcherMiddleware", "TrioDispatcherMiddleware",
+    ],
     "hypercorn.utils": [
         "load_application", "wrap_app", "is_asgi", "files_to_watch", "check_for_updates",
         "write_pid_file", "parse_socket_addr", "repr_socket_addr", "build_and_validate_headers",
@@ -30,12 +34,6 @@ PUBLIC = {
     ],
 }  # fmt: skip
 
-PENDING_THE_TRIO_WORKER = {
-    "hypercorn.trio": ["serve"],
-    "hypercorn.middleware": ["TrioWSGIMiddleware"],
-    "hypercorn.middleware.dispatcher": ["TrioDispatcherMiddleware"],
-}
-
 
 def _pairs(table: dict[str, list[str]]) -> list[tuple[str, str]]:
     return [(module, name) for module, names in table.items() for name in names]
@@ -43,19 +41,6 @@ def _pairs(table: dict[str, list[str]]) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("module", "name"), _pairs(PUBLIC))
 def test_public_name(module: str, name: str) -> None:
-    assert hasattr(importlib.import_module(module), name)
-
-
-@pytest.mark.parametrize(
-    ("module", "name"),
-    [
-        pytest.param(module, name, marks=pytest.mark.xfail(raises=(ImportError, AssertionError)))
-        for module, name in _pairs(PENDING_THE_TRIO_WORKER)
-    ],
-)
-def test_name_pending_the_trio_worker(module: str, name: str) -> None:
-    # Strict xfail: once the trio worker provides it, this passes and fails the run
-    # until the name moves up into PUBLIC.
     assert hasattr(importlib.import_module(module), name)
 
 

@@ -19,17 +19,19 @@ before it answered startup (it does not speak lifespan, as many raise on an
 unknown scope type) takes no further part, as the server itself would treat
 it; the mounted applications share the scope's ``state``. A message that
 does not answer the current phase raises ``UnexpectedMessageError`` inside
-the application's ``send``.
+the application's ``send``. The fan-out runs on asyncio and on trio alike
+(``shared/eventloop.py``), so ``AsyncioDispatcherMiddleware`` and
+``TrioDispatcherMiddleware``, Hypercorn's two names, are this one class.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import collections
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hypercorn.shared.errors import UnexpectedMessageError
+from hypercorn.shared.eventloop import EventLoop, Future, Task, settle, task_loop
 
 if TYPE_CHECKING:
     from hypercorn.typing import (
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
         WWWScope,
     )
 
-__all__ = ["AsyncioDispatcherMiddleware", "DispatcherMiddleware"]
+__all__ = ["AsyncioDispatcherMiddleware", "DispatcherMiddleware", "TrioDispatcherMiddleware"]
 
 
 class DispatcherMiddleware:
@@ -82,7 +84,7 @@ async def _not_found(scope: WWWScope, send: ASGISendCallable) -> None:
     headers = [(b"content-length", b"0")]
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 404, "headers": headers})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send({"type": "http.response.body"})  # empty and last, as Hypercorn sends it
     elif "websocket.http.response" in scope.get("extensions", {}):
         await send({"type": "websocket.http.response.start", "status": 404, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": b"", "more_body": False})
@@ -93,13 +95,39 @@ async def _not_found(scope: WWWScope, send: ASGISendCallable) -> None:
 class _Mounted:
     """One mounted application's lifespan task and its answers."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, loop: EventLoop) -> None:
         self.prefix = prefix
-        self.queue: asyncio.Queue[ASGIReceiveEvent] = asyncio.Queue()
-        self.answer: asyncio.Future[ASGISendEvent] = asyncio.get_running_loop().create_future()
-        self.task: asyncio.Task[None] | None = None
+        self.loop = loop
+        self.inbox: collections.deque[ASGIReceiveEvent] = collections.deque()
+        self._inbox_waiter: Future[None] | None = None
+        self.answer: Future[ASGISendEvent | None] = loop.create_future()
+        self.ended: Future[None] = loop.create_future()  # set as its task ends
+        self.task: Task | None = None
         self.taking_part = True
         self.phase: str | None = None  # "lifespan.startup." while that phase awaits an answer
+
+    async def run(self, app: ASGIFramework, scope: LifespanScope) -> None:
+        try:
+            await app(scope, self.receive, self.send)
+        except Exception:
+            pass  # it does not speak lifespan (or failed after): it takes no further part
+        finally:
+            settle(self.ended)
+            settle(self.answer, None)  # ended before it answered
+
+    def put(self, message: ASGIReceiveEvent) -> None:
+        self.inbox.append(message)
+        if self._inbox_waiter is not None:
+            settle(self._inbox_waiter)
+
+    async def receive(self) -> ASGIReceiveEvent:
+        while not self.inbox:
+            waiter = self._inbox_waiter = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._inbox_waiter = None
+        return self.inbox.popleft()
 
     async def send(self, message: ASGISendEvent) -> None:
         kind = message["type"]
@@ -109,15 +137,12 @@ class _Mounted:
 
     async def wait_answer(self) -> ASGISendEvent | None:
         """The application's answer to the current phase; None if its task ended first."""
-        assert self.task is not None
-        waiters: set[asyncio.Future[Any]] = {self.answer, self.task}
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        if self.answer.done():
-            answer = self.answer.result()
-            self.answer = asyncio.get_running_loop().create_future()
-            self.phase = None
-            return answer
-        return None
+        answer = await self.answer
+        self.answer = self.loop.create_future()
+        if self.ended.done():
+            settle(self.answer, None)
+        self.phase = None
+        return answer
 
 
 class _Lifespan:
@@ -134,23 +159,22 @@ class _Lifespan:
         self.send = send
 
     async def run(self) -> None:
-        mounted = [_Mounted(prefix) for prefix in self.apps]
-        for entry in mounted:
-            entry.task = asyncio.create_task(
-                self.apps[entry.prefix]({**self.scope}, entry.queue.get, entry.send)
-            )
-        try:
-            while True:
-                message = await self.receive()
-                phase = message["type"].removeprefix("lifespan.")
-                if phase not in {"startup", "shutdown"}:
-                    continue
-                failures = await self._phase(mounted, message, phase)
-                await self.send(_outcome(phase, failures))
-                if failures or phase == "shutdown":
-                    return
-        finally:
-            await _finish([entry.task for entry in mounted if entry.task is not None])
+        async with task_loop() as loop:
+            mounted = [_Mounted(prefix, loop) for prefix in self.apps]
+            for entry in mounted:
+                entry.task = loop.create_task(entry.run(self.apps[entry.prefix], {**self.scope}))
+            try:
+                while True:
+                    message = await self.receive()
+                    phase = message["type"].removeprefix("lifespan.")
+                    if phase not in {"startup", "shutdown"}:
+                        continue
+                    failures = await self._phase(mounted, message, phase)
+                    await self.send(_outcome(phase, failures))
+                    if failures or phase == "shutdown":
+                        return
+            finally:
+                await _finish(loop, mounted)
 
     async def _phase(
         self, mounted: list[_Mounted], message: ASGIReceiveEvent, phase: str
@@ -159,8 +183,8 @@ class _Lifespan:
         active = [entry for entry in mounted if entry.taking_part]
         for entry in active:
             entry.phase = f"lifespan.{phase}."
-            entry.queue.put_nowait(message)
-        answers = await asyncio.gather(*(entry.wait_answer() for entry in active))
+            entry.put(message)
+        answers = [await entry.wait_answer() for entry in active]
         failures: list[str] = []
         for entry, answer in zip(active, answers, strict=True):
             if answer is None:
@@ -186,17 +210,20 @@ def _outcome(phase: str, failures: list[str]) -> ASGISendEvent:
     return {"type": "lifespan.shutdown.complete"}
 
 
-async def _finish(tasks: list[asyncio.Task[None]]) -> None:
+async def _finish(loop: EventLoop, mounted: list[_Mounted]) -> None:
     """End the lifespan tasks: those done are collected, the others cancelled."""
     # One pass of the loop lets an application return after its last answer.
-    await asyncio.sleep(0)
-    for task in tasks:
-        if not task.done():
-            task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    turn: Future[None] = loop.create_future()
+    loop.call_soon(settle, turn)
+    await turn
+    for entry in mounted:
+        if entry.task is not None and not entry.ended.done():
+            entry.task.cancel()
+    for entry in mounted:
+        if entry.task is not None:
+            await entry.ended
 
 
-# Hypercorn's name for the asyncio flavour (``DispatcherMiddleware`` is the same class).
+# Hypercorn's names for its asyncio and trio flavours: one class serves both.
 AsyncioDispatcherMiddleware = DispatcherMiddleware
+TrioDispatcherMiddleware = DispatcherMiddleware

@@ -1,5 +1,8 @@
 """``AsyncioWSGIMiddleware``: a WSGI application as an ASGI one, inside an ASGI stack.
 
+``TrioWSGIMiddleware``, Hypercorn's name for it under trio, is the same class:
+it runs on either (under trio the application runs in ``trio.to_thread``).
+
 It is the server's own WSGI adapter (``shared.wrappers.WSGIWrapper``): the
 request body is read on the loop up to ``max_body_size`` (past it: 413), the
 application runs in a thread pool and its response is sent back as it is
@@ -16,7 +19,7 @@ from hypercorn.shared.wrappers import WSGIWrapper
 if TYPE_CHECKING:
     from hypercorn.typing import WSGIFramework
 
-__all__ = ["MAX_BODY_SIZE", "AsyncioWSGIMiddleware"]
+__all__ = ["MAX_BODY_SIZE", "AsyncioWSGIMiddleware", "TrioWSGIMiddleware"]
 
 MAX_BODY_SIZE = 2**16
 """The default largest request body, in bytes, given to the WSGI application."""
@@ -43,3 +46,6 @@ class AsyncioWSGIMiddleware(WSGIWrapper):
 
     def __repr__(self) -> str:
         return f"AsyncioWSGIMiddleware({self.wsgi_app!r}, max_body_size={self.max_body_size})"
+
+
+TrioWSGIMiddleware = AsyncioWSGIMiddleware

@@ -17,12 +17,15 @@ running library raises (never caught as an ``Exception``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Generator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["EventLoop", "Future", "Handle", "Task", "current_loop", "settle", "wait_settled"]
+__all__ = [
+    "EventLoop", "Future", "Handle", "Task", "current_loop", "settle", "task_loop", "wait_settled",
+]  # fmt: skip
 
 
 class Handle(Protocol):
@@ -113,6 +116,21 @@ def current_loop() -> EventLoop:
     from hypercorn.shared.trio_loop import current_trio_loop
 
     return current_trio_loop()
+
+
+@contextlib.asynccontextmanager
+async def task_loop() -> AsyncIterator[EventLoop]:
+    """A loop to start tasks in, for the block: asyncio's running loop, or under
+    trio a ``TrioLoop`` over a nursery the block's end cancels."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        from hypercorn.shared.trio_loop import open_trio_loop
+
+        async with open_trio_loop() as trio_loop:
+            yield trio_loop
+    else:
+        yield loop
 
 
 def settle(future: Future[Any], value: Any = None) -> None:

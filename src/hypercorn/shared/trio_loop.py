@@ -29,14 +29,14 @@ import collections
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 from typing import Any, Generic, TypeVar
 
 import trio
 
 T = TypeVar("T")
 
-__all__ = ["TrioLoop", "current_trio_loop", "run_in_thread", "using_trio_loop"]
+__all__ = ["TrioLoop", "current_trio_loop", "open_trio_loop", "run_in_thread", "using_trio_loop"]
 
 _log = logging.getLogger("hypercorn.error")
 _CURRENT: trio.lowlevel.RunVar[TrioLoop] = trio.lowlevel.RunVar("hypercorn_trio_loop")
@@ -218,6 +218,18 @@ def current_trio_loop() -> TrioLoop:
         loop = TrioLoop()
         _CURRENT.set(loop)
         return loop
+
+
+@contextlib.asynccontextmanager
+async def open_trio_loop() -> AsyncIterator[TrioLoop]:
+    """A ``TrioLoop`` over a new nursery, whose tasks the block's end cancels."""
+    async with trio.open_nursery() as nursery:
+        loop = TrioLoop(nursery)
+        try:
+            yield loop
+        finally:
+            loop.close()
+            nursery.cancel_scope.cancel()
 
 
 @contextlib.contextmanager
