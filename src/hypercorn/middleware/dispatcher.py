@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hypercorn.shared.errors import UnexpectedMessageError
 from hypercorn.shared.eventloop import EventLoop, Future, Task, settle, task_loop
@@ -84,7 +84,9 @@ async def _not_found(scope: WWWScope, send: ASGISendCallable) -> None:
     headers = [(b"content-length", b"0")]
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 404, "headers": headers})
-        await send({"type": "http.response.body"})  # empty and last, as Hypercorn sends it
+        # Empty and last by the spec's defaults, the message as Hypercorn sends it.
+        empty_last: Any = {"type": "http.response.body"}
+        await send(empty_last)
     elif "websocket.http.response" in scope.get("extensions", {}):
         await send({"type": "websocket.http.response.start", "status": 404, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": b"", "more_body": False})
