@@ -14,9 +14,11 @@ from tests.supervisor.harness import APP, Load, master, wait_for
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("run", range(3))
-def test_hup_under_load_fails_no_request(tmp_path: Path, run: int) -> None:
-    with master(tmp_path, "-p", "hc.pid", workers=4) as server:
+@pytest.mark.parametrize(
+    ("worker_class", "run"), [("asyncio", 0), ("asyncio", 1), ("asyncio", 2), ("trio", 0)]
+)
+def test_hup_under_load_fails_no_request(tmp_path: Path, worker_class: str, run: int) -> None:
+    with master(tmp_path, "-p", "hc.pid", "-k", worker_class, workers=4) as server:
         old = server.workers()
         with Load(server.port, rate=300, max_seconds=60) as load:
             load.wait_sent(600)
@@ -39,7 +41,7 @@ def test_hup_under_load_fails_no_request(tmp_path: Path, run: int) -> None:
         assert (tmp_path / "hc.pid").read_text() == f"{server.pid}\n"
         assert psutil.Process(server.pid).is_running()
         print(
-            f"\nHUP under load: sent {result.sent} in {result.seconds:.1f} s "
+            f"\nHUP under load ({worker_class}): sent {result.sent} in {result.seconds:.1f} s "
             f"({result.rate:.0f} req/s), failed {len(result.failures)}, "
             f"keep-alive retries {result.stale_retries}; last old worker gone "
             f"{gone:.2f} s after HUP; responses {dict(result.bodies)}"
