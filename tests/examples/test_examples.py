@@ -7,6 +7,7 @@ config files are loaded the way ``-c`` loads them and then served.
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import contextlib
 import logging
@@ -61,6 +62,43 @@ def test_serve_in_loop_serves_until_a_signal() -> None:
     finally:
         code = stop(process)
     assert code == 0  # SIGTERM set the shutdown trigger; the program ended cleanly
+
+
+def test_serve_in_trio_serves_until_a_signal() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    host, port = listener.getsockname()
+    process = subprocess.Popen(
+        [sys.executable, "serve_in_trio.py", f"fd://{listener.fileno()}"],
+        cwd=EXAMPLES, pass_fds=[listener.fileno()],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    listener.close()
+    try:
+        CLIServer(process, host, port).wait_ready()
+        assert _get(f"http://{host}:{port}/").text == "Hello, world!\n"
+    finally:
+        code = stop(process)
+        assert process.stdout is not None
+        out = process.stdout.read()
+        process.stdout.close()
+    assert code == 0  # SIGTERM ended the trigger; serve and the program ended cleanly
+    assert out.startswith("serving on http://127.0.0.1:")  # what task_status.started gave
+
+
+def test_trio_app_with_two_trio_workers() -> None:
+    with cli_server("trio_app:app", "-k", "trio", "-w", "2", cwd=EXAMPLES) as server:
+        response = httpx.post(server.url, content=b"ping", timeout=5 * TIMEOUT_SCALE)
+        assert response.text == "Hello from trio! ping\n"
+
+        async def talk() -> str:
+            url = server.url.replace("http", "ws", 1) + "/ws"
+            async with websockets.connect(url, open_timeout=5 * TIMEOUT_SCALE) as ws:
+                await ws.send("hi")
+                return str(await asyncio.wait_for(ws.recv(), 5 * TIMEOUT_SCALE))
+
+        assert asyncio.run(talk()) == "echo: hi"
 
 
 def test_hypercorn_toml_serves_with_its_access_log() -> None:
