@@ -2,6 +2,8 @@
 
 There is one asyncio code path for both. uvloop is only a loop factory handed
 to ``asyncio.Runner``; nothing else in the worker knows which loop it runs on.
+A trio worker (``worker_class = "trio"``) runs with ``trio.run`` instead
+(``worker/trio_serve.py``).
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ Theory of operation
 If the worker is cancelled or fails at any point after step 1, steps 4 (at
 once, without the grace period) and 5 still run, so no socket, transport or
 task outlives ``serve_sockets``.
+
+The steps are the same on every loop: what is the loop family's (its
+listeners, UDP sockets, the shutdown wait with its signals) comes from a
+``WorkerIO``, asyncio's (``AsyncioIO``, the default) or trio's
+(``worker/trio_serve.py``).
 """
 
 from __future__ import annotations
