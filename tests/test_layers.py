@@ -48,6 +48,22 @@ def test_protocol_layer_does_no_io(path: Path) -> None:
     assert not bad, f"{path.name} imports {bad}"
 
 
+# Above the protocols, what every loop family runs: it reaches its loop only
+# through ``shared/eventloop.py``'s ``EventLoop``, never asyncio or trio itself.
+LOOP_AGNOSTIC = [
+    *_modules("worker/asgi"),
+    *(SRC / "worker" / name for name in ("context.py", "router.py", "waiters.py")),
+    SRC / "shared" / "wsgi.py",
+    SRC / "middleware" / "dispatcher.py",
+]
+
+
+@pytest.mark.parametrize("path", LOOP_AGNOSTIC, ids=lambda p: p.name)
+def test_streams_context_and_lifespan_name_no_loop_library(path: Path) -> None:
+    bad = {name for name in _imports(path) if name.split(".")[0] in {"asyncio", "trio", "anyio"}}
+    assert not bad, f"{path.name} imports {bad}"
+
+
 # What ``shared`` may import of the package: itself, and the two modules that
 # import nothing of ours (the package's ``__init__`` for the version, and the
 # ASGI types).
