@@ -12,8 +12,9 @@ from tests.supervisor.harness import Load, master, request, wait_for
 
 
 @pytest.mark.slow
-def test_max_requests_with_jitter(tmp_path: Path) -> None:
-    args = ("--max-requests", "100", "--max-requests-jitter", "20")
+@pytest.mark.parametrize("worker_class", ["asyncio", "trio"])
+def test_max_requests_with_jitter(tmp_path: Path, worker_class: str) -> None:
+    args = ("--max-requests", "100", "--max-requests-jitter", "20", "-k", worker_class)
     with master(tmp_path, *args, workers=2) as server:
         with Load(server.port, rate=250, keep_alive=2, fresh=2, max_requests=2400) as load:
             load.wait_sent(2000, seconds=60)
@@ -40,7 +41,7 @@ def test_max_requests_with_jitter(tmp_path: Path) -> None:
     assert not over, over
     short = {pid: limits[pid] - n for pid, n in finished.items() if n < limits[pid]}
     print(
-        f"\nmax_requests 100+20: served per retired worker {sorted(finished.values())}; "
+        f"\nmax_requests 100+20 ({worker_class}): served per retired worker {sorted(finished.values())}; "
         f"{len(finished) - len(short)} exactly at their limit, short by {sorted(short.values())}; "
         f"keep-alive retries {result.stale_retries}"
     )
