@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import socket
 from typing import Any
 
 import httpx
@@ -77,8 +78,7 @@ async def test_quart_trio_run_task() -> None:
     async def echo() -> bytes:
         return b"echo:" + await request.get_data()
 
-    with socket_port() as port:
-        pass  # free again for quart-trio to bind
+    port = _free_port()
     async with trio.open_nursery() as nursery:
         stop = trio.Event()
         nursery.start_soon(
@@ -96,19 +96,11 @@ async def test_quart_trio_run_task() -> None:
         stop.set()
 
 
-class socket_port:
-    """A free TCP port on 127.0.0.1 (released on exit)."""
-
-    def __enter__(self) -> int:
-        import socket
-
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        port: int = self._sock.getsockname()[1]
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
         return port
-
-    def __exit__(self, *_: object) -> None:
-        self._sock.close()
 
 
 async def test_keep_alive_timer_fires_at_the_exact_virtual_instant(
