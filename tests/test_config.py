@@ -119,7 +119,7 @@ class TestValidation:
             ("workers", True),
             ("keep_alive_timeout", "soon"),
             ("keep_alive_timeout", -1),
-            ("worker_class", "trio"),
+            ("worker_class", "curio"),
             ("loglevel", "loud"),
             ("bind", 8000),
             ("verify_mode", "SOMETIMES"),
