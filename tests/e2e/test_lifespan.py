@@ -12,7 +12,12 @@ import pytest
 from hypercorn.shared.errors import LifespanFailureError, LifespanTimeoutError
 from tests.e2e.conftest import running_server
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("worker_class")]
+# Nothing here depends on the transport: asyncio stands for uvloop too.
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("worker_class"),
+    pytest.mark.worker_classes("asyncio", "trio"),
+]
 
 
 def lifespan_app(

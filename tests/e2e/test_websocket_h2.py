@@ -18,7 +18,12 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from tests.e2e.conftest import close_raw, open_raw, running_server, scaled
 from tests.e2e.test_websocket import echo_app
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("worker_class")]
+# Nothing here depends on the transport: asyncio stands for uvloop too.
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("worker_class"),
+    pytest.mark.worker_classes("asyncio", "trio"),
+]
 
 
 class H2Client:

@@ -13,7 +13,11 @@ import pytest
 
 from tests.e2e.conftest import scaled, server_thread
 
-pytestmark = pytest.mark.usefixtures("worker_class")
+# WSGI runs in threads above the transport: asyncio stands for uvloop too.
+pytestmark = [
+    pytest.mark.usefixtures("worker_class"),
+    pytest.mark.worker_classes("asyncio", "trio"),
+]
 
 StartResponse = Callable[..., Any]
 

@@ -41,7 +41,8 @@ def test_max_requests_with_jitter(tmp_path: Path, worker_class: str) -> None:
     assert not over, over
     short = {pid: limits[pid] - n for pid, n in finished.items() if n < limits[pid]}
     print(
-        f"\nmax_requests 100+20 ({worker_class}): served per retired worker {sorted(finished.values())}; "
+        f"\nmax_requests 100+20 ({worker_class}): "
+        f"served per retired worker {sorted(finished.values())}; "
         f"{len(finished) - len(short)} exactly at their limit, short by {sorted(short.values())}; "
         f"keep-alive retries {result.stale_retries}"
     )
