@@ -330,8 +330,12 @@ class H2Protocol:
 
     @property
     def linger_on_close(self) -> bool:
-        """Closing follows a complete exchange: the I/O layer's check of unread input suffices."""
-        return False
+        """Always: after our GOAWAY the peer may still send (WINDOW_UPDATE, SETTINGS and
+        PING acknowledgements, RST_STREAM) frames that cross it on the wire. A close
+        with those unread would be answered by the kernel with a reset, which can
+        destroy responses the client has not read yet; FIN first, then the peer's EOF.
+        """
+        return True
 
     @property
     def closed(self) -> bool:
