@@ -1,16 +1,19 @@
-"""The server side of an HTTP/2 connection, sans I/O (RFC 9113), on the h2 library.
+"""The server side of an HTTP/2 connection, sans I/O (RFC 9113).
 
 Theory of operation
 -------------------
-h2 frames and parses; this module maps its events onto ours and keeps the
-rules h2 leaves to its user. Every h2 type stays in this file.
+``H2Session`` (``h2_session``, ``h2_output``) frames and parses, keeps the
+flow-control windows and moves streams through their states; this class
+overrides its hooks to turn what the peer sends into our events, and turns
+our events into frames. Nothing here sees a frame header.
 
 Streams. A request's HEADERS become ``RequestReceived`` (``http_version``
 "2", ``:authority`` as the ``host`` header, pseudo-headers removed), its DATA
-``BodyReceived``, END_STREAM ``BodyEnded``, a RST_STREAM from the peer
-``StreamClosed``. A stream is forgotten once both sides have ended it; a
-response that ends before its request body resets the stream with NO_ERROR
-(RFC 9113 section 8.1), so the client stops sending.
+``BodyReceived``, END_STREAM ``BodyEnded``, a RST_STREAM from the peer (or
+the server's own reset of a stream for its error) ``StreamClosed``. A
+stream is forgotten once both sides have ended it; a response that ends
+before its request body resets the stream with NO_ERROR (RFC 9113 section
+8.1), so the client stops sending.
 
 Flow control, inbound. Request body bytes are acknowledged (WINDOW_UPDATE)
 only when the stream layer reports them consumed (``acknowledge``), so an app
@@ -20,37 +23,25 @@ is gone are given back to the connection window at once.
 
 Flow control, outbound. Response body bytes are queued per stream and sent
 as the peer's windows allow (``stream_blocked`` says whether a stream still
-has bytes queued, so its ``send`` can wait). Queued bytes are written on the
+has bytes queued, so its ``send`` can wait). Queued bytes are framed on the
 next ``data_to_send``, which lets a head and a complete body leave together.
 
-Headers. h2's own inbound checks are off: ``h2_headers`` makes them, faster,
-and a malformed block is a connection error (PROTOCOL_ERROR) as before. HPACK
+Headers. ``h2_headers`` checks every inbound block; a malformed one is a
+connection error (PROTOCOL_ERROR), and so is a malformed trailer block,
+even one that arrives for a stream the server has already reset. HPACK
 blocks a connection repeats are decoded and encoded once (``h2_hpack``).
 
-Limits. ``h2_max_concurrent_streams``, ``h2_max_header_list_size`` and
-``h2_max_inbound_frame_size`` are advertised and enforced by h2; floods of
-cheap frames are charged to ``h2_limits.Budget``s; a header block still
-incomplete after ``h2_max_header_list_size`` bytes (a CONTINUATION flood)
-is refused. Each breach closes the connection with GOAWAY and its error code.
-After ``keep_alive_max_requests`` streams, or on ``begin_drain``, a GOAWAY
-names the last stream served; later streams are refused (REFUSED_STREAM) and
-the connection closes once the streams it kept are done. With no stream
-open it closes after ``keep_alive_timeout``.
+Limits. The session enforces the limits it advertises and the flood
+budgets. After ``keep_alive_max_requests`` streams, or on ``begin_drain``, a
+GOAWAY names the last stream served; later streams are refused
+(REFUSED_STREAM) and the connection closes once the streams it kept are
+done. With no stream open it closes after ``keep_alive_timeout``.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol, assert_never
-
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
-import h2.settings
-import hyperframe.frame
-from h2.errors import ErrorCodes
+import base64
+from typing import Protocol, assert_never
 
 from hypercorn.worker.protocol.events import (
     BodyEnded,
@@ -70,26 +61,27 @@ from hypercorn.worker.protocol.events import (
     WebSocketClose,
     WebSocketSend,
 )
-from hypercorn.worker.protocol.fields import (
-    expects_continue,
-    strip_connection_fields,
+from hypercorn.worker.protocol.fields import expects_continue, strip_connection_fields
+from hypercorn.worker.protocol.h2_frames import (
+    INTERNAL_ERROR,
+    NO_ERROR,
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
 )
 from hypercorn.worker.protocol.h2_headers import HeaderChecker, MalformedHeaders
-from hypercorn.worker.protocol.h2_hpack import CachingDecoder, CachingEncoder
-from hypercorn.worker.protocol.h2_limits import Budget, FloodLimits, StreamState
+from hypercorn.worker.protocol.h2_limits import FloodLimits
+from hypercorn.worker.protocol.h2_output import BY_OUR_RESET, PREFACE
+from hypercorn.worker.protocol.h2_session import H2Session
+from hypercorn.worker.protocol.h2_streams import State, Stream
 from hypercorn.worker.protocol.ws import WSSettings
 from hypercorn.worker.protocol.ws_h2 import H2WebSockets, opening_request
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-"""The client connection preface (RFC 9113 section 3.4)."""
+__all__ = ["CONNECTION_WINDOW", "PREFACE", "SWITCHING_PROTOCOLS", "H2Protocol", "H2Settings"]
 
 SWITCHING_PROTOCOLS = (
     b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
 )
 """The HTTP/1.1 answer that accepts ``Upgrade: h2c``; HTTP/2 frames follow it."""
-
-RECEIVE_SLICE = 16 * 1024
-"""Most bytes handed to h2 at once: a flood is noticed within one slice."""
 
 CONNECTION_WINDOW = 1024 * 1024
 """The connection-level receive window; each stream keeps the default 64 KiB."""
@@ -110,29 +102,19 @@ class H2Settings(WSSettings, Protocol):
     def keep_alive_max_requests(self) -> int: ...
 
 
-class H2Protocol:
+class H2Protocol(H2Session):
     """An HTTP/2 server connection implementing ``ProtocolCore``."""
 
     __slots__ = (
-        "_closed",
-        "_conn",
         "_dirty",
         "_draining",
-        "_empty_data",
         "_events",
         "_headers",
         "_idle_since",
         "_keep_alive_timeout",
-        "_last_stream_id",
-        "_max_header_list",
         "_max_requests",
         "_now",
-        "_out",
-        "_pings",
         "_requests",
-        "_resets",
-        "_settings",
-        "_streams",
         "_websockets",
         "tls",
     )
@@ -154,82 +136,41 @@ class H2Protocol:
             upgrading request, which becomes stream 1 (RFC 7540 section 3.2).
         limits: the flood budgets.
         """
+        super().__init__(
+            max_concurrent_streams=config.h2_max_concurrent_streams,
+            max_header_list_size=config.h2_max_header_list_size,
+            max_frame_size=config.h2_max_inbound_frame_size,
+            connection_window=CONNECTION_WINDOW,
+            now=now,
+            limits=limits,
+        )
         self.tls = tls
-        self._conn = conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(
-                client_side=False,
-                header_encoding=None,
-                validate_outbound_headers=False,
-                normalize_outbound_headers=False,
-                # h2_headers makes the same checks, in a fraction of the time.
-                validate_inbound_headers=False,
-                normalize_inbound_headers=False,
-            )
-        )
-        codes = h2.settings.SettingCodes
-        conn.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                codes.MAX_CONCURRENT_STREAMS: config.h2_max_concurrent_streams,
-                codes.MAX_HEADER_LIST_SIZE: config.h2_max_header_list_size,
-                codes.MAX_FRAME_SIZE: config.h2_max_inbound_frame_size,
-                codes.ENABLE_CONNECT_PROTOCOL: 1,  # RFC 8441: WebSockets over streams
-            },
-        )
-        conn.max_inbound_frame_size = config.h2_max_inbound_frame_size
-        conn.decoder = CachingDecoder(config.h2_max_header_list_size)
-        conn.encoder = CachingEncoder()
-        self._max_header_list = config.h2_max_header_list_size
         self._keep_alive_timeout = config.keep_alive_timeout
         self._max_requests = config.keep_alive_max_requests
         self._events: list[InboundEvent] = []
         self._headers = HeaderChecker()
-        self._streams: dict[int, StreamState] = {}
         self._websockets = H2WebSockets(config)
         self._dirty: dict[int, None] = {}
-        self._closed = False
         self._draining = False
         self._requests = 0
-        self._last_stream_id = 0
         self._now = self._idle_since = now
-        self._resets = Budget(*limits.resets, now)
-        self._settings = Budget(*limits.settings, now)
-        self._pings = Budget(*limits.pings, now)
-        self._empty_data = Budget(*limits.empty_data, now)
-        self._out: list[bytes] = []
-        if upgrade is None:
-            conn.initiate_connection()
-        else:
+        if upgrade is not None:
             settings, request = upgrade
-            self._out.append(SWITCHING_PROTOCOLS)
-            conn.initiate_upgrade_connection(settings)
-            self._start_stream(1, request.method, request.target, request.headers, True)
-        conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+            self._out.insert(0, SWITCHING_PROTOCOLS)
+            stream = self.open_upgraded(base64.urlsafe_b64decode(settings))
+            self._start_stream(stream, request.method, request.target, request.headers, None)
 
     # -- the seam ------------------------------------------------------------
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Feed bytes read from the peer; ``b""`` signals EOF."""
-        if self.closed:
+        if self._closed:
             return
         self._now = now
-        if not data:
+        if data:
+            self._receive(data, now)
+        else:
             self.connection_lost()
-            return
-        # Slices bound the frames h2 handles before a flood is noticed.
-        for start in range(0, len(data), RECEIVE_SLICE):
-            piece = data if len(data) <= RECEIVE_SLICE else data[start : start + RECEIVE_SLICE]
-            try:
-                events = self._conn.receive_data(piece)
-            except h2.exceptions.ProtocolError as exc:
-                self._fail(int(exc.error_code))
-                return
-            for event in events:
-                if not self._handle(event, now):
-                    return
-            if self._header_block_size() > self._max_header_list:
-                self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
-                return
 
     def connection_lost(self) -> None:
         """The transport is gone; every open stream is reported closed."""
@@ -238,7 +179,7 @@ class H2Protocol:
             self._websockets.forget(stream_id)
         self._streams.clear()
         self._dirty.clear()
-        self._closed = True
+        super().connection_lost()
 
     def events_received(self) -> list[InboundEvent]:
         """Return (and forget) the events parsed since the last call."""
@@ -278,12 +219,12 @@ class H2Protocol:
             case InformationalResponse():
                 self._informational(event, stream)
             case StreamAborted():
-                self._reset(event.stream_id, stream, ErrorCodes.INTERNAL_ERROR)
+                self._reset(stream, INTERNAL_ERROR)
             case WebSocketAccept():
                 headers = self._websockets.accept(event, now)
                 self._start_response(ResponseStarted(event.stream_id, 200, headers), stream)
             case WebSocketSend() | WebSocketClose():
-                self._websocket_output(event.stream_id, stream, *self._websockets.send(event, now))
+                self._websocket_output(stream, *self._websockets.send(event, now))
             case _:  # pragma: no cover
                 assert_never(event)
 
@@ -291,12 +232,7 @@ class H2Protocol:
         """Return (and forget) the bytes to write to the peer."""
         if self._dirty:
             self._flush_dirty()
-        if self._out:
-            self._out.append(self._conn.data_to_send())
-            data = b"".join(self._out)
-            self._out.clear()
-            return data
-        return self._conn.data_to_send()
+        return self._take_output()
 
     def handle_timer(self, now: float) -> None:
         """Close an idle connection once ``keep_alive_timeout`` has passed.
@@ -307,11 +243,11 @@ class H2Protocol:
         if self._streams and not self._closed:
             for stream_id, events, data, ended in self._websockets.handle_timer(now):
                 if (stream := self._streams.get(stream_id)) is not None:
-                    self._websocket_output(stream_id, stream, events, data, ended)
+                    self._websocket_output(stream, events, data, ended)
             return
         deadline = self.next_deadline()
         if deadline is not None and now >= deadline:
-            self._goaway(ErrorCodes.NO_ERROR)
+            self._goaway(NO_ERROR)
             self._closed = True
 
     def next_deadline(self) -> float | None:
@@ -372,25 +308,18 @@ class H2Protocol:
         size = min(size, stream.unacked)
         if size > 0:
             stream.unacked -= size
-            self._conn.acknowledge_received_data(size, stream_id)
+            self._consumed(stream, size)
 
     def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
         """Promise a pushed ``GET path`` on ``stream_id`` and start it as a request.
 
-        Dropped when the client disabled push, the stream's response is
-        complete, or the connection is closing (RFC 9113 section 8.4).
+        Dropped when the client disabled push or has its concurrent streams,
+        the stream's response is complete, or the connection is closing
+        (RFC 9113 section 8.4).
         """
         stream = self._streams.get(stream_id)
-        conn = self._conn
-        if (
-            stream is None
-            or stream.ended
-            or self._closed
-            or self._draining
-            or not conn.remote_settings.enable_push
-        ):
+        if stream is None or stream.ended or self._closed or self._draining:
             return
-        promised = conn.get_next_available_stream_id()
         request_headers = [
             (b":method", b"GET"),
             (b":scheme", b"https" if self.tls else b"http"),
@@ -398,178 +327,117 @@ class H2Protocol:
             (b":path", path),
             *strip_connection_fields(headers),
         ]
-        try:
-            conn.push_stream(stream_id, promised, request_headers)
-        except h2.exceptions.ProtocolError:
-            return  # e.g. the client's concurrent stream limit is reached
-        self._start_stream(
-            promised, "GET", path, tuple(request_headers[4:]), True, stream.authority
-        )
+        promised = self.push_promise(stream, request_headers)
+        if promised is not None:
+            fields = tuple(request_headers[4:])
+            self._start_stream(promised, "GET", path, fields, stream.authority)
 
     def begin_drain(self) -> None:
         """Graceful shutdown: GOAWAY with the last stream id; close once streams end."""
         if not self._closed and not self._draining:
-            self._goaway(ErrorCodes.NO_ERROR)
+            self._goaway(NO_ERROR)
 
-    # -- inbound -------------------------------------------------------------
+    # -- inbound: the session's hooks ------------------------------------------
 
-    def _handle(self, event: h2.events.Event, now: float) -> bool:
-        """Act on one h2 event; False once the connection has failed."""
-        handler = _HANDLERS.get(type(event))
-        if handler is not None:
-            handler(self, event, now)
-        return not self._closed
-
-    def _on_data(self, event: h2.events.DataReceived, now: float) -> None:
-        self._data(event, now)
-
-    def _on_request(self, event: h2.events.RequestReceived, now: float) -> None:
-        self._request(event)
-
-    def _on_stream_ended(self, event: h2.events.StreamEnded, now: float) -> None:
-        self._remote_ended(event.stream_id)
-
-    def _on_window(self, event: h2.events.WindowUpdated, now: float) -> None:
-        """More window: streams with output queued may send it."""
-        if event.stream_id:
-            if (stream := self._streams.get(event.stream_id)) is not None and stream.pending:
-                self._dirty[event.stream_id] = None
-        else:
-            self._dirty.update((sid, None) for sid, s in self._streams.items() if s.pending)
-
-    def _on_settings(self, event: h2.events.RemoteSettingsChanged, now: float) -> None:
-        if not self._settings.spend(now):
-            self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
-            return
-        # A new initial window size may open every stream's window.
-        self._dirty.update((sid, None) for sid, s in self._streams.items() if s.pending)
-
-    def _on_trailers(self, event: h2.events.TrailersReceived, now: float) -> None:
-        try:  # checked, then dropped: the events carry no trailers
-            self._headers.trailers(event.headers)
-        except MalformedHeaders:
-            self._fail(ErrorCodes.PROTOCOL_ERROR)
-
-    def _on_reset(self, event: h2.events.StreamReset, now: float) -> None:
-        self._remote_reset(event.stream_id, now)
-
-    def _on_ping(self, event: h2.events.PingReceived, now: float) -> None:
-        if not self._pings.spend(now):
-            self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
-
-    def _on_goaway(self, event: h2.events.ConnectionTerminated, now: float) -> None:
-        if event.error_code:
-            self.connection_lost()
-        else:
-            self._draining = True  # the peer opens no more streams
-
-    def _request(self, event: h2.events.RequestReceived) -> None:
-        stream_id = event.stream_id
+    def _on_request(self, stream: Stream, fields: list[tuple[bytes, bytes]], ended: bool) -> None:
         if self._draining:
-            self._conn.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            self.reset_stream(stream, REFUSED_STREAM)
             return
         try:
-            method, path, authority, protocol, headers = self._headers.read_request(event.headers)
+            method, path, authority, protocol, headers = self._headers.read_request(fields)
         except MalformedHeaders:
-            self._fail(ErrorCodes.PROTOCOL_ERROR)  # a connection error, as h2 raised it
+            self._close(stream, BY_OUR_RESET)  # never reported: no StreamClosed for it
+            self._fail(PROTOCOL_ERROR)
             return
-        if method == b"CONNECT" and (
-            upgrade := opening_request(stream_id, protocol, path, headers)
-        ):
+        stream_id = stream.stream_id
+        if method == b"CONNECT":
+            upgrade = opening_request(stream_id, protocol, path, headers)
+            if upgrade is None:
+                self._events.append(RequestRejected(stream_id, 405, "CONNECT is not served"))
+                self.send_headers(stream, [(b":status", b"405")], True)
+                self._sent_end(stream)
+                return
             self._requests += 1
             self._last_stream_id = stream_id
-            self._streams[stream_id] = StreamState(authority, False, False)
+            stream.authority = authority
             self._events.append(upgrade)
             return
-        if method == b"CONNECT":
-            self._events.append(RequestRejected(stream_id, 405, "CONNECT is not served"))
-            self._conn.send_headers(stream_id, [(b":status", b"405")], end_stream=True)
-            return
-        ended = event.stream_ended is not None
-        self._start_stream(stream_id, method.decode("ascii"), path, headers, ended, authority)
+        self._start_stream(stream, method.decode("ascii"), path, headers, authority)
         if self._requests >= self._max_requests:
-            self._goaway(ErrorCodes.NO_ERROR)
+            self._goaway(NO_ERROR)
 
     def _start_stream(
         self,
-        stream_id: int,
+        stream: Stream,
         method: str,
         target: bytes,
         headers: Headers,
-        ended: bool,
-        authority: bytes | None = None,
+        authority: bytes | None,
     ) -> None:
         if authority is None:
             authority = next((value for name, value in headers if name == b"host"), b"")
+        stream_id = stream.stream_id
         self._requests += 1
-        if stream_id % 2:
+        if stream_id & 1:
             self._last_stream_id = stream_id
-        self._streams[stream_id] = StreamState(authority, method == "HEAD", ended)
+        stream.authority = authority
+        stream.no_body = method == "HEAD"
         self._events.append(
             RequestReceived(stream_id, method, target, headers, "2", expects_continue(headers))
         )
-        if ended:
+        if stream.remote_ended:
             self._events.append(BodyEnded(stream_id))
 
-    def _data(self, event: h2.events.DataReceived, now: float) -> None:
-        stream_id = event.stream_id
-        size = event.flow_controlled_length
-        data = event.data
-        if not size and event.stream_ended is None and not self._empty_data.spend(now):
-            self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
+    def _on_trailers(self, stream: Stream, fields: list[tuple[bytes, bytes]]) -> None:
+        self._on_late_fields(fields)
+
+    def _on_late_fields(self, fields: list[tuple[bytes, bytes]]) -> None:
+        try:  # checked, then dropped: the events carry no trailers
+            self._headers.trailers(fields)
+        except MalformedHeaders:
+            self._fail(PROTOCOL_ERROR)
+
+    def _on_data(self, stream: Stream, data: bytes, ended: bool) -> None:
+        if self._closed:
             return
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            if size:
-                self._conn.acknowledge_received_data(size, stream_id)
-            return
-        if size > len(data):  # padding is never handed to the app
-            self._conn.acknowledge_received_data(size - len(data), stream_id)
+        stream_id = stream.stream_id
         if stream_id in self._websockets:
             if data:  # parsed at once: the window is given back at once
-                self._conn.acknowledge_received_data(len(data), stream_id)
-                self._websocket_output(
-                    stream_id, stream, *self._websockets.receive(stream_id, data, now)
-                )
+                self._consumed(stream, len(data))
+            if data or ended:
+                result = self._websockets.receive(stream_id, data, self._now)
+                self._websocket_output(stream, *result)
             return
         if data:
             stream.unacked += len(data)
             self._events.append(BodyReceived(stream_id, data))
+        if ended:
+            self._events.append(BodyEnded(stream_id))
+            if stream.state is State.CLOSED:
+                self._forget(stream)
 
-    def _remote_ended(self, stream_id: int) -> None:
-        stream = self._streams.get(stream_id)
-        if stream is None or stream.remote_ended:
-            return  # HEADERS with END_STREAM was reported with the request
-        stream.remote_ended = True
-        if stream_id in self._websockets:
-            self._websocket_output(
-                stream_id, stream, *self._websockets.receive(stream_id, b"", self._now)
-            )
-            return
-        self._events.append(BodyEnded(stream_id))
-        if stream.ended and not stream.pending and stream.head is None:
-            self._forget(stream_id, stream)
+    def _on_stream_reset(self, stream: Stream) -> None:
+        self._websockets.forget(stream.stream_id)
+        self._events.append(StreamClosed(stream.stream_id))
+        self._forget(stream)
 
-    def _remote_reset(self, stream_id: int, now: float) -> None:
-        stream = self._streams.pop(stream_id, None)
-        if stream is not None:
-            self._websockets.forget(stream_id)
-            self._events.append(StreamClosed(stream_id))
-            self._give_back(stream_id, stream)
-            if not self._resets.spend(now):  # CVE-2023-44487, rapid reset
-                self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
-                return
-            self._became_idle()
+    def _on_window(self, stream_id: int) -> None:
+        """More window: streams with output queued may send it."""
+        if stream_id:
+            if (stream := self._streams.get(stream_id)) is not None and stream.pending:
+                self._dirty[stream_id] = None
+        else:
+            self._dirty.update((sid, None) for sid, s in self._streams.items() if s.pending)
 
-    def _header_block_size(self) -> int:
-        # h2 buffers a header block until END_HEADERS; it bounds the number of
-        # CONTINUATION frames, we bound their bytes.
-        buffered: Iterable[object] = getattr(self._conn.incoming_buffer, "_headers_buffer", ())
-        return sum(len(getattr(frame, "data", b"")) for frame in buffered)
+    def _on_goaway(self, code: int) -> None:
+        if code:
+            self.connection_lost()
+        else:
+            self._draining = True  # the peer opens no more streams
 
     # -- outbound ------------------------------------------------------------
 
-    def _start_response(self, event: ResponseStarted, stream: StreamState) -> None:
+    def _start_response(self, event: ResponseStarted, stream: Stream) -> None:
         if stream.started:
             raise RuntimeError("response already started")
         status = event.status_code
@@ -581,83 +449,89 @@ class H2Protocol:
         stream.started = True
         self._dirty[event.stream_id] = None
 
-    def _informational(self, event: InformationalResponse, stream: StreamState) -> None:
+    def _informational(self, event: InformationalResponse, stream: Stream) -> None:
         status = event.status_code
         if not 100 <= status < 200:
             raise ValueError(f"not an informational status: {status}")
-        if stream.started or status == 101:
+        if stream.started or status == 101 or stream.state is State.RESERVED_LOCAL:
             return  # RFC 9113 section 8.6: no 101 in HTTP/2
         headers = [(b":status", b"%d" % status), *strip_connection_fields(event.headers)]
-        self._conn.send_headers(event.stream_id, headers)
+        self.send_headers(stream, headers, False)
 
     def _flush_dirty(self) -> None:
-        """Hand h2 the frames of every stream with output queued, as windows allow."""
+        """Frame what every stream with output queued may send."""
         dirty = self._dirty
         self._dirty = {}
+        streams = self._streams
         for stream_id in dirty:
-            stream = self._streams.get(stream_id)
+            stream = streams.get(stream_id)
             if stream is not None:
-                self._flush(stream_id, stream)
+                self._flush(stream)
 
-    def _flush(self, stream_id: int, stream: StreamState) -> None:
-        """Hand h2 what the stream has queued: its head, then DATA as the windows
+    def _flush(self, stream: Stream) -> None:
+        """Frame what the stream has queued: its head, then DATA as the windows
         allow, then its end (END_STREAM, or the trailers)."""
-        conn = self._conn
-        try:
-            if stream.head is not None:
-                head = stream.head
-                stream.head = None
-                done = stream.ended and not stream.pending and not stream.trailers
-                conn.send_headers(stream_id, head, end_stream=done)
-                if done:
-                    self._sent_end(stream_id, stream)
-                    return
-            if stream.pending and not self._send_data(stream_id, stream):
-                return  # the window is shut, or the last DATA ended the stream
-            if stream.ended:
-                if stream.trailers:
-                    conn.send_headers(stream_id, list(stream.trailers), end_stream=True)
-                else:
-                    conn.end_stream(stream_id)
-                self._sent_end(stream_id, stream)
-        except h2.exceptions.StreamClosedError:
-            self._streams.pop(stream_id, None)
-            self._give_back(stream_id, stream)
+        if stream.head is not None:
+            head = stream.head
+            stream.head = None
+            if stream.ended and not stream.trailers and stream.pending_size <= self.window(stream):
+                self._send_whole(stream, head)
+                return
+            self.send_headers(stream, head, False)
+        if stream.pending and not self._send_data(stream):
+            return  # the window is shut, or the last DATA ended the stream
+        if stream.ended:
+            if stream.trailers:
+                self.send_headers(stream, list(stream.trailers), True)
+            else:
+                self.send_data(stream, b"", True)
+            self._sent_end(stream)
 
-    def _send_data(self, stream_id: int, stream: StreamState) -> bool:
+    def _send_whole(self, stream: Stream, head: list[tuple[bytes, bytes]]) -> None:
+        """A complete response that the windows let out at once: HEADERS, then
+        DATA ending the stream (or HEADERS alone, ending it)."""
+        pending = stream.pending
+        if not pending:
+            self.send_headers(stream, head, True)
+        elif len(pending) == 1 and stream.pending_size <= self.max_send_frame:
+            self.send_headers(stream, head, False)
+            self.send_data(stream, pending.popleft(), True)
+            stream.pending_size = 0
+        else:
+            self.send_headers(stream, head, False)
+            self._send_data(stream)
+            return
+        self._sent_end(stream)
+
+    def _send_data(self, stream: Stream) -> bool:
         """DATA frames of the queued body, as the windows allow; True if all of it left
         and the stream still needs its end sent."""
-        conn = self._conn
         pending = stream.pending
-        frame_size = conn.max_outbound_frame_size
+        frame_size = self.max_send_frame
         while pending:
-            window = conn.local_flow_control_window(stream_id)
+            window = self.window(stream)
             if window <= 0:
                 return False
             chunk = pending[0]
             offset = stream.offset
             size = min(window, frame_size, len(chunk) - offset)
+            last = False
             if offset + size == len(chunk):
                 pending.popleft()
                 stream.offset = 0
                 last = not pending and stream.ended and not stream.trailers
-                conn.send_data(stream_id, chunk[offset:] if offset else chunk, end_stream=last)
+                self.send_data(stream, chunk[offset:] if offset else chunk, last)
             else:
-                conn.send_data(stream_id, chunk[offset : offset + size])
+                self.send_data(stream, chunk[offset : offset + size], False)
                 stream.offset = offset + size
             stream.pending_size -= size
-            if not pending and stream.ended and not stream.trailers:
-                self._sent_end(stream_id, stream)
+            if last:
+                self._sent_end(stream)
                 return False
         return True
 
     def _websocket_output(
-        self,
-        stream_id: int,
-        stream: StreamState,
-        events: list[InboundEvent],
-        data: bytes,
-        ended: bool,
+        self, stream: Stream, events: list[InboundEvent], data: bytes, ended: bool
     ) -> None:
         """Hand a stream's WebSocket events on and queue its frames as DATA."""
         self._events += events
@@ -667,70 +541,40 @@ class H2Protocol:
         if ended:
             stream.ended = True
         if data or ended:
-            self._dirty[stream_id] = None
+            self._dirty[stream.stream_id] = None
 
-    def _sent_end(self, stream_id: int, stream: StreamState) -> None:
-        if not stream.remote_ended:
+    def _sent_end(self, stream: Stream) -> None:
+        if stream.state is not State.CLOSED:
             # RFC 9113 section 8.1: the response is complete; the rest of the
             # request body is not wanted.
-            self._conn.reset_stream(stream_id, ErrorCodes.NO_ERROR)
-        self._forget(stream_id, stream)
+            self.reset_stream(stream, NO_ERROR)
+        self._forget(stream)
 
-    def _reset(self, stream_id: int, stream: StreamState, code: ErrorCodes) -> None:
-        with contextlib.suppress(h2.exceptions.StreamClosedError):
-            self._conn.reset_stream(stream_id, code)
-        self._forget(stream_id, stream)
+    def _reset(self, stream: Stream, code: int) -> None:
+        self.reset_stream(stream, code)
+        self._forget(stream)
 
-    def _forget(self, stream_id: int, stream: StreamState) -> None:
-        self._streams.pop(stream_id, None)
-        self._dirty.pop(stream_id, None)
-        self._give_back(stream_id, stream)
-        self._became_idle()
-
-    def _give_back(self, stream_id: int, stream: StreamState) -> None:
+    def _forget(self, stream: Stream) -> None:
+        """The stream has closed: its queue and its unconsumed window go."""
+        self._dirty.pop(stream.stream_id, None)
         if stream.unacked and not self._closed:
-            self._conn.acknowledge_received_data(stream.unacked, stream_id)
+            self._consumed(stream, stream.unacked)
             stream.unacked = 0
-
-    def _became_idle(self) -> None:
         if not self._streams:
             self._idle_since = self._now
 
     # -- connection end ------------------------------------------------------
 
-    def _goaway(self, code: ErrorCodes) -> None:
-        """GOAWAY that keeps serving the streams it names (RFC 9113 section 6.8).
-
-        h2 treats a GOAWAY it sends as the end of the connection and refuses
-        every later frame, so this one is framed here, after what is queued
-        (some clients, h2 among them, stop reading a stream at GOAWAY: a
-        WebSocket's close frame queued just before must precede it).
-        """
+    def _goaway(self, code: int) -> None:
+        """GOAWAY that keeps serving the streams it names (RFC 9113 section 6.8),
+        framed after what is queued (some clients, h2 among them, stop reading
+        a stream at GOAWAY: a WebSocket's close frame queued before must precede it)."""
         if not self._draining:
             self._flush_dirty()
             self._draining = True
-            frame = hyperframe.frame.GoAwayFrame(0)
-            frame.last_stream_id = self._last_stream_id
-            frame.error_code = code
-            self._out += (self._conn.data_to_send(), frame.serialize())
+            self.goaway(code)
 
     def _fail(self, code: int) -> None:
         """A connection error (RFC 9113 section 5.4.1): GOAWAY, then close."""
         self._draining = True
-        with contextlib.suppress(h2.exceptions.ProtocolError):
-            self._conn.close_connection(code, last_stream_id=self._last_stream_id)
-        self.connection_lost()
-
-
-_HANDLERS: dict[type[h2.events.Event], Callable[[H2Protocol, Any, float], None]] = {
-    h2.events.DataReceived: H2Protocol._on_data,
-    h2.events.RequestReceived: H2Protocol._on_request,
-    h2.events.StreamEnded: H2Protocol._on_stream_ended,
-    h2.events.WindowUpdated: H2Protocol._on_window,
-    h2.events.RemoteSettingsChanged: H2Protocol._on_settings,
-    h2.events.TrailersReceived: H2Protocol._on_trailers,
-    h2.events.StreamReset: H2Protocol._on_reset,
-    h2.events.PingReceived: H2Protocol._on_ping,
-    h2.events.ConnectionTerminated: H2Protocol._on_goaway,
-}
-"""What each h2 event does; the others (acknowledgements, priorities) need nothing."""
+        super()._fail(code)

@@ -1,4 +1,4 @@
-"""Flood limits and per-stream bookkeeping for the HTTP/2 server protocol.
+"""Flood limits for the HTTP/2 server protocol.
 
 Theory of operation
 -------------------
@@ -14,10 +14,7 @@ outcome.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
-
-from hypercorn.worker.protocol.events import Headers
 
 
 class Budget:
@@ -58,42 +55,3 @@ class FloodLimits:
     settings: tuple[float, float] = (100.0, 10.0)
     pings: tuple[float, float] = (100.0, 10.0)
     empty_data: tuple[float, float] = (100.0, 10.0)
-
-
-class StreamState:
-    """What the protocol keeps for one open stream.
-
-    ``pending`` holds response body bytes that wait for flow-control window
-    (``offset`` into the first one is already sent); ``head`` is the final
-    response head, held until the next flush so that a complete small
-    response leaves as HEADERS with DATA (END_STREAM) in one write.
-    ``unacked`` counts request body bytes the app has not consumed yet: the
-    flow-control window they use is given back only as it consumes them.
-    """
-
-    __slots__ = (
-        "authority",
-        "ended",
-        "head",
-        "no_body",
-        "offset",
-        "pending",
-        "pending_size",
-        "remote_ended",
-        "started",
-        "trailers",
-        "unacked",
-    )
-
-    def __init__(self, authority: bytes, no_body: bool, remote_ended: bool) -> None:
-        self.authority = authority
-        self.no_body = no_body
-        self.remote_ended = remote_ended
-        self.head: list[tuple[bytes, bytes]] | None = None
-        self.started = False
-        self.pending: deque[bytes] = deque()
-        self.offset = 0
-        self.pending_size = 0
-        self.ended = False
-        self.trailers: Headers = ()
-        self.unacked = 0

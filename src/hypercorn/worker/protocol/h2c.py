@@ -17,23 +17,9 @@ import base64
 import re
 
 from hypercorn.worker.protocol.events import Headers
+from hypercorn.worker.protocol.h2_frames import FrameError, parse_settings
 
 _TOKEN68 = re.compile(rb"[A-Za-z0-9_-]*={0,2}")
-_ENABLE_PUSH = 0x2
-_INITIAL_WINDOW_SIZE = 0x4
-_MAX_FRAME_SIZE = 0x5
-_ENABLE_CONNECT_PROTOCOL = 0x8
-
-
-def _valid(identifier: int, value: int) -> bool:
-    """RFC 9113 section 6.5.2 (and RFC 8441 section 3): a setting's allowed values."""
-    if identifier in (_ENABLE_PUSH, _ENABLE_CONNECT_PROTOCOL):
-        return value <= 1
-    if identifier == _INITIAL_WINDOW_SIZE:
-        return value <= 2**31 - 1
-    if identifier == _MAX_FRAME_SIZE:
-        return 2**14 <= value <= 2**24 - 1
-    return True  # other settings take any value; unknown ones are ignored
 
 
 def upgrade_settings(headers: Headers) -> bytes | None:
@@ -49,11 +35,8 @@ def upgrade_settings(headers: Headers) -> bytes | None:
     if not _TOKEN68.fullmatch(value) or len(value.rstrip(b"=")) % 4 == 1:
         return None
     padded = value.rstrip(b"=") + b"=" * (-len(value.rstrip(b"=")) % 4)
-    payload = base64.urlsafe_b64decode(padded)
-    if len(payload) % 6:
+    try:
+        parse_settings(base64.urlsafe_b64decode(padded))
+    except FrameError:
         return None
-    for offset in range(0, len(payload), 6):
-        identifier = int.from_bytes(payload[offset : offset + 2], "big")
-        if not _valid(identifier, int.from_bytes(payload[offset + 2 : offset + 6], "big")):
-            return None
     return padded
