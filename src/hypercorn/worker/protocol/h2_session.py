@@ -206,16 +206,23 @@ class H2Session(H2Output):
             how = self._how_closed(stream_id)
             if how == BY_OUR_RESET:
                 self._on_late_fields(self._decode(block))
-                return
-            raise FrameError(STREAM_CLOSED if how else PROTOCOL_ERROR, "HEADERS on a closed stream")
+            elif how == BY_PEER_RESET:  # a stream error: the block still feeds HPACK
+                self._decode(block)
+                self._out.append(rst_stream_frame(stream_id, STREAM_CLOSED))
+            else:
+                raise FrameError(STREAM_CLOSED if how else PROTOCOL_ERROR, "HEADERS, stream closed")
+            return
         _next, scope, code = transition(stream.state, Input.RECV_HEADERS)
-        if scope:
+        if scope == Scope.CONNECTION:
             raise FrameError(code, "HEADERS in a state that refuses them")
         fields = self._decode(block)
-        if not ended:
+        if scope:
+            self._stream_error(stream, code)
+        elif not ended:
             raise FrameError(PROTOCOL_ERROR, "trailers without END_STREAM")
-        self._on_trailers(stream, fields)
-        self._end_remote(stream, b"")
+        else:
+            self._on_trailers(stream, fields)
+            self._end_remote(stream, b"")
 
     def _open(self, stream_id: int, fields: list[tuple[bytes, bytes]], ended: bool) -> None:
         self._highest_inbound = stream_id
@@ -289,14 +296,11 @@ class H2Session(H2Output):
         self._on_data(stream, data, True)
 
     def _closed_stream_frame(self, stream_id: int) -> None:
-        """DATA for a stream that is not open (RFC 9113 section 5.1)."""
+        """DATA for a stream that is not open (RFC 9113 sections 5.1 and 6.1)."""
         if self._idle(stream_id):
             raise FrameError(PROTOCOL_ERROR, "DATA on an idle stream")
-        how = self._how_closed(stream_id)
-        if how == BY_PEER_RESET:
+        if self._how_closed(stream_id) != BY_OUR_RESET:
             self._out.append(rst_stream_frame(stream_id, STREAM_CLOSED))
-        elif how != BY_OUR_RESET:
-            raise FrameError(STREAM_CLOSED if how else PROTOCOL_ERROR, "DATA on a closed stream")
 
     def _recv_window_update(self, stream_id: int, payload: bytes) -> None:
         increment = parse_window_update(payload)

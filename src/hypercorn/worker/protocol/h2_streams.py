@@ -112,7 +112,7 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
 REFUSALS: dict[tuple[State, Input], tuple[Scope, int]] = {
     # After END_STREAM from the client, more of its frames (RFC 9113 section 5.1).
     (S.HALF_CLOSED_REMOTE, I.RECV_DATA): (Scope.STREAM, STREAM_CLOSED),
-    (S.HALF_CLOSED_REMOTE, I.RECV_HEADERS): (Scope.CONNECTION, STREAM_CLOSED),
+    (S.HALF_CLOSED_REMOTE, I.RECV_HEADERS): (Scope.STREAM, STREAM_CLOSED),
     (S.HALF_CLOSED_REMOTE, I.RECV_END_STREAM): (Scope.CONNECTION, STREAM_CLOSED),
 }
 """Received inputs refused otherwise than by a connection PROTOCOL_ERROR."""
