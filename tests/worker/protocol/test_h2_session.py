@@ -93,6 +93,14 @@ def test_a_body_unlike_its_content_length_resets_the_stream(
     assert client.send(client.headers(3, GET, True)) == []
 
 
+@pytest.mark.parametrize("value", [b"x1", b"-1", b""])
+def test_an_invalid_content_length_is_refused(value: bytes) -> None:
+    """Not 1*DIGIT (RFC 9110 section 8.6): PROTOCOL_ERROR, and no request reaches the app."""
+    client = Client(SPLITS[0])
+    answers = client.send(client.headers(1, [*POST, (b"content-length", value)], False))
+    assert answers == [(GOAWAY, 0, ErrorCodes.PROTOCOL_ERROR)] and client.events == []
+
+
 def test_late_trailers_are_still_checked() -> None:
     """Trailers that reach a stream the server reset after its response (RFC 9113
     section 8.1) are ignored if well formed; a pseudo-header in them is a

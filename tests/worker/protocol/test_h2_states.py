@@ -55,6 +55,7 @@ class Client:
         self.split = split
         self.encoder = hpack.Encoder()
         self.server = H2Protocol(Config.from_mapping(settings), tls=False, now=0.0)
+        self.events: list[object] = []
         self.send(PREFACE + raw(SETTINGS, 0, 0))
 
     def send(self, data: bytes) -> list[tuple[int, int, int]]:
@@ -62,7 +63,7 @@ class Client:
         and GOAWAY frames."""
         for piece in self.split(data) if data else ():  # b"" would be EOF
             self.server.receive_data(piece, 0.0)
-        self.server.events_received()
+        self.events += self.server.events_received()
         out = self.server.data_to_send()
         answers = []
         while out:

@@ -230,16 +230,18 @@ class H2Session(H2Output):
             self._out.append(rst_stream_frame(stream_id, REFUSED_STREAM))
             self._remember(stream_id, BY_OUR_RESET)
             return
-        stream = Stream(stream_id, State.OPEN, self._peer_window)
-        self._streams[stream_id] = stream
-        self._open_inbound += 1
+        length = -1
         for name, value in fields:
             if name == b"content-length":
-                if not value.isdigit() or 0 <= stream.content_length != int(value):
+                if not value.isdigit() or 0 <= length != int(value):
                     raise FrameError(PROTOCOL_ERROR, "invalid content-length")
-                stream.content_length = int(value)
+                length = int(value)
+        stream = Stream(stream_id, State.OPEN, self._peer_window)
+        stream.content_length = length
+        self._streams[stream_id] = stream
+        self._open_inbound += 1
         if ended:
-            if stream.content_length > 0:
+            if length > 0:
                 self.reset_stream(stream, PROTOCOL_ERROR)  # malformed: no body came
                 return
             stream.state = State.HALF_CLOSED_REMOTE
