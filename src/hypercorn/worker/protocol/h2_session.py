@@ -16,13 +16,14 @@ the loop, which ends the connection: GOAWAY with its code, then
 ``connection_lost``. A stream error resets that stream alone (RST_STREAM)
 and tells the subclass.
 
-Closed streams (RFC 9113 section 5.1). Frames for a stream the server reset
-are ignored (DATA still gives its connection window back; a header block is
-still decoded, since HPACK state is shared, and handed to
-``_on_late_fields`` to be checked); after the peer's RST_STREAM a DATA
-frame is a stream error, after END_STREAM both ways a connection error,
-both STREAM_CLOSED. A stream identifier below the highest seen and never
-used is a connection PROTOCOL_ERROR.
+Closed streams (RFC 9113 sections 5.1 and 6.1). Frames for a stream the
+server reset are ignored (DATA still gives its connection window back; a
+header block is still decoded, since HPACK state is shared, and handed to
+``_on_late_fields`` to be checked). Otherwise DATA on a stream that is not
+open is a stream error, and so is HEADERS after the peer's RST_STREAM, both
+STREAM_CLOSED; HEADERS after END_STREAM both ways is a connection error
+(STREAM_CLOSED), and a stream identifier below the highest seen and never
+used a connection PROTOCOL_ERROR.
 
 Limits. The frame size and concurrent streams advertised are enforced (a
 stream beyond the limit is refused with REFUSED_STREAM); a header block is
