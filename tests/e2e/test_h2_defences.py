@@ -168,7 +168,7 @@ async def test_small_continuation_frames_are_capped() -> None:
 
     async with running_server(body_app) as server:
         _, code, elapsed, peak = await attack(server, chunks())
-    assert code == ErrorCodes.PROTOCOL_ERROR  # h2 refuses the 65th CONTINUATION
+    assert code == ErrorCodes.PROTOCOL_ERROR  # the 65th CONTINUATION of one block is refused
     assert calls == [] and elapsed < scaled(2) and peak < MEMORY_BOUND
 
 
