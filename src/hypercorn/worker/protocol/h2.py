@@ -35,7 +35,9 @@ Limits. The session enforces the limits it advertises and the flood
 budgets. After ``keep_alive_max_requests`` streams, or on ``begin_drain``, a
 GOAWAY names the last stream served; later streams are refused
 (REFUSED_STREAM) and the connection closes once the streams it kept are
-done. With no stream open it closes after ``keep_alive_timeout``.
+done. With no stream open it closes after ``keep_alive_timeout``. Every close
+lingers (``linger_on_close``): the peer's frames may cross our GOAWAY, and a
+close with them unread would be a reset that can cut the peer's read.
 """
 
 from __future__ import annotations
