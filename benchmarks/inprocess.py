@@ -5,8 +5,13 @@ HTTP/1.1, or HTTP/2 streams by prior knowledge) and waits for its response;
 the figure is the process CPU time per request, best of several rounds. No
 kernel, no load generator: what it measures is our code and the loop, so
 compare two builds with it on the same machine, not with ``make bench``.
+``--only`` runs one scenario, e.g. under ``valgrind --tool=cachegrind`` with
+``--rounds 1``, where the difference between two ``--requests`` counts is the
+instructions of those requests alone (``h2c`` counts its h2 client too,
+``h2c-server`` the server alone; both send ``--requests``/4 requests).
 
     python benchmarks/inprocess.py [--requests N] [--rounds R] [--loop asyncio|uvloop]
+                                   [--only http11|http11-unique|h2c|h2c-server]
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import h2.config
 import h2.connection
 import h2.events
+import hpack
 from apps import app  # benchmarks/ is the script's directory, as for run.py
 
 from hypercorn.config import Config
@@ -118,11 +124,58 @@ async def h2c(requests: int) -> float:
     return (time.process_time() - started) / requests
 
 
+def _frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
+    return (
+        len(payload).to_bytes(3, "big")
+        + bytes((kind, flags))
+        + stream_id.to_bytes(4, "big")
+        + payload
+    )
+
+
+async def h2c_server(requests: int) -> float:
+    """h2c, the server alone: the client's frames are made beforehand with ``hpack``."""
+    loop = asyncio.get_running_loop()
+    connection, transport = _connection(loop)
+    encoder = hpack.Encoder()
+    headers = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "b")]
+    # HEADERS with END_STREAM and END_HEADERS, one stream each. The first block
+    # fills the encoder's table; every later one is the same indexed block.
+    first, repeated = encoder.encode(headers), encoder.encode(headers)
+    chunks = [_frame(0x1, 0x5, 1 + 2 * i, repeated if i else first) for i in range(requests)]
+    largest = 2**31 - 1  # windows that never close: no WINDOW_UPDATE is needed
+    connection.data_received(
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        + _frame(0x4, 0, 0, b"\x00\x04" + largest.to_bytes(4, "big"))
+        + _frame(0x8, 0, 0, (largest - 65535).to_bytes(4, "big"))
+        + _frame(0x4, 0x1, 0, b"")  # the server's SETTINGS acknowledged
+    )
+    await asyncio.sleep(0)
+    transport.out.clear()
+    transport.expect = b"Hello, world!"
+    started = time.process_time()
+    for chunk in chunks:
+        transport.waiter = loop.create_future()
+        connection.data_received(chunk)
+        await transport.waiter
+        transport.out.clear()
+    return (time.process_time() - started) / requests
+
+
+SCENARIOS = {
+    "http11": "keep-alive hello",
+    "http11-unique": "keep-alive hello, unique heads",
+    "h2c": "h2c hello (one stream at a time)",
+    "h2c-server": "h2c hello, server only",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
+    parser.add_argument("--only", choices=SCENARIOS, help="one scenario")
     args = parser.parse_args()
     if args.loop == "uvloop":
         import uvloop
@@ -130,15 +183,18 @@ def main() -> None:
         runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
     else:
         runner = asyncio.Runner()
+    n = args.requests
     scenarios = {
-        "keep-alive hello": lambda: http11(args.requests, False),
-        "keep-alive hello, unique heads": lambda: http11(args.requests, True),
-        "h2c hello (one stream at a time)": lambda: h2c(args.requests // 4),
+        "http11": lambda: http11(n, False),
+        "http11-unique": lambda: http11(n, True),
+        "h2c": lambda: h2c(n // 4),
+        "h2c-server": lambda: h2c_server(n // 4),
     }
     with runner:
-        for name, scenario in scenarios.items():
-            best = min(runner.run(scenario()) for _ in range(args.rounds))
-            print(f"{name:34} {best * 1e6:6.1f} µs CPU per request ({args.loop})")
+        for key, title in SCENARIOS.items():
+            if args.only in (None, key):
+                best = min(runner.run(scenarios[key]()) for _ in range(args.rounds))
+                print(f"{title:34} {best * 1e6:6.1f} µs CPU per request ({args.loop})")
 
 
 if __name__ == "__main__":
