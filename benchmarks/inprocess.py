@@ -56,9 +56,11 @@ class FakeTransport:
 
     def close(self) -> None:
         self.closed = True
+        if self.waiter is not None and not self.waiter.done():  # fail, never hang
+            self.waiter.set_exception(ConnectionError("the server closed the connection"))
 
     def abort(self) -> None:
-        self.closed = True
+        self.close()
 
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
@@ -74,6 +76,7 @@ class FakeTransport:
 def _connection(loop: asyncio.AbstractEventLoop) -> tuple[HTTPConnection, FakeTransport]:
     config = Config()
     config.keep_alive_max_requests = 10**9
+    config.keep_alive_timeout = 3600.0  # a slow run (valgrind on a busy machine) is not idle
     ctx = WorkerContext(app, config, loop, {})  # type: ignore[arg-type]
     connection = HTTPConnection(ctx, secure=False)
     transport = FakeTransport()
