@@ -25,6 +25,14 @@ while the client does not read; the protocol hears of it too
 (``set_write_paused``). Connection loss ends every stream and wakes every
 drain waiter.
 
+A file body (``http.response.pathsend``, ``zerocopysend``) leaves by
+``os.sendfile`` on a plain connection (``send_file``, see ``sendfile.py``):
+the protocol says how many of its bytes need no framing of its own
+(``raw_body_allowed``: HTTP/1.1 only), the layer writes them straight from
+the file while holding all other output, then reports them
+(``raw_body_written``) and steps. TLS, and whatever the protocol must
+frame, answer 0: the stream reads the file and sends it as data.
+
 Closing never resets a connection the client is writing to: with bytes
 unread in the socket, or when the protocol says the peer may be sending
 (``linger_on_close``), a plain connection is half-closed (FIN), what still
@@ -50,6 +58,7 @@ from hypercorn.worker.protocol.base import ServerProtocol
 from hypercorn.worker.protocol.connection import ServerConnection
 from hypercorn.worker.protocol.events import Headers, OutboundEvent, ResponseStarted
 from hypercorn.worker.router import StreamRouter
+from hypercorn.worker.sendfile import send_file, socket_fd
 from hypercorn.worker.waiters import Waiters
 
 if TYPE_CHECKING:
@@ -69,6 +78,7 @@ class HTTPConnection(asyncio.Protocol):
         "_lost",
         "_proxy_trust",
         "_reading_paused",
+        "_sending_file",
         "_step_soon",
         "_timer",
         "_write_paused",
@@ -99,6 +109,7 @@ class HTTPConnection(asyncio.Protocol):
         self._timer: Handle | None = None
         self._grace: Handle | None = None  # half-closed: the wait for EOF
         self._step_soon = False  # multiplexed: a step is scheduled for the end of this turn
+        self._sending_file = False  # a file body is being written: hold other output
 
     # -- asyncio.Protocol -------------------------------------------------------
 
@@ -201,12 +212,44 @@ class HTTPConnection(asyncio.Protocol):
         return protocol is not None and not self._lost and protocol.stream_blocked(stream_id)
 
     async def drain(self, stream_id: int | None = None) -> None:
+        transport = self.transport
+        assert transport is not None  # streams start once connected
         while True:
-            if self._lost:
-                raise ClientDisconnectedError("client disconnected")
+            if self._lost or self._closing or transport.is_closing():
+                raise ClientDisconnectedError("client disconnected")  # nothing more is written
             if not self._write_paused and (stream_id is None or not self.stream_blocked(stream_id)):
                 return
             await self._drain_waiters.wait()
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> int:
+        if self._lost:
+            raise ClientDisconnectedError("client disconnected")
+        protocol = self.protocol
+        transport = self.transport
+        assert protocol is not None and transport is not None
+        if self.secure or self._closing or self._sending_file:
+            return 0  # TLS encrypts in user space: the stream reads and sends the bytes
+        self._flush()  # the response head (and anything else queued) leaves first
+        allowed = protocol.raw_body_allowed(stream_id, count)
+        sock = socket_fd(transport)
+        if not allowed or sock is None or self._closing:
+            return 0  # the protocol must frame these bytes
+        self._sending_file = True
+        sent = 0
+        try:
+            sent = await send_file(
+                self.loop, transport, sock, self._drain_waiters, (fd, offset, allowed)
+            )
+        except ConnectionError:
+            self.abort()
+            raise ClientDisconnectedError("client disconnected") from None
+        finally:
+            self._sending_file = False
+            protocol.raw_body_written(stream_id, sent)
+        if self._lost or transport.is_closing():
+            raise ClientDisconnectedError("client disconnected")
+        self._step()  # what waited meanwhile: the protocol's decisions, its output
+        return sent
 
     def body_consumed(self, stream_id: int, size: int) -> None:
         if self.protocol is not None and not self._lost:
@@ -265,13 +308,14 @@ class HTTPConnection(asyncio.Protocol):
         assert protocol is not None and transport is not None
         if self._closing:
             return
-        data = protocol.data_to_send()
-        if data:
-            transport.write(data)
-        if self._drain_waiters.futures:
-            self._drain_waiters.wake()  # flow-control windows may have opened
-        if protocol.should_close and self._close(protocol):
-            return
+        if not self._sending_file:  # else it writes alone; output waits for its end
+            data = protocol.data_to_send()
+            if data:
+                transport.write(data)
+            if self._drain_waiters.futures:
+                self._drain_waiters.wake()  # flow-control windows may have opened
+            if protocol.should_close and self._close(protocol):
+                return
         paused = protocol.reading_paused
         if paused != self._reading_paused:
             self._reading_paused = paused

@@ -46,12 +46,19 @@ class RecordingHost:
         self.finished: list[int] = []
         self.pushed: list[bytes] = []
         self.drained = asyncio.Event()
+        self.native = 0  # file bytes ``send_file`` writes itself, at most
+        self.files: list[tuple[int, int]] = []  # (offset, count) offered to ``send_file``
 
     def send_events(self, *events: OutboundEvent) -> None:
         self.sent.append(events)
 
-    async def drain(self) -> None:
-        await self.drained.wait()
+    async def drain(self, stream_id: int | None = None) -> None:
+        if self.write_paused:
+            await self.drained.wait()
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> int:
+        self.files.append((offset, count))
+        return min(self.native, count)
 
     def set_receive_paused(self, stream_id: int, paused: bool) -> None:
         self.receive_paused.append(paused)
@@ -187,7 +194,9 @@ _MESSAGES = {
     "http.response.body": {"type": "http.response.body", "body": b"b", "more_body": True},
     "http.response.trailers": {"type": "http.response.trailers", "headers": []},
     "http.response.push": {"type": "http.response.push", "path": "/p", "headers": []},
-    "http.response.zerocopysend": {"type": "http.response.zerocopysend"},
+    "http.response.pathsend": {"type": "http.response.pathsend", "path": __file__},
+    "http.response.zerocopysend": {"type": "http.response.zerocopysend", "more_body": True},
+    "http.response.debug": {"type": "http.response.debug", "info": {}},  # not offered
 }
 _ACCEPTED = {
     (ResponseState.WAITING, "http.response.start"),
@@ -195,6 +204,9 @@ _ACCEPTED = {
     (ResponseState.STARTED, "http.response.body"),
     (ResponseState.BODY, "http.response.body"),
     (ResponseState.TRAILERS, "http.response.trailers"),
+    (ResponseState.STARTED, "http.response.pathsend"),
+    (ResponseState.STARTED, "http.response.zerocopysend"),
+    (ResponseState.BODY, "http.response.zerocopysend"),
 }
 
 
@@ -213,16 +225,18 @@ async def test_every_message_in_every_state(state: ResponseState, kind: str, htt
         await stream.send(message)  # type: ignore[arg-type]
     assert stream.state is state
     pushed = kind == "http.response.push" and http2
-    if (state, kind) in _ACCEPTED or (pushed and state is not ResponseState.COMPLETE):
-        await stream.send(_MESSAGES[kind])  # type: ignore[arg-type]
-    elif state is ResponseState.COMPLETE and (kind in _ACCEPTED_KINDS or pushed):
-        before = host.flat()
-        await stream.send(_MESSAGES[kind])  # type: ignore[arg-type]
-        assert host.flat() == before  # ignored, as the spec says
-    else:
-        with pytest.raises(UnexpectedMessageError) as error:
-            await stream.send(_MESSAGES[kind])  # type: ignore[arg-type]
-        assert (error.value.state, error.value.message_type) == (state, kind)
+    with open(__file__, "rb") as own:  # the file a zerocopysend names
+        message: Any = {**_MESSAGES[kind], "file": own}
+        if (state, kind) in _ACCEPTED or (pushed and state is not ResponseState.COMPLETE):
+            await stream.send(message)
+        elif state is ResponseState.COMPLETE and (kind in _ACCEPTED_KINDS or pushed):
+            before = host.flat()
+            await stream.send(message)
+            assert host.flat() == before  # ignored, as the spec says
+        else:
+            with pytest.raises(UnexpectedMessageError) as error:
+                await stream.send(message)
+            assert (error.value.state, error.value.message_type) == (state, kind)
 
 
 _ACCEPTED_KINDS = {kind for _, kind in _ACCEPTED}

@@ -27,7 +27,8 @@ added. When the transport's buffer is full, ``send`` waits for it to drain: a
 slow client back-pressures the app. ``send`` on a disconnected client raises
 ``ClientDisconnectedError`` (an ``OSError``, spec 2.4), which the stream
 expects and does not log; messages after the response is complete are
-ignored, as the spec says.
+ignored, as the spec says. File bodies (``http.response.pathsend`` and
+``zerocopysend``) are handled in ``files.py``.
 
 Ending. The app raises before a response head left: 500. It raises after:
 the stream is aborted (HTTP/1.1 closes the connection, so the client sees a
@@ -46,6 +47,7 @@ from urllib.parse import unquote_to_bytes
 
 from hypercorn.shared.errors import UnexpectedMessageError
 from hypercorn.shared.headers import build_and_validate_headers, valid_server_name
+from hypercorn.worker.asgi import files
 from hypercorn.worker.protocol.events import (
     ConnectionInfo,
     Headers,
@@ -99,6 +101,20 @@ class StreamHost(Protocol):
         """HTTP/2: True while the stream's sent bytes wait for flow-control window."""
         ...
 
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> int:
+        """Write up to ``count`` bytes of the regular file ``fd`` from ``offset`` as
+        the stream's next body bytes without reading them into Python
+        (``os.sendfile``), after everything sent before; return how many were
+        written. 0 where the bytes need the protocol's framing or encryption
+        (TLS, HTTP/2 and HTTP/3, a chunked body) or the I/O layer has no such
+        call: the stream then reads and sends them itself. Fewer than
+        ``count`` if the file ended early.
+
+        Raises:
+            ClientDisconnectedError: the connection was lost, before or during.
+        """
+        ...
+
     def body_consumed(self, stream_id: int, size: int) -> None:
         """HTTP/2: the app took ``size`` body bytes; their window can be given back."""
 
@@ -135,7 +151,11 @@ def build_scope(
         slash = rest.find(b"/")
         target = rest[slash:] if slash >= 0 else b"/"
     raw_path, _, query_string = target.partition(b"?")
-    extensions: dict[str, dict[object, object]] = {"http.response.early_hint": {}}
+    extensions: dict[str, dict[object, object]] = {
+        "http.response.early_hint": {},
+        "http.response.pathsend": {},
+        "http.response.zerocopysend": {},
+    }
     if event.http_version in _MULTIPLEXED:
         extensions["http.response.push"] = {}
         if any(name == b"te" and b"trailers" in value.lower() for name, value in event.headers):
@@ -372,19 +392,10 @@ class HTTPStream:
             body = bytes(body)
         more_body = bool(message.get("more_body", False))
         events: list[OutboundEvent] = []
-        headers = self._pending_start
         start = None
-        if headers is not None:
-            response = self._response
-            assert response is not None  # set with the held head
-            status = response["status"]
-            if not more_body and _can_frame(status, self._framed, self.request.method):
-                # The whole body is known: frame it by length, not chunks.
-                headers.append((b"content-length", b"%d" % len(body)))
-            start = ResponseStarted(self.stream_id, status, tuple(headers))
+        if self._pending_start is not None:
+            start = self._take_head(None if more_body else len(body))
             events.append(start)
-            self._pending_start = None
-            self.state = ResponseState.BODY
         if body:
             self.body_size += len(body)
             events.append(ResponseData(self.stream_id, body))
@@ -410,6 +421,20 @@ class HTTPStream:
                 await self._host.drain(self.stream_id)
         elif self._host.write_paused:
             await self._host.drain()
+
+    def _take_head(self, length: int | None) -> ResponseStarted:
+        """The held head, as the first body message takes it out; ``length``
+        is the whole body's when that message completes the body."""
+        headers = self._pending_start
+        response = self._response
+        assert headers is not None and response is not None  # set with the held head
+        status = response["status"]
+        if length is not None and _can_frame(status, self._framed, self.request.method):
+            # The whole body is known: frame it by length, not chunks.
+            headers.append((b"content-length", b"%d" % length))
+        self._pending_start = None
+        self.state = ResponseState.BODY
+        return ResponseStarted(self.stream_id, status, tuple(headers))
 
     async def _send_trailers(self, message: Any) -> None:
         if self._disconnected:
@@ -528,6 +553,9 @@ _SEND: dict[tuple[ResponseState, str], _Handler] = {
     (ResponseState.STARTED, "http.response.body"): HTTPStream._send_body,
     (ResponseState.BODY, "http.response.body"): HTTPStream._send_body,
     (ResponseState.TRAILERS, "http.response.trailers"): HTTPStream._send_trailers,
+    (ResponseState.STARTED, "http.response.pathsend"): files.send_path,
+    (ResponseState.STARTED, "http.response.zerocopysend"): files.send_zerocopy,
+    (ResponseState.BODY, "http.response.zerocopysend"): files.send_zerocopy,
     **{
         (state, "http.response.push"): HTTPStream._push_message
         for state in ResponseState
@@ -540,5 +568,5 @@ response is complete."""
 
 _IGNORED_WHEN_COMPLETE = frozenset(
     ("http.response.start", "http.response.early_hint", "http.response.body",
-     "http.response.trailers")
+     "http.response.trailers", "http.response.pathsend", "http.response.zerocopysend")
 )  # fmt: skip

@@ -22,10 +22,15 @@ owns the socket, the loop and the clock. For each connection it holds one
    pauses reading while ``reading_paused`` is true, and (re)arms one timer
    at ``next_deadline()`` or earlier, calling ``handle_timer(now)`` when it
    fires (a call before the deadline must change nothing);
-5. it reports its transport's write buffer (``set_write_paused``), and the
+5. a stream's file body (``http.response.pathsend`` and ``zerocopysend``)
+   may leave by ``sendfile``: ``raw_body_allowed`` says how many of its
+   bytes need no framing of the protocol's, and the I/O layer writes them
+   after ``data_to_send()`` (while writing nothing else) and reports them
+   with ``raw_body_written``; the protocol counts them as body sent;
+6. it reports its transport's write buffer (``set_write_paused``), and the
    worker's shutdown (``begin_drain``); ``reusable`` tells the request limit
    whether the connection may still bring a request;
-6. when the transport is lost, ``connection_lost()``: every open stream
+7. when the transport is lost, ``connection_lost()``: every open stream
    gets a ``StreamClosed`` (or ``WebSocketClosed``).
 
 Protocol errors are raised inside the protocol and turned into a response
@@ -119,6 +124,15 @@ class ServerProtocol(ProtocolCore, Protocol):
 
     def acknowledge(self, stream_id: int, size: int) -> None:
         """The app consumed ``size`` request body bytes of the stream."""
+
+    def raw_body_allowed(self, stream_id: int, size: int) -> int:
+        """How many of ``size`` response body bytes of the stream the I/O layer
+        may write itself, right after ``data_to_send()``: 0 where the bytes
+        need the protocol's framing (HTTP/2 frames, chunks) or none may be sent."""
+        ...
+
+    def raw_body_written(self, stream_id: int, size: int) -> None:
+        """The I/O layer wrote ``size`` body bytes of the stream itself."""
 
     def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
         """Promise and start ``GET path`` as a pushed request, where supported."""

@@ -270,6 +270,19 @@ class ServerConnection:
         if self._h2 is not None:
             self._h2.acknowledge(stream_id, size)
 
+    def raw_body_allowed(self, stream_id: int, size: int) -> int:
+        """How many of ``size`` body bytes the I/O layer may write itself: only
+        HTTP/1.1 has bytes that need no framing (see ``H11Protocol``)."""
+        h11 = self._h11
+        if h11 is None or self._close_now:
+            return 0
+        return h11.raw_body_allowed(stream_id, size)
+
+    def raw_body_written(self, stream_id: int, size: int) -> None:
+        """The I/O layer wrote ``size`` body bytes of the stream itself."""
+        if self._h11 is not None:
+            self._h11.raw_body_written(stream_id, size)
+
     def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
         """HTTP/2 server push of ``GET path`` (dropped elsewhere)."""
         if self._h2 is not None:

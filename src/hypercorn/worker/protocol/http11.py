@@ -30,6 +30,10 @@ follows the app's ``content-length`` if any, else chunked (HTTP/1.1) or
 close-delimited (HTTP/1.0); HEAD, 204 and 304 responses never carry body
 bytes. A response that does not match its own length closes the connection.
 
+A body the I/O layer writes itself (a file by ``sendfile``) is counted
+through ``raw_body_allowed``/``raw_body_written``: only a length- or
+close-delimited body can take bytes with no framing of ours.
+
 A malformed request is answered by the protocol itself (400, 405, 408, 431,
 501, 505) with ``connection: close`` and reported as ``RequestRejected``. A
 body that turns out malformed after its head was delivered closes the stream
@@ -298,6 +302,30 @@ class H11Protocol:
                 raise RuntimeError("WebSocket event before switch_protocol")
             case _:  # pragma: no cover
                 assert_never(event)
+
+    def raw_body_allowed(self, stream_id: int, size: int) -> int:
+        """How many of ``size`` response body bytes the I/O layer may write
+        itself (``sendfile``) right after ``data_to_send()``: those whose
+        framing needs nothing of ours (a length-delimited body up to its
+        announced end, or a close-delimited one). 0 for a chunked body (each
+        piece needs its chunk line), a body that must stay empty, or a stream
+        that is not the current one. Changes nothing; ``raw_body_written``
+        counts what was written."""
+        state = self._state
+        if (state is not _State.BODY and state is not _State.RESPONDING) or (
+            stream_id != self._stream_id
+        ):
+            return 0
+        framing = self._framing
+        if framing is Framing.LENGTH:
+            return min(size, self._resp_left)
+        return size if framing is Framing.CLOSE else 0
+
+    def raw_body_written(self, stream_id: int, size: int) -> None:
+        """The I/O layer wrote ``size`` body bytes of the stream itself (no more
+        than ``raw_body_allowed`` said): they count against the announced length."""
+        if stream_id == self._stream_id and self._framing is Framing.LENGTH:
+            self._resp_left -= min(size, self._resp_left)
 
     def data_to_send(self) -> bytes:
         """Return (and forget) the bytes to write to the peer."""

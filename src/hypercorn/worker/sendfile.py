@@ -1,0 +1,99 @@
+"""A file's bytes to a connection's socket with ``os.sendfile``, beside its transport.
+
+Theory of operation
+-------------------
+Neither loop family sends a file through a transport the way this server
+needs: asyncio's ``loop.sendfile`` pauses reading and, for its read-and-write
+fallback, swaps the transport's protocol; uvloop does not implement it. So
+the asyncio I/O layer writes a file body itself, on the transport's own
+socket, under rules that keep the byte stream whole and the descriptor
+right:
+
+* The connection writes nothing else until it ends (``HTTPConnection``
+  holds its output meanwhile), and it writes only while the transport's
+  buffer is empty (what the transport holds, such as the response head sent
+  to a slow client, leaves first as the socket takes it): the file's bytes
+  follow everything written before them and precede everything after.
+* Before each ``os.sendfile`` it checks that the transport is not closing: a
+  transport closes its socket only after ``is_closing()`` turns true, so the
+  descriptor written to is still this connection's, never a number the
+  kernel has since given to another socket.
+* When the socket is full it waits for writability on a *duplicate* of the
+  descriptor (a loop refuses a second watcher on the transport's own), and
+  removes that watcher before closing the duplicate. The connection's drain
+  waiters are the ones woken, so a lost connection wakes the transfer too.
+
+Reading goes on meanwhile: a pipelined request waits in the protocol, and an
+EOF or a reset closes the transport, which ends the transfer. A file the
+kernel cannot send from (``EINVAL`` and kin: some file systems) ends the
+native part early; the caller sends the rest by reading it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+
+from hypercorn.worker.waiters import Waiters
+
+_CANNOT_SEND_FROM = frozenset((errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP))
+"""``os.sendfile`` errors that mean this file (or socket) does not support it."""
+
+
+def socket_fd(transport: asyncio.BaseTransport) -> int | None:
+    """The transport's socket descriptor, if it has one that can take ``sendfile``."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return None
+    fd = sock.fileno()
+    return fd if isinstance(fd, int) and fd >= 0 else None
+
+
+async def send_file(
+    loop: asyncio.AbstractEventLoop,
+    transport: asyncio.WriteTransport,
+    sock: int,
+    waiters: Waiters,
+    file: tuple[int, int, int],
+) -> int:
+    """Write up to ``count`` bytes of ``file`` = ``(fd, offset, count)`` to ``sock``,
+    after what the transport holds; the caller writes nothing else until this returns.
+
+    Returns:
+        The bytes written: fewer than ``count`` if the file ended early, the
+        transport began closing, or the file cannot be sent from.
+
+    Raises:
+        ConnectionError: the peer reset or closed the connection.
+        OSError: reading the file failed.
+    """
+    fd, offset, count = file
+    sent = 0
+    writer = -1  # the duplicate watched for writability, once the socket is full
+    try:
+        while sent < count and not transport.is_closing():
+            written = -1  # nothing written: wait until the socket takes more
+            if not transport.get_write_buffer_size():  # what it holds leaves first
+                try:
+                    written = os.sendfile(sock, fd, offset + sent, count - sent)
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    if exc.errno in _CANNOT_SEND_FROM:
+                        break
+                    raise
+                if not written:
+                    break  # the file ended before ``count``
+            if written > 0:
+                sent += written
+                continue
+            if writer < 0:
+                writer = os.dup(sock)
+                loop.add_writer(writer, waiters.wake)
+            await waiters.wait()
+    finally:
+        if writer >= 0:
+            loop.remove_writer(writer)
+            os.close(writer)
+    return sent
