@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
 __all__ = [
-    "EventLoop", "Future", "Handle", "Task", "current_loop", "settle", "task_loop", "wait_settled",
+    "EventLoop", "Future", "Handle", "Task", "current_loop", "settle", "start_task", "task_loop",
+    "wait_settled",
 ]  # fmt: skip
 
 
@@ -131,6 +133,31 @@ async def task_loop() -> AsyncIterator[EventLoop]:
             yield trio_loop
     else:
         yield loop
+
+
+if sys.version_info >= (3, 12):
+
+    def start_task(loop: EventLoop, coro: Coroutine[Any, Any, Any], /) -> Task:
+        """Run ``coro`` as a task whose first step runs now, in the caller, where
+        the loop allows it (asyncio's eager start, Python 3.12+).
+
+        An app that answers without suspending is then done before this
+        returns: no loop turn, no scheduling. ``asyncio.current_task()`` is
+        the new task during that step, as anyio's cancel scopes need. An
+        asyncio loop with a task factory of its own (set by the app or a
+        tool) keeps it, and the usual start; so does trio, which has no eager
+        start (the task runs in the scheduler's next batch).
+        """
+        if isinstance(loop, asyncio.AbstractEventLoop) and loop.get_task_factory() is None:
+            return asyncio.Task(coro, loop=loop, eager_start=True)
+        return loop.create_task(coro)
+
+else:
+
+    def start_task(loop: EventLoop, coro: Coroutine[Any, Any, Any], /) -> Task:
+        """Run ``coro`` as a task, from the loop's next turn (eager starts need
+        Python 3.12)."""
+        return loop.create_task(coro)
 
 
 def settle(future: Future[Any], value: Any = None) -> None:

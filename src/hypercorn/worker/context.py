@@ -13,6 +13,13 @@ busy connections close when their response ends) and waits, up to
 what is left. The ``_idle`` event is set exactly when draining and all three
 are empty, so the wait needs no polling.
 
+On asyncio (and uvloop) from Python 3.12 an application task starts eagerly
+(``shared.eventloop.start_task``): its first step runs inside ``spawn``, so a
+request whose app answers without suspending is served within the
+``data_received`` that brought it, and its task is never tracked. The
+connection's step takes that re-entry into account (``worker/io.py``).
+trio has no eager start: its task runs in the scheduler's next batch.
+
 An idle keep-alive connection is not closed the instant draining starts: a
 client may be sending its next request at that very moment, and would see the
 connection close with nothing received. It stays open for ``drain_grace``
@@ -38,7 +45,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hypercorn.shared.eventloop import EventLoop, Future, Task, settle, wait_settled
+from hypercorn.shared.eventloop import EventLoop, Future, Task, settle, start_task, wait_settled
 from hypercorn.shared.logging import Logger
 from hypercorn.shared.metrics import WorkerCounters
 from hypercorn.shared.wrappers import ASGIWrapper
@@ -49,7 +56,6 @@ if TYPE_CHECKING:
     from hypercorn.worker.protocol.events import Headers
 
 MAX_DRAIN_GRACE = 1.0  # seconds an idle keep-alive connection stays open once draining
-
 
 class Drainable(Protocol):
     """A connection as seen by shutdown."""
@@ -147,9 +153,14 @@ class WorkerContext:
             on_limit()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> Task:
-        """Run an application coroutine as a tracked task (untracked as it ends)."""
-        task = self.loop.create_task(self._tracked(coroutine))
-        self.tasks[coroutine] = task
+        """Run an application coroutine as a tracked task (untracked as it ends).
+
+        Where the loop allows it (``start_task``) the coroutine's first step
+        runs now, inside the caller: a task that finished in it is not tracked.
+        """
+        task = start_task(self.loop, self._tracked(coroutine))
+        if not task.done():
+            self.tasks[coroutine] = task
         return task
 
     async def _tracked(self, coroutine: Coroutine[Any, Any, None]) -> None:

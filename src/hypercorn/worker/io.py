@@ -80,6 +80,7 @@ class HTTPConnection(asyncio.Protocol):
         "_reading_paused",
         "_sending_file",
         "_step_soon",
+        "_stepping",
         "_timer",
         "_write_paused",
         "ctx",
@@ -110,6 +111,7 @@ class HTTPConnection(asyncio.Protocol):
         self._grace: Handle | None = None  # half-closed: the wait for EOF
         self._step_soon = False  # multiplexed: a step is scheduled for the end of this turn
         self._sending_file = False  # a file body is being written: hold other output
+        self._stepping = False  # inside ``_step``: an app ran eagerly and sent
 
     # -- asyncio.Protocol -------------------------------------------------------
 
@@ -294,12 +296,24 @@ class HTTPConnection(asyncio.Protocol):
     # -- driving the protocol ---------------------------------------------------------
 
     def _step(self) -> None:
-        """Hand the protocol's events to their streams, then flush."""
+        """Hand the protocol's events to their streams, then flush.
+
+        A stream's app may run inside ``dispatch`` (an eager task start) and
+        send: its ``send_events`` step does not nest, this one goes on with
+        the events that produced (the next pipelined request) and makes the
+        one flush. So a burst of pipelined requests answered eagerly costs
+        no recursion and leaves in one write.
+        """
+        if self._stepping:
+            return
         protocol = self.protocol
         assert protocol is not None
-        events = protocol.events_received()
-        if events:
-            self.router.dispatch(events, protocol.info, self.loop.time())
+        self._stepping = True
+        try:
+            while events := protocol.events_received():
+                self.router.dispatch(events, protocol.info, self.loop.time())
+        finally:
+            self._stepping = False
         self._flush()
 
     def _flush(self) -> None:

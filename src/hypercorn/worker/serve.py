@@ -52,7 +52,7 @@ from hypercorn.shared.shutdown import check_multiprocess_shutdown_event
 from hypercorn.shared.statsd import StatsdLogger
 from hypercorn.shared.validators import ConfigError
 from hypercorn.worker import loop as worker_loop
-from hypercorn.worker.asgi.lifespan import Lifespan
+from hypercorn.worker.asgi.lifespan import Lifespan, LifespanState
 from hypercorn.worker.context import WorkerContext
 from hypercorn.worker.io import HTTPConnection
 from hypercorn.worker.listener import Listener
@@ -226,7 +226,11 @@ async def serve_sockets(
         await lifespan.startup()
     except BaseException:
         with io.cleanup_scope():
-            await lifespan.close()
+            if lifespan.state is LifespanState.STARTED:  # cancelled as startup completed
+                with contextlib.suppress(Exception):
+                    await lifespan.shutdown()
+            else:
+                await lifespan.close()
         raise
     ctx = WorkerContext(app, config, loop, state)
     servers: list[Listener] = []

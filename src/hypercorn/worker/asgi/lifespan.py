@@ -103,7 +103,16 @@ class Lifespan:
         self._ended = loop.create_future()
         self._task = loop.create_task(self._run(scope, self._ended))
         self._put({"type": "lifespan.startup"})
-        await self._wait("startup", self.config.startup_timeout)
+        try:
+            await self._wait("startup", self.config.startup_timeout)
+        except BaseException:
+            # Cancelled as the app reported success (asyncio's cancellation can
+            # land after the outcome is set, as on 3.12+): it started, and is
+            # owed its shutdown.
+            outcome = self._outcome
+            if self.state is LifespanState.STARTING and outcome.done() and outcome.result() is None:
+                self.state = LifespanState.STARTED
+            raise
         if self.state is LifespanState.STARTING:
             self.state = LifespanState.STARTED
 
