@@ -80,6 +80,7 @@ class HTTPConnection(asyncio.Protocol):
         "_reading_paused",
         "_sending_file",
         "_step_soon",
+        "_stepped_inside",
         "_stepping",
         "_timer",
         "_write_paused",
@@ -111,7 +112,8 @@ class HTTPConnection(asyncio.Protocol):
         self._grace: Handle | None = None  # half-closed: the wait for EOF
         self._step_soon = False  # multiplexed: a step is scheduled for the end of this turn
         self._sending_file = False  # a file body is being written: hold other output
-        self._stepping = False  # inside ``_step``: an app ran eagerly and sent
+        self._stepping = False  # inside ``_step``: an app may run eagerly and send
+        self._stepped_inside = False  # and it did: the protocol may have new events
 
     # -- asyncio.Protocol -------------------------------------------------------
 
@@ -299,21 +301,32 @@ class HTTPConnection(asyncio.Protocol):
         """Hand the protocol's events to their streams, then flush.
 
         A stream's app may run inside ``dispatch`` (an eager task start) and
-        send: its ``send_events`` step does not nest, this one goes on with
-        the events that produced (the next pipelined request) and makes the
-        one flush. So a burst of pipelined requests answered eagerly costs
-        no recursion and leaves in one write.
+        send: its ``send_events`` step only flushes, so that its output meets
+        the transport's back-pressure at once (an app sending in a loop is
+        paused by a full buffer), and does not nest: this one goes on with
+        the events that sending produced (the next pipelined request). So a
+        burst of pipelined requests answered eagerly costs no recursion.
         """
         if self._stepping:
+            self._stepped_inside = True
+            self._flush()
             return
         protocol = self.protocol
         assert protocol is not None
-        self._stepping = True
-        try:
-            while events := protocol.events_received():
-                self.router.dispatch(events, protocol.info, self.loop.time())
-        finally:
-            self._stepping = False
+        events = protocol.events_received()
+        if events:
+            self._stepping = True
+            try:
+                while True:
+                    self.router.dispatch(events, protocol.info, self.loop.time())
+                    if not self._stepped_inside:
+                        break  # no app sent from inside: nothing new to dispatch
+                    self._stepped_inside = False
+                    events = protocol.events_received()
+                    if not events:
+                        break
+            finally:
+                self._stepping = self._stepped_inside = False
         self._flush()
 
     def _flush(self) -> None:
