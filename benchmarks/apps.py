@@ -6,13 +6,18 @@ on the path so that each server runs the same code:
 - ``/``        13 bytes, ``Hello, world!``;
 - ``/64k``     a 64 KiB body;
 - ``/upload``  reads the request body fully, answers with its length;
+- ``/file``    the file ``BENCH_FILE`` names: by ``http.response.pathsend``
+               where the server offers it, else read and streamed in 64 KiB
+               pieces, as Starlette's ``FileResponse`` does; the
+               ``x-sent-by`` header says which;
 - WebSocket    echoes every message back.
 
-``wsgi`` is the WSGI hello.
+``wsgi`` is the WSGI hello. ``framework.py`` holds the FastAPI app.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,11 +38,34 @@ _BIG_START = {
 _BIG_BODY = {"type": "http.response.body", "body": BIG}
 
 
+CHUNK = 64 * 1024
+
+
+async def send_file(scope: dict[str, Any], send: Any) -> None:
+    path = os.environ["BENCH_FILE"]
+    by_path = "http.response.pathsend" in scope.get("extensions", {})
+    headers = [
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", b"%d" % os.stat(path).st_size),
+        (b"x-sent-by", b"pathsend" if by_path else b"app"),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if by_path:
+        await send({"type": "http.response.pathsend", "path": path})
+        return
+    with open(path, "rb") as file:  # blocking reads of a page-cached file, as servers do
+        while chunk := file.read(CHUNK):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     kind = scope["type"]
     if kind == "http":
         path = scope["path"]
-        if path == "/64k":
+        if path == "/file":
+            await send_file(scope, send)
+        elif path == "/64k":
             await send(_BIG_START)
             await send(_BIG_BODY)
         elif path == "/upload":

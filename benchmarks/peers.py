@@ -2,13 +2,16 @@
 
 A ``Peer`` knows how to install itself under ``benchmarks/.venvs/<name>`` and
 the command line that serves the benchmark apps with a given number of
-workers, plain or over TLS, ASGI or WSGI. Every command serves one worker
-unless asked otherwise, without access logs, on the address given.
+workers, plain or over TLS, ASGI or WSGI, and which app module. Every command
+serves one worker unless asked otherwise, without access logs, on the address
+given. ``Peer.on(python)`` is the same server on another interpreter, in a
+venv of its own (``<name>-py3.13``); ``interpreter(version)`` finds one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,6 +30,28 @@ class Serve:
     workers: int = 1
     wsgi: bool = False
     tls: tuple[str, str] | None = None  # (certfile, keyfile)
+    app: str = "apps:app"  # the ASGI app, as ``module:attribute``
+
+
+@dataclasses.dataclass(frozen=True)
+class Python:
+    """An interpreter the servers run on."""
+
+    version: str  # "3.13"
+    executable: str
+
+
+def interpreter(version: str) -> Python | None:
+    """Python ``version`` ("3.13"): this one, ``python3.13`` on the PATH, or pyenv's."""
+    if version == f"{sys.version_info[0]}.{sys.version_info[1]}":
+        return Python(version, sys.executable)
+    found = shutil.which(f"python{version}")
+    if found is None and shutil.which("pyenv"):
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False)
+        versions = Path(root.stdout.strip(), "versions")
+        candidates = sorted(versions.glob(f"{version}.*")) if root.returncode == 0 else []
+        found = next((str(c / "bin" / "python") for c in reversed(candidates)), None)
+    return Python(version, found) if found else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,10 +65,18 @@ class Peer:
     websocket: bool = False
     hup: bool = True
     source: Path | None = None  # an editable install's source tree
+    python: Python | None = None  # None: the interpreter running the benchmarks
 
     @property
     def venv(self) -> Path:
-        return VENVS / self.name
+        suffix = "" if self.python is None else f"-py{self.python.version}"
+        return VENVS / f"{self.name}{suffix}"
+
+    def on(self, python: Python) -> Peer:
+        """The same server on ``python`` (itself, for the harness's own)."""
+        if python.executable == sys.executable:
+            return self
+        return dataclasses.replace(self, python=python)
 
     @property
     def bin(self) -> Path:
@@ -64,7 +97,8 @@ class Peer:
             return
         print(f"[setup] {self.name}: {' '.join(self.packages)}", flush=True)
         if not (self.bin / "python").exists():
-            subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
+            python = sys.executable if self.python is None else self.python.executable
+            subprocess.run([python, "-m", "venv", str(self.venv)], check=True)
         subprocess.run(
             [str(self.bin / "python"), "-m", "pip", "install", "--quiet", *self.packages],
             check=True,
@@ -83,7 +117,7 @@ class Peer:
 
 
 def _hypercorn_family(bin_: Path, serve: Serve) -> list[str]:
-    app = "wsgi:apps:wsgi" if serve.wsgi else "apps:app"
+    app = "wsgi:apps:wsgi" if serve.wsgi else serve.app
     argv = [str(bin_ / "hypercorn"), "-w", str(serve.workers), "-k", "uvloop",
             "-b", f"127.0.0.1:{serve.port}", "-c", "python:bench_config",
             "--log-level", "warning"]  # fmt: skip
@@ -96,7 +130,7 @@ def _uvicorn(http: str, loop: str, ws: str) -> Callable[[Path, Serve], list[str]
     def command(bin_: Path, serve: Serve) -> list[str]:
         return [str(bin_ / "uvicorn"), "--host", "127.0.0.1", "--port", str(serve.port),
                 "--workers", str(serve.workers), "--http", http, "--loop", loop, "--ws", ws,
-                "--no-access-log", "--log-level", "warning", "apps:app"]  # fmt: skip
+                "--no-access-log", "--log-level", "warning", serve.app]  # fmt: skip
 
     return command
 
@@ -107,7 +141,7 @@ def _granian(bin_: Path, serve: Serve) -> list[str]:
             "--no-access-log", "--log-level", "warning"]  # fmt: skip
     if serve.tls:
         argv += ["--ssl-certificate", serve.tls[0], "--ssl-keyfile", serve.tls[1]]
-    return [*argv, "apps:wsgi" if serve.wsgi else "apps:app"]
+    return [*argv, "apps:wsgi" if serve.wsgi else serve.app]
 
 
 def _gunicorn(bin_: Path, serve: Serve) -> list[str]:
@@ -117,15 +151,17 @@ def _gunicorn(bin_: Path, serve: Serve) -> list[str]:
 
 OURS = "ours"
 
+FRAMEWORK = "fastapi"  # what the framework scenario's app (``framework.py``) needs
+
 PEERS = (
-    Peer(OURS, ("-e", f"{ROOT}[uvloop,h3]"), _hypercorn_family,
+    Peer(OURS, ("-e", f"{ROOT}[uvloop,h3]", FRAMEWORK), _hypercorn_family,
          wsgi=True, h2=True, websocket=True, source=ROOT / "src"),
-    Peer("hypercorn", ("hypercorn==0.18.*", "uvloop"), _hypercorn_family,
+    Peer("hypercorn", ("hypercorn==0.18.*", "uvloop", FRAMEWORK), _hypercorn_family,
          wsgi=True, h2=True, websocket=True),
-    Peer("uvicorn-httptools", ("uvicorn", "httptools", "uvloop", "websockets"),
+    Peer("uvicorn-httptools", ("uvicorn", "httptools", "uvloop", "websockets", FRAMEWORK),
          _uvicorn("httptools", "uvloop", "websockets"), websocket=True),
-    Peer("uvicorn-h11", ("uvicorn", "h11"), _uvicorn("h11", "asyncio", "none")),
-    Peer("granian", ("granian", "uvloop"), _granian,
+    Peer("uvicorn-h11", ("uvicorn", "h11", FRAMEWORK), _uvicorn("h11", "asyncio", "none")),
+    Peer("granian", ("granian", "uvloop", FRAMEWORK), _granian,
          wsgi=True, h2=True, websocket=True),
     Peer("gunicorn-sync", ("gunicorn",), _gunicorn, asgi=False, wsgi=True),
 )  # fmt: skip
@@ -148,5 +184,5 @@ def baseline(rev: str) -> Peer:
             ["git", "archive", commit], cwd=ROOT, capture_output=True, check=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
-    return Peer(f"ours@{commit}", (f"{source}[uvloop,h3]",), _hypercorn_family,
+    return Peer(f"ours@{commit}", (f"{source}[uvloop,h3]", FRAMEWORK), _hypercorn_family,
                 wsgi=True, h2=True, websocket=True)  # fmt: skip

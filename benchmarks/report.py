@@ -21,8 +21,11 @@ class Scenario:
 
 SCENARIOS = {
     "keepalive": Scenario("HTTP/1.1 keep-alive hello (wrk -t1 -c64)", "req/s"),
+    "unique": Scenario("HTTP/1.1 keep-alive hello, every head different", "req/s"),
+    "framework": Scenario("FastAPI JSON endpoint, keep-alive (wrk -t1 -c64)", "req/s"),
     "close": Scenario("HTTP/1.1 Connection: close hello", "req/s"),
     "big": Scenario("HTTP/1.1 64 KiB responses", "req/s"),
+    "file": Scenario("HTTP/1.1 1 MiB file: by pathsend where offered, else streamed", "req/s"),
     "upload": Scenario("HTTP/1.1 1 MiB uploads, read fully", "req/s"),
     "h2c": Scenario("HTTP/2 h2c (h2load -c16 -m32)", "req/s"),
     "h2tls": Scenario("HTTP/2 TLS (h2load -c16 -m32)", "req/s"),
@@ -40,26 +43,36 @@ def fmt(value: float) -> str:
     return f"{value:.1f}"
 
 
+Row = tuple[str, str]
+"""A row of the table: (scenario key, the servers' Python version)."""
+
+
 @dataclasses.dataclass
 class Table:
     peers: list[str]
-    results: dict[str, dict[str, list[Result]]] = dataclasses.field(default_factory=dict)
+    results: dict[Row, dict[str, list[Result]]] = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
-    def add(self, key: str, peer: str, result: Result) -> None:
-        self.results.setdefault(key, {}).setdefault(peer, []).append(result)
+    def add(self, row: Row, peer: str, result: Result) -> None:
+        self.results.setdefault(row, {}).setdefault(peer, []).append(result)
+
+    def note(self, text: str) -> None:
+        """A line under the table (how a server served a scenario)."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def failed(self) -> bool:
         return any(
             r.failures for by_peer in self.results.values() for rs in by_peer.values() for r in rs
         )
 
-    def _median(self, key: str, peer: str) -> float | None:
+    def _median(self, key: Row, peer: str) -> float | None:
         rs = self.results.get(key, {}).get(peer)
         if not rs or any(r.failures for r in rs):
             return None
         return statistics.median(r.value for r in rs)
 
-    def _cell(self, key: str, peer: str) -> str:
+    def _cell(self, key: Row, peer: str) -> str:
         rs = self.results.get(key, {}).get(peer)
         if not rs:
             return "—"
@@ -86,29 +99,40 @@ class Table:
             f"Run {time.strftime('%Y-%m-%d %H:%M')}: {settings}.",
             "",
             "One worker each, server pinned to CPU 1 and load to CPU 0; rounds interleaved "
-            "across servers. Cells: median (min–max) over the rounds; **r×** is ours ÷ that "
-            "peer's median (above 1 is ours ahead where higher is better, below 1 where "
-            "lower is better). A cell with errors or non-2xx answers is FAILED. Figures are "
-            "noisy on a shared 2-CPU machine: compare them only within one run.",
+            "across servers. Each row ran every server on the Python of its *py* column "
+            "(a server that does not install there has no figure). Cells: median (min–max) "
+            "over the rounds; **r×** is ours ÷ that peer's median on the same Python (above "
+            "1 is ours ahead where higher is better, below 1 where lower is better). A cell "
+            "with errors or non-2xx answers is FAILED. Figures are noisy on a shared 2-CPU "
+            "machine: compare them only within one run.",
             "",
-            "| scenario | unit | better | " + " | ".join(peers) + " |",
-            "|---|---|---|" + "---|" * len(peers),
+            "| scenario | py | unit | better | " + " | ".join(peers) + " |",
+            "|---|---|---|---|" + "---|" * len(peers),
         ]
         lines = []
+        pythons = list(dict.fromkeys(python for _, python in self.results))
         for key, scenario in SCENARIOS.items():
-            if key not in self.results:
-                continue
-            better = "higher" if scenario.higher_is_better else "lower"
-            cells = [self._cell(key, peer) for peer in peers]
-            out.append(
-                f"| {scenario.title} | {scenario.unit} | {better} | " + " | ".join(cells) + " |"
-            )
-            parts = []
-            for peer in peers:
-                if peer in self.results[key]:
-                    parts.append(f"{peer} {self._cell(key, peer).replace('**', '')}")
-            lines.append(
-                f"{scenario.title} [{scenario.unit}, {better} is better]: " + "; ".join(parts)
-            )
+            for python in pythons:
+                row = (key, python)
+                if row not in self.results:
+                    continue
+                better = "higher" if scenario.higher_is_better else "lower"
+                cells = [self._cell(row, peer) for peer in peers]
+                out.append(
+                    f"| {scenario.title} | {python} | {scenario.unit} | {better} | "
+                    + " | ".join(cells)
+                    + " |"
+                )
+                parts = [
+                    f"{peer} {self._cell(row, peer).replace('**', '')}"
+                    for peer in peers
+                    if peer in self.results[row]
+                ]
+                lines.append(
+                    f"{scenario.title}, Python {python} [{scenario.unit}, {better} is better]: "
+                    + "; ".join(parts)
+                )
+        if self.notes:
+            out += ["", *(f"- {note}" for note in self.notes)]
         out += ["", "## Summary", "", *(f"- {line}" for line in lines), ""]
         return "\n".join(out), lines

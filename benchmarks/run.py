@@ -6,8 +6,11 @@ rounds interleaved across servers (A B C, A B C, ...), and reports the median
 with min and max, and ours divided by each peer's median (the ratio reads the
 same way for every row: see the row's "better" column for its direction).
 A run with any error or non-2xx answer is reported as FAILED, whatever its
-speed. Figures vary with the machine and its load: compare them only within
-one run. Writes ``results/latest.md`` and prints one summary line per scenario.
+speed. Every scenario runs once per interpreter of ``--pythons`` (3.11 and
+3.13 by default), each server in a venv of its own for it; a server that
+does not install on one is left out of that interpreter's rows. Figures vary
+with the machine and its load: compare them only within one run. Writes
+``results/latest.md`` and prints one summary line per scenario and interpreter.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import platform
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,18 +31,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loads
 import report
-from peers import OURS, PEERS, Peer, Serve, baseline
-from servers import Running, alive, free_port, get_ok, make_cert
+from peers import OURS, PEERS, Peer, Python, Serve, baseline, interpreter
+from servers import Running, alive, free_port, get_ok, make_cert, response_header
 
 HERE = Path(__file__).resolve().parent
 Measure = Callable[[Running], loads.Result]
 
 
+FILE_SIZE = 1024 * 1024  # the file scenario's file
+
+
 class Bench:
-    def __init__(self, args: argparse.Namespace, peers: list[Peer]) -> None:
+    def __init__(self, args: argparse.Namespace, table: report.Table) -> None:
         self.args = args
-        self.peers = peers
-        self.table = report.Table(peers=[peer.name for peer in peers])
+        self.table = table
+        self.peers: list[Peer] = []  # installed on ``python``
+        self.python = ""  # the version the servers run on, for the rows
 
     def rounds(
         self, key: str, servers: dict[str, Running], measure: Measure, warm: Measure | None
@@ -46,14 +54,14 @@ class Bench:
         scenario = report.SCENARIOS[key]
         if not self.selected(key) or not servers:
             return
-        print(f"== {scenario.title}", flush=True)
+        print(f"== {scenario.title} (Python {self.python})", flush=True)
         for running in servers.values():
             (warm or measure)(running)
         for number in range(1, self.args.rounds + 1):
             figures = []
             for name, running in servers.items():
                 result = measure(running)
-                self.table.add(key, name, result)
+                self.table.add((key, self.python), name, result)
                 figures.append(f"{name} {report.fmt(result.value)}" + (
                     f" ({result.failures} errors{': ' + result.note if result.note else ''})"
                     if result.failures else ""
@@ -80,7 +88,7 @@ class Bench:
 
     def plain(self) -> None:
         a = self.args
-        keys = ("keepalive", "close", "big", "upload", "rss", "h2c", "websocket")
+        keys = ("keepalive", "unique", "close", "big", "file", "upload", "rss", "h2c", "websocket")
         if not any(self.selected(key) for key in keys):
             return
         servers = self.start([p for p in self.peers if p.asgi])
@@ -95,12 +103,21 @@ class Bench:
             if self.selected("rss") or self.selected("keepalive"):
                 for name, running in servers.items():
                     rss = running.worker_peak_rss_mib()
-                    self.table.add("rss", name, loads.Result(rss))
+                    self.table.add(("rss", self.python), name, loads.Result(rss))
+            unique = "unique.lua"
+            self.rounds("unique", servers, lambda r: loads.wrk(url(r), a.seconds, script=unique),
+                        lambda r: loads.wrk(url(r), warm, script=unique))  # fmt: skip
             close = ("Connection: close",)
             self.rounds("close", servers, lambda r: loads.wrk(url(r), a.seconds, headers=close),
                         lambda r: loads.wrk(url(r), warm, headers=close))  # fmt: skip
             self.rounds("big", servers, lambda r: loads.wrk(url(r, "/64k"), a.seconds),
                         lambda r: loads.wrk(url(r, "/64k"), warm))  # fmt: skip
+            if self.selected("file"):
+                for name, running in servers.items():
+                    sent_by = response_header(running.serve.port, "/file", "x-sent-by")
+                    self.table.note(f"1 MiB file, Python {self.python}: {name} by {sent_by}")
+            self.rounds("file", servers, lambda r: loads.wrk(url(r, "/file"), a.seconds),
+                        lambda r: loads.wrk(url(r, "/file"), warm))  # fmt: skip
             up = "upload.lua"
             self.rounds("upload", servers, lambda r: loads.wrk(url(r), a.seconds, script=up),
                         lambda r: loads.wrk(url(r), warm, script=up))  # fmt: skip
@@ -111,6 +128,22 @@ class Bench:
             n = a.ws_messages
             self.rounds("websocket", ws, lambda r: loads.ws_echo(r.serve.port, 16, n),
                         lambda r: loads.ws_echo(r.serve.port, 16, n // 10))  # fmt: skip
+        finally:
+            for running in servers.values():
+                running.stop()
+
+    def framework(self) -> None:
+        if not self.selected("framework"):
+            return
+        servers = self.start([p for p in self.peers if p.asgi], app="framework:app")
+        a = self.args
+
+        def url(r: Running) -> str:
+            return f"http://127.0.0.1:{r.serve.port}/json?n=1"
+
+        try:
+            self.rounds("framework", servers, lambda r: loads.wrk(url(r), a.seconds),
+                        lambda r: loads.wrk(url(r), a.warm))  # fmt: skip
         finally:
             for running in servers.values():
                 running.stop()
@@ -151,7 +184,7 @@ class Bench:
     def startup(self) -> None:
         if not self.selected("startup"):
             return
-        print("== " + report.SCENARIOS["startup"].title, flush=True)
+        print(f"== {report.SCENARIOS['startup'].title} (Python {self.python})", flush=True)
         for number in range(1, self.args.rounds + 1):
             figures = []
             for peer in self.peers:
@@ -162,19 +195,19 @@ class Bench:
                     result = loads.Result(0.0, 1, str(exc)[:200])
                 finally:
                     running.stop()
-                self.table.add("startup", peer.name, result)
+                self.table.add(("startup", self.python), peer.name, result)
                 figures.append(f"{peer.name} {report.fmt(result.value)}")
             print(f"   round {number}: " + ", ".join(figures), flush=True)
 
     def hup(self) -> None:
         if not self.selected("hup"):
             return
-        print("== " + report.SCENARIOS["hup"].title, flush=True)
+        print(f"== {report.SCENARIOS['hup'].title} (Python {self.python})", flush=True)
         for number in range(1, self.args.rounds + 1):
             figures = []
             for peer in self.peers:
                 result = _hup_once(peer)
-                self.table.add("hup", peer.name, result)
+                self.table.add(("hup", self.python), peer.name, result)
                 figures.append(f"{peer.name} {report.fmt(result.value)}" + (
                     f" ({result.note})" if result.failures else ""
                 ))  # fmt: skip
@@ -240,6 +273,10 @@ def _parse() -> argparse.Namespace:
                         help=f"servers: {','.join(p.name for p in PEERS)}")  # fmt: skip
     parser.add_argument("--baseline", metavar="REV",
                         help="also run ours as of git revision REV (before/after)")  # fmt: skip
+    this = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    parser.add_argument("--pythons", type=lambda s: s.split(","),
+                        default=list(dict.fromkeys((this, "3.13"))),
+                        help="servers' interpreters, in turn (this one, 3.13)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.md")
     args = parser.parse_args()
     quick = args.quick
@@ -251,6 +288,32 @@ def _parse() -> argparse.Namespace:
             setattr(args, name, value)
     args.rounds = max(args.rounds, 1)
     return args
+
+
+def _full_version(python: Python) -> str:
+    """The interpreter's own version string ("3.13.0")."""
+    done = subprocess.run(
+        [python.executable, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def _installed(peers: list[Peer], python: Python, table: report.Table) -> list[Peer]:
+    """The peers on ``python``, installed; those that do not install are noted and left out."""
+    ready = []
+    for peer in peers:
+        placed = peer.on(python)
+        try:
+            placed.install()
+        except subprocess.CalledProcessError:
+            if peer.name == OURS:
+                raise
+            print(f"[setup] {peer.name} does not install on Python {python.version}", flush=True)
+            table.note(f"{peer.name} does not install on Python {python.version}")
+            continue
+        ready.append(placed)
+    return ready
 
 
 def _terminated(signum: int, frame: object) -> None:
@@ -270,20 +333,31 @@ def main() -> int:
     peers = [p for p in PEERS if not args.peers or p.name in args.peers or p.name == OURS]
     if args.baseline:
         peers.insert(1, baseline(args.baseline))
-    for peer in peers:
-        peer.install()
-    bench = Bench(args, peers)
+    table = report.Table(peers=[peer.name for peer in peers])
+    bench = Bench(args, table)
     began = time.time()
+    ran: list[str] = []
     with tempfile.TemporaryDirectory() as directory:
-        bench.plain()
-        bench.tls(Path(directory))
-        bench.wsgi()
-        bench.startup()
-        bench.hup()
+        os.environ["BENCH_FILE"] = str(Path(directory) / "file.bin")
+        Path(os.environ["BENCH_FILE"]).write_bytes(os.urandom(FILE_SIZE))
+        for version in args.pythons:
+            python = interpreter(version)
+            if python is None:
+                print(f"[setup] Python {version} not found: its rows are left out", flush=True)
+                continue
+            bench.python = _full_version(python)
+            bench.peers = _installed(peers, python, table)
+            ran.append(f"{platform.python_implementation()} {bench.python}")
+            bench.plain()
+            bench.framework()
+            bench.tls(Path(directory))
+            bench.wsgi()
+            bench.startup()
+            bench.hup()
     settings = (
         f"{args.rounds} rounds, wrk {args.seconds}s (warm-up {args.warm}s), "
         f"h2load -n {args.h2_requests}, WebSocket 16 x {args.ws_messages}; "
-        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"servers on {' and '.join(ran)}, "
         f"{os.cpu_count()} CPUs, {time.time() - began:.0f}s"
     )
     text, lines = bench.table.render(settings)

@@ -48,6 +48,27 @@ def get_ok(port: int, tls: bool = False, timeout: float = 1.0) -> bool:
         return False
 
 
+def response_header(port: int, path: str, name: str, timeout: float = 5.0) -> str:
+    """The value of header ``name`` in the answer to ``GET path`` ("?" if none)."""
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(request.encode())
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                head += data
+    except OSError:
+        return "?"
+    for line in head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name.encode():
+            return value.strip().decode("latin-1")
+    return "?"
+
+
 def _children() -> dict[int, list[int]]:
     tree: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
