@@ -67,17 +67,16 @@ def starlette_app() -> Any:
     return Starlette(routes=[Route("/hello/{name}", hello)], middleware=[Middleware(Tag)])
 
 
-@pytest.mark.parametrize("worker_class", ["asyncio", "uvloop"])
+@pytest.mark.worker_classes("asyncio", "uvloop")  # asyncio.current_task: no trio
 def test_anyio_sees_the_requests_own_task(worker_class: str) -> None:
-    with server_thread(anyio_app, worker_class=worker_class) as server, httpx.Client() as client:
+    with server_thread(anyio_app) as server, httpx.Client() as client:
         answers = [client.get(server.url + "/").text for _ in range(3)]
     assert answers == [f"eager={int(EAGER)} same=1 cancelled=1"] * 3
 
 
-@pytest.mark.parametrize("worker_class", ["asyncio", "uvloop"])
 def test_starlette_with_a_task_group_middleware(worker_class: str) -> None:
     app = starlette_app()
-    with server_thread(app, worker_class=worker_class) as server, httpx.Client() as client:
+    with server_thread(app) as server, httpx.Client() as client:
         responses = [client.get(f"{server.url}/hello/{n}") for n in range(20)]
     assert [r.json() for r in responses] == [{"hello": str(n)} for n in range(20)]
     assert all(r.headers["x-tagged"] == "yes" for r in responses)

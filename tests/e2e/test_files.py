@@ -1,9 +1,12 @@
 """File bodies (``http.response.pathsend``, ``http.response.zerocopysend``) to
 real clients: httpx, curl, h2 and aioquic, over plain TCP, TLS, HTTP/2 and
-HTTP/3, and Starlette's ``FileResponse``, which sends by path when offered.
+HTTP/3, and Starlette's ``FileResponse``, which sends by path when offered;
+each on every worker class (asyncio, uvloop, trio).
 
 ``os.sendfile`` is wrapped to count the bytes it sends (the real call still
 runs): plain HTTP/1.1 sends every body byte by it, TLS and HTTP/2 and 3 none.
+A file that shrinks or grows after the app measured it, a missing file and a
+client gone mid-file each end one defined way, with a clear log.
 """
 
 from __future__ import annotations
@@ -31,16 +34,15 @@ from tests.e2e.conftest import (
     read_response,
     running_server,
     scaled,
-    server_thread,
     serving,
 )
 from tests.e2e.h3client import h3_connect
 from tests.e2e.test_http2 import RawClient
 from tests.e2e.test_http11_asgi import capturing_logger, until
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("worker_class")]
 
-LARGE = 32 * 1024 * 1024
+LARGE = 8 * 1024 * 1024
 
 
 class Sendfile:
@@ -105,7 +107,7 @@ async def test_plain_http11_sends_large_files_by_sendfile_and_keeps_the_connecti
         try:
             for _ in range(2):  # the same connection: kept alive after a file
                 writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-                head, body = await read_response(reader)
+                head, body = await asyncio.wait_for(read_response(reader), scaled(20))
                 assert head.startswith(b"HTTP/1.1 200 ")
                 assert b"content-length: %d" % LARGE in head.lower()
                 assert digest(body) == digest(expected)
@@ -115,19 +117,6 @@ async def test_plain_http11_sends_large_files_by_sendfile_and_keeps_the_connecti
             response = await client.get(f"{server.url}/range?1000-500000")
     assert response.content == expected[1000:500000]
     assert sendfile.sent == 2 * LARGE + 499000  # every body byte
-
-
-async def test_uvloop_sends_by_sendfile_too(large: Path, sendfile: type[Sendfile]) -> None:
-    """uvloop has no ``loop.sendfile``; the I/O layer's own call serves it the same."""
-
-    def fetch(url: str) -> list[httpx.Response]:
-        with httpx.Client(timeout=scaled(10)) as client:
-            return [client.get(url) for _ in range(2)]
-
-    with server_thread(file_app(large), worker_class="uvloop") as server:
-        responses = await asyncio.to_thread(fetch, server.url + "/")
-    assert all(digest(r.content) == digest(large.read_bytes()) for r in responses)
-    assert sendfile.sent == 2 * LARGE
 
 
 async def test_curl_http11_and_h2c(large: Path, tmp_path: Path, sendfile: type[Sendfile]) -> None:
@@ -222,22 +211,143 @@ async def test_a_missing_file_is_a_500_and_the_connection_serves_on(large: Path)
     assert error.exc_info is not None and isinstance(error.exc_info[1], FileNotFoundError)
 
 
-async def test_a_client_gone_mid_file_is_no_error(large: Path, sendfile: type[Sendfile]) -> None:
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "tls"])
+async def test_a_client_gone_mid_file_is_no_error(
+    large: Path, sendfile: type[Sendfile], ca: trustme.CA, tls_files: dict[str, str], secure: bool
+) -> None:
+    """The client resets with most of the file unsent: the transfer ends, no
+    error is logged (the app's ``send`` raised ``ClientDisconnectedError``,
+    logged at DEBUG) and the server serves the next client."""
     logger, capture = capturing_logger("gone-mid-file")
-    async with running_server(file_app(large), errorlog=logger) as server:
-        with socket.create_connection((server.host, server.port)) as sock:
+    settings: dict[str, Any] = {"errorlog": logger, **(tls_files if secure else {})}
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with running_server(file_app(large), **settings) as server:
+        sock = socket.create_connection((server.host, server.port), timeout=scaled(10))
+        try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            if secure:  # the handshake off the loop, which may be the server's
+                sock = context.wrap_socket(
+                    sock, server_hostname="127.0.0.1", do_handshake_on_connect=False
+                )
+                await asyncio.to_thread(sock.do_handshake)
             sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
             assert (await asyncio.to_thread(sock.recv, 65536)).startswith(b"HTTP/1.1 200 ")
-            await until(lambda: sendfile.sent > 0)
+            if not secure:
+                await until(lambda: sendfile.sent > 0)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" * 2)
-        # Reset with most of the file unsent; the server serves the next client.
-        async with httpx.AsyncClient(timeout=scaled(10)) as client:
+        finally:
+            sock.close()  # a reset, with most of the file unsent
+        await until(lambda: any("client disconnected" in r.getMessage() for r in capture.records))
+        options: Any = {"verify": context, "timeout": scaled(10)}
+        async with httpx.AsyncClient(**options) as client:
             again = await client.get(server.url + "/range?0-10")
     assert again.content == large.read_bytes()[:10]
     assert sendfile.sent < LARGE
     assert not [r for r in capture.records if r.levelno >= logging.WARNING]
-    assert any("client disconnected" in r.getMessage() for r in capture.records)
+
+
+def measured_app(path: Path, change: Any) -> Any:
+    """Sends ``path`` by pathsend with the length it had when measured, after
+    ``change(path)`` has shrunk or grown it (as another writer might)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        size = path.stat().st_size
+        headers = [(b"content-length", b"%d" % size)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        change(path)
+        await send({"type": "http.response.pathsend", "path": str(path)})
+
+    return app
+
+
+def _copy(large: Path, tmp_path: Path, size: int) -> tuple[Path, bytes]:
+    data = large.read_bytes()[:size]
+    path = tmp_path / "changing.bin"
+    path.write_bytes(data)
+    return path, data
+
+
+async def test_a_file_shrunk_after_measuring_aborts_the_response(
+    large: Path, tmp_path: Path, sendfile: type[Sendfile]
+) -> None:
+    """HTTP/1.1: what the file still holds is sent, then the connection closes
+    short of the announced length (never passed off as complete), and an
+    error names the shortfall."""
+    size = 3 * 1024 * 1024
+    path, data = _copy(large, tmp_path, size)
+    logger, capture = capturing_logger("shrunk-file")
+
+    def shrink(target: Path) -> None:
+        os.truncate(target, size // 2)
+
+    async with running_server(measured_app(path, shrink), errorlog=logger) as server:
+        reader, writer = await open_raw(server)
+        try:
+            writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), scaled(10))
+            body = await asyncio.wait_for(reader.read(), scaled(20))  # to EOF
+        finally:
+            await close_raw(writer)
+        await until(lambda: any(r.levelno >= logging.ERROR for r in capture.records))
+    assert b"content-length: %d" % size in head.lower()
+    assert body == data[: size // 2]
+    assert sendfile.sent == size // 2
+    [error] = [r for r in capture.records if r.levelno >= logging.ERROR]
+    assert f"ended {size - size // 2} bytes short: response aborted" in error.getMessage()
+
+
+async def test_a_file_shrunk_after_measuring_resets_the_h2_stream(
+    large: Path, tmp_path: Path, ca: trustme.CA, tls_files: dict[str, str]
+) -> None:
+    """TLS HTTP/2: the stream is reset after what the file held; the client
+    never takes the short body for the whole one."""
+    size = 1024 * 1024
+    path, _ = _copy(large, tmp_path, size)
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    logger, capture = capturing_logger("shrunk-file-h2")
+    options: Any = {"verify": context, "http2": True, "http1": False, "timeout": scaled(10)}
+
+    def shrink(target: Path) -> None:
+        os.truncate(target, 1000)
+
+    async with (
+        running_server(measured_app(path, shrink), errorlog=logger, **tls_files) as server,
+        httpx.AsyncClient(**options) as client,
+    ):
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(server.url + "/")
+        await until(lambda: any(r.levelno >= logging.ERROR for r in capture.records))
+    assert any("bytes short: response aborted" in r.getMessage() for r in capture.records)
+
+
+async def test_a_file_grown_after_measuring_is_sent_to_the_announced_length(
+    large: Path, tmp_path: Path, sendfile: type[Sendfile]
+) -> None:
+    """The app's length rules: the bytes added later are not sent, and the
+    connection serves the next request."""
+    size = 1024 * 1024
+    path, data = _copy(large, tmp_path, size)
+
+    def grow(target: Path) -> None:
+        with target.open("ab") as file:
+            file.write(b"x" * 5000)
+
+    async with running_server(measured_app(path, grow)) as server:
+        reader, writer = await open_raw(server)
+        try:
+            bodies = []
+            for _ in range(2):
+                writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                _, body = await asyncio.wait_for(read_response(reader), scaled(20))
+                bodies.append(body)
+        finally:
+            await close_raw(writer)
+    assert bodies == [data, data + b"x" * 5000]
+    assert sendfile.sent == 2 * size + 5000
 
 
 class TestStarlette:

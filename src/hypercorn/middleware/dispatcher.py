@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hypercorn.shared.errors import UnexpectedMessageError
-from hypercorn.shared.eventloop import EventLoop, Future, Task, settle, task_loop
+from hypercorn.shared.eventloop import EventLoop, Future, Task, next_turn, settle, task_loop
 
 if TYPE_CHECKING:
     from hypercorn.typing import (
@@ -215,9 +215,7 @@ def _outcome(phase: str, failures: list[str]) -> ASGISendEvent:
 async def _finish(loop: EventLoop, mounted: list[_Mounted]) -> None:
     """End the lifespan tasks: those done are collected, the others cancelled."""
     # One pass of the loop lets an application return after its last answer.
-    turn: Future[None] = loop.create_future()
-    loop.call_soon(settle, turn)
-    await turn
+    await next_turn(loop)
     for entry in mounted:
         if entry.task is not None and not entry.ended.done():
             entry.task.cancel()

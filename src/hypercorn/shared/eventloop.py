@@ -25,8 +25,8 @@ from typing import Any, Protocol, TypeVar
 T = TypeVar("T")
 
 __all__ = [
-    "EventLoop", "Future", "Handle", "Task", "current_loop", "settle", "start_task", "task_loop",
-    "wait_settled",
+    "EventLoop", "Future", "Handle", "Task", "current_loop", "next_turn", "settle", "start_task",
+    "task_loop", "wait_settled",
 ]  # fmt: skip
 
 
@@ -164,6 +164,13 @@ def settle(future: Future[Any], value: Any = None) -> None:
     """Set ``future``'s result unless it is set already."""
     if not future.done():
         future.set_result(value)
+
+
+async def next_turn(loop: EventLoop) -> None:
+    """Let one pass of the loop run (its I/O events and ready callbacks)."""
+    turn: Future[None] = loop.create_future()
+    loop.call_soon(settle, turn)
+    await turn
 
 
 async def wait_settled(loop: EventLoop, future: Future[T], timeout: float, default: T) -> T:

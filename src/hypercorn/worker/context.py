@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 MAX_DRAIN_GRACE = 1.0  # seconds an idle keep-alive connection stays open once draining
 
+
 class Drainable(Protocol):
     """A connection as seen by shutdown."""
 

@@ -30,8 +30,10 @@ A file body (``http.response.pathsend``, ``zerocopysend``) leaves by
 the protocol says how many of its bytes need no framing of its own
 (``raw_body_allowed``: HTTP/1.1 only), the layer writes them straight from
 the file while holding all other output, then reports them
-(``raw_body_written``) and steps. TLS, and whatever the protocol must
-frame, answer 0: the stream reads the file and sends it as data.
+(``raw_body_written``) and steps. A transport that writes a file itself
+(trio's ``TrioTransport.send_file``) is asked to instead of ``sendfile.py``.
+TLS, and whatever the protocol must frame, answer 0: the stream reads the
+file and sends it as data.
 
 Closing never resets a connection the client is writing to: with bytes
 unread in the socket, or when the protocol says the peer may be sending
@@ -238,12 +240,17 @@ class HTTPConnection(asyncio.Protocol):
         sock = socket_fd(transport)
         if not allowed or sock is None or self._closing:
             return 0  # the protocol must frame these bytes
+        own = getattr(transport, "send_file", None)  # trio's transport writes a file itself
         self._sending_file = True
         sent = 0
         try:
-            sent = await send_file(
-                self.loop, transport, sock, self._drain_waiters, (fd, offset, allowed)
-            )
+            if own is not None:
+                sent = await own(fd, offset, allowed)
+            else:
+                loop = cast(asyncio.AbstractEventLoop, self.loop)
+                sent = await send_file(
+                    loop, transport, sock, self._drain_waiters, (fd, offset, allowed)
+                )
         except ConnectionError:
             self.abort()
             raise ClientDisconnectedError("client disconnected") from None

@@ -37,7 +37,7 @@ import os
 
 from hypercorn.worker.waiters import Waiters
 
-_CANNOT_SEND_FROM = frozenset((errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP))
+CANNOT_SEND_FROM = frozenset((errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP))
 """``os.sendfile`` errors that mean this file (or socket) does not support it."""
 
 
@@ -80,7 +80,7 @@ async def send_file(
                 except BlockingIOError:
                     pass
                 except OSError as exc:
-                    if exc.errno in _CANNOT_SEND_FROM:
+                    if exc.errno in CANNOT_SEND_FROM:
                         break
                     raise
                 if not written:

@@ -22,7 +22,13 @@ does, and only bytes and time differ:
 * ``abort`` cancels the connection's scope; whatever ends it, the stream is
   closed (a TLS stream sends close_notify, bounded) and ``connection_lost``
   is called exactly once;
-* timers and "soon" calls are ``TrioLoop``'s (``shared/trio_loop.py``).
+* timers and "soon" calls are ``TrioLoop``'s (``shared/trio_loop.py``);
+* a file body (``send_file``, called by ``HTTPConnection`` while it holds
+  all other output) waits for the writer to empty its queue, then goes by
+  ``os.sendfile`` on the socket, waiting with ``wait_writable`` when it is
+  full: a plain socket only, as TLS encrypts in user space. It checks that
+  the transport is not closing before each call, so the descriptor is still
+  this connection's (trio closes the stream only after ``_closing`` is set).
 
 ``TrioListener`` is ``Listener`` (``worker/listener.py``: batches, the
 request limit, running out of descriptors) waiting for readability with
@@ -34,6 +40,7 @@ take at once is dropped, which QUIC recovers from.
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 from typing import TYPE_CHECKING, Any
@@ -41,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from hypercorn.worker.listener import Listener
+from hypercorn.worker.sendfile import CANNOT_SEND_FROM
 
 if TYPE_CHECKING:
     from hypercorn.shared.eventloop import Task
@@ -84,6 +92,7 @@ class TrioTransport:
         self._write_paused = False
         self._eof = False  # write_eof asked
         self._closing = False
+        self._flushed: trio.Event | None = None  # a file body waits for the queue to empty
         self._error: BaseException | None = None
         self._scope = trio.CancelScope()
 
@@ -139,6 +148,53 @@ class TrioTransport:
             return self._stream  # forwards version(), cipher(), getpeercert(), ALPN
         return default
 
+    async def send_file(self, fd: int, offset: int, count: int) -> int:
+        """Write up to ``count`` bytes of the file ``fd`` from ``offset`` with
+        ``os.sendfile``, after everything queued; the caller writes nothing
+        else until this returns.
+
+        Returns:
+            The bytes written: 0 on TLS (or without a socket), fewer than
+            ``count`` if the file ended early, the transport began closing,
+            or the file cannot be sent from.
+
+        Raises:
+            ConnectionError: the peer reset or closed the connection.
+            OSError: reading the file failed.
+        """
+        sock = self._sock
+        if self._secure or sock is None:
+            return 0
+        while (self._out or self._in_flight) and not self._closing:
+            flushed = self._flushed = trio.Event()
+            self._wakeup.set()
+            await flushed.wait()
+        fileno = sock.fileno()
+        sent = 0
+        while sent < count and not self._closing:
+            try:
+                written = os.sendfile(fileno, fd, offset + sent, count - sent)
+            except BlockingIOError:
+                try:
+                    await trio.lowlevel.wait_writable(sock)
+                except trio.ClosedResourceError:
+                    break  # lost meanwhile: the caller sees the transport closing
+                continue
+            except OSError as error:
+                if error.errno in CANNOT_SEND_FROM:
+                    break
+                raise
+            if not written:
+                break  # the file ended before ``count``
+            sent += written
+            await trio.lowlevel.checkpoint()  # a fast reader must not hold the run
+        return sent
+
+    def _wake_file(self) -> None:
+        if self._flushed is not None:
+            self._flushed.set()
+            self._flushed = None
+
     # -- the connection's task ------------------------------------------------------------
 
     async def run(self) -> None:
@@ -152,6 +208,7 @@ class TrioTransport:
                     nursery.cancel_scope.cancel()
         finally:
             self._closing = True
+            self._wake_file()
             if self._error is None and not self._scope.cancel_called:
                 with trio.move_on_after(CLOSE_TIMEOUT) as closing:
                     await self._stream.aclose()
@@ -204,6 +261,7 @@ class TrioTransport:
                     self._write_paused = False
                     self._protocol.resume_writing()
                 continue
+            self._wake_file()
             if self._closing:
                 return
             if self._eof and not eof_sent:

@@ -31,9 +31,11 @@ import os
 import stat
 from typing import TYPE_CHECKING, Any
 
+from hypercorn.shared.eventloop import next_turn
 from hypercorn.worker.protocol.events import ResponseData, ResponseEnded
 
 if TYPE_CHECKING:
+    from hypercorn.shared.eventloop import EventLoop
     from hypercorn.worker.asgi.http import HTTPStream, StreamHost
 
 READ_CHUNK = 64 * 1024
@@ -120,7 +122,7 @@ def advance(body: FileBody, sent: int) -> None:
         os.lseek(body.fd, body.offset + sent, os.SEEK_SET)
 
 
-async def send_body(host: StreamHost, stream_id: int, body: FileBody) -> int:
+async def send_body(loop: EventLoop, host: StreamHost, stream_id: int, body: FileBody) -> int:
     """Send the file's bytes as the stream's next body bytes (see the module doc).
 
     Returns:
@@ -139,6 +141,10 @@ async def send_body(host: StreamHost, stream_id: int, body: FileBody) -> int:
         sent += len(chunk)
         host.send_events(ResponseData(stream_id, chunk))
         await host.drain(stream_id)
+        # One loop pass per piece even when nothing waits: a connection lost
+        # meanwhile is noticed (a TLS transport may take every piece into its
+        # buffers without pausing once its socket has failed).
+        await next_turn(loop)
     return sent
 
 
@@ -186,7 +192,7 @@ async def _send_file(stream: HTTPStream, body: FileBody, *, more_body: bool) -> 
     sent = 0
     if body.count != 0:
         try:
-            sent = await send_body(host, stream.stream_id, body)
+            sent = await send_body(stream._ctx.loop, host, stream.stream_id, body)
         except ClientDisconnectedError:
             stream._disconnected = True
             raise
