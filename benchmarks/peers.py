@@ -46,6 +46,8 @@ def interpreter(version: str) -> Python | None:
     if version == f"{sys.version_info[0]}.{sys.version_info[1]}":
         return Python(version, sys.executable)
     found = shutil.which(f"python{version}")
+    if found is not None and subprocess.run([found, "-c", ""], capture_output=True).returncode:
+        found = None  # a pyenv shim of a version no pyenv setting selects
     if found is None and shutil.which("pyenv"):
         root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False)
         versions = Path(root.stdout.strip(), "versions")
