@@ -43,14 +43,21 @@ def _options() -> set[str]:
 
 
 def _makefile_targets() -> set[str]:
+    """The Makefile's targets, and ``NAME=`` for each variable it lets a caller set."""
     text = (REPO / "Makefile").read_text()
-    return set(re.findall(r"^([a-z][a-z-]*):", text, re.M))
+    variables = re.findall(r"^([A-Z_]+) [?:]?=", text, re.M)
+    return set(re.findall(r"^([a-z][a-z-]*):", text, re.M)) | {f"{name}=" for name in variables}
+
+
+def _make_words(words: list[str]) -> set[str]:
+    """A ``make`` command's targets, and ``NAME=`` for each variable it sets."""
+    return {re.sub(r"^([A-Z_]+=).*", r"\1", word) for word in words[1:]}
 
 
 def _check_command(words: list[str]) -> None:
     """A ``hypercorn`` (or ``make``) command line as the page shows it."""
     if words[0] == "make":
-        assert set(words[1:]) <= _makefile_targets(), words
+        assert _make_words(words) <= _makefile_targets(), words
         return
     if words[:3] == ["python", "-m", "hypercorn"]:
         words = words[2:]
@@ -115,7 +122,7 @@ def test_inline_commands_and_flags_exist(page: Path) -> None:
     for span in re.findall(r"`([^`\n]+)`", text):
         words = span.split()
         if words[0] == "make":
-            assert set(words[1:]) <= _makefile_targets(), span
+            assert _make_words(words) <= _makefile_targets(), span
         elif words[0] == "hypercorn" or FLAG.match(span):
             # A command or a flag named in the text: each flag it names exists.
             for word in words:
