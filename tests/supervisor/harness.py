@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -168,6 +169,7 @@ class LoadResult:
     sent: int = 0
     ok: int = 0
     failures: list[str] = field(default_factory=list)
+    failed_at: list[float] = field(default_factory=list)  # monotonic, one per failure
     # Requests retried once because the server closed an idle keep-alive
     # connection as they were sent (nothing received): what every HTTP client
     # does for an idempotent request (RFC 9110 §9.2.2); the retry must succeed.
@@ -190,6 +192,9 @@ class Load:
         keep_alive: threads that reuse one connection.
         fresh: threads that open a new connection per request.
         max_seconds, max_requests: hard bounds (scaled) on the run.
+        idle: instead of ``rate``, each thread idles a random time in this
+            range (seconds) between two requests, as browsers and API
+            clients with their own pacing do.
     """
 
     def __init__(
@@ -201,9 +206,11 @@ class Load:
         max_seconds: float = 60,
         max_requests: int = 50_000,
         path: str = "/",
+        idle: tuple[float, float] | None = None,
     ) -> None:
         self.port = port
         self.interval = (keep_alive + fresh) / rate
+        self._idle = idle
         self.result = LoadResult()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -253,6 +260,7 @@ class Load:
                 result.pids[int(pid)] += 1
             else:
                 result.failures.append(outcome)
+                result.failed_at.append(time.monotonic())
             return result.sent < self._max
 
     def _run(self, reuse: bool) -> None:
@@ -294,7 +302,10 @@ class Load:
                 client = None
             if not self._record(outcome, body, retried):
                 break
-            next_at += self.interval
+            if self._idle is None:
+                next_at += self.interval
+            else:  # idle after the response
+                next_at = time.monotonic() + random.uniform(*self._idle)
             pause = next_at - time.monotonic()
             if pause > 0:
                 self._stop.wait(pause)  # pacing, not synchronisation

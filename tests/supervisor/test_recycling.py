@@ -26,18 +26,23 @@ def test_max_requests_with_jitter(tmp_path: Path, worker_class: str) -> None:
         log = server.log()
     assert result.sent >= 2000 and result.failures == [], result.failures[:10]
     finished = {pid: result.pids[pid] for pid in seen if pid not in alive}
-    assert len(finished) >= 14, result.pids
-    assert all(100 <= n <= 120 for n in finished.values()), finished
-    assert all(n <= 120 for n in result.pids.values()), result.pids
     # Each worker stopped at its own limit (max_requests + its jitter): a
     # worker stops accepting once the requests it served plus those its open
-    # connections are expected to bring reach the limit.
+    # connections are expected to bring reach the limit. A keep-alive
+    # connection that carried one request is not counted (most such clients
+    # are done), but it drains as on a reload: if its client sends one more
+    # request after all, that request is served, over the limit, rather than
+    # lost. So a worker serves at most one over per keep-alive client (2).
+    keep_alive = 2
+    assert len(finished) >= 14, result.pids
+    assert all(100 <= n <= 120 + keep_alive for n in finished.values()), finished
+    assert all(n <= 120 + keep_alive for n in result.pids.values()), result.pids
     limits = {
         int(pid): int(limit)
         for pid, limit in re.findall(r"Worker (\d+) served \d+ requests \(limit (\d+)\)", log)
     }
     assert finished.keys() <= limits.keys(), (finished, limits)
-    over = {pid: (n, limits[pid]) for pid, n in finished.items() if n > limits[pid]}
+    over = {pid: (n, limits[pid]) for pid, n in finished.items() if n > limits[pid] + keep_alive}
     assert not over, over
     short = {pid: limits[pid] - n for pid, n in finished.items() if n < limits[pid]}
     print(
@@ -46,6 +51,29 @@ def test_max_requests_with_jitter(tmp_path: Path, worker_class: str) -> None:
         f"{len(finished) - len(short)} exactly at their limit, short by {sorted(short.values())}; "
         f"keep-alive retries {result.stale_retries}"
     )
+
+
+@pytest.mark.slow
+def test_recycling_under_paced_keep_alive_loses_no_request(tmp_path: Path) -> None:
+    # Clients that idle 50-150 ms on their connection between requests: a worker
+    # that stops at its limit meets many idle connections that carried one
+    # request. It drains them as a reload does: each lingers, and a request that
+    # arrives is served with ``connection: close``.
+    args = ("--max-requests", "40", "--max-requests-jitter", "10")
+    with master(tmp_path, *args, workers=2) as server:
+        load = Load(server.port, keep_alive=24, fresh=0, idle=(0.05, 0.15),
+                    max_requests=3000, max_seconds=90)  # fmt: skip
+        with load:
+            load.wait_sent(3000, seconds=90)
+            result = load.stop()
+        recycled = len(re.findall(r"Worker \d+ served \d+ requests", server.log()))
+    print(f"\npaced keep-alive through max_requests: sent {result.sent}, failed "
+          f"{len(result.failures)}, retried {result.stale_retries}, "
+          f"{recycled} workers recycled")  # fmt: skip
+    assert result.sent >= 3000
+    assert recycled >= 30
+    assert result.failures == [], (len(result.failures), result.failures[:5])
+    assert result.stale_retries == 0
 
 
 def test_worker_over_the_memory_ceiling_is_replaced(tmp_path: Path) -> None:

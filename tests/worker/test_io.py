@@ -170,14 +170,16 @@ class TestDrain:
 
         run(test)
 
-    def test_at_the_request_limit_a_one_shot_connection_closes_at_once(self) -> None:
+    def test_a_one_shot_connection_drained_at_the_request_limit_serves_its_reuse(self) -> None:
         async def test() -> None:
             client = Client()
             client.send(GET)
             await client.response()
-            client.ctx.begin_drain(at_limit=True)
+            client.ctx.begin_drain()  # as the limit does, as a reload does
             await client.settle()
-            assert client.transport.eof_written
+            assert not client.transport.eof_written
+            client.send(GET)
+            assert b"connection: close\r\n" in await client.response()
 
         run(test)
 

@@ -32,10 +32,10 @@ that is idle or kept alive by the response under way, or that has part of a
 request in, is expected to bring one more request (draining answers it with
 ``connection: close``), so the worker stops accepting (``on_limit``) as soon
 as the requests started plus those connections reach the limit. A connection
-that carried one request is taken for a one-shot client: when the limit
-stops the worker, such a connection closes at once if it is idle with no byte
-in flight (``stopped_at_limit``), instead of lingering for a request the
-budget has no room for.
+that carried one request is taken for a one-shot client and not counted; when
+the limit stops the worker it drains like every other (see above), so a
+request that its client sends after all is served, over the limit, rather
+than met with a closed connection.
 """
 
 from __future__ import annotations
@@ -109,7 +109,6 @@ class WorkerContext:
         # Accepted sockets whose protocol is not connected yet (TLS handshake).
         self.arriving: dict[Drainable, Task] = {}
         self.draining = False
-        self.stopped_at_limit = False
         self.requests_served = 0
         self.counters = WorkerCounters()  # responses by status class and latency
         self.drain_grace = min(config.keep_alive_timeout, config.graceful_timeout, MAX_DRAIN_GRACE)
@@ -202,17 +201,12 @@ class WorkerContext:
         if self.draining and not self.connections and not self.tasks and not self.arriving:
             settle(self._idle, True)
 
-    def begin_drain(self, *, at_limit: bool = False) -> None:
-        """Stop reusing connections: each closes after its current or next response.
-
-        Args:
-            at_limit: the request limit stops the worker: a connection the limit
-                did not count on closes at once when idle.
-        """
+    def begin_drain(self) -> None:
+        """Stop reusing connections: each closes after its current or next response
+        (an idle one after ``drain_grace`` if no request comes)."""
         if self.draining:
             return
         self.draining = True
-        self.stopped_at_limit = at_limit
         for connection in list(self.connections):
             connection.shutdown()
         self._check_idle()

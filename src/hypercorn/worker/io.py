@@ -134,7 +134,7 @@ class HTTPConnection(asyncio.Protocol):
         )
         ctx.add_connection(self)
         if ctx.draining:  # accepted as the worker stopped: its request is still served
-            protocol.begin_drain(now, at_limit=ctx.stopped_at_limit)
+            protocol.begin_drain(now)
         self._step()
 
     def data_received(self, data: bytes) -> None:
@@ -293,7 +293,7 @@ class HTTPConnection(asyncio.Protocol):
         if protocol is None or self._closing:
             return
         self.router.close_websockets()  # close frames first: some clients stop at GOAWAY
-        protocol.begin_drain(self.loop.time(), at_limit=self.ctx.stopped_at_limit)
+        protocol.begin_drain(self.loop.time())
         self._step()
 
     def abort(self) -> None:

@@ -245,7 +245,7 @@ async def serve_sockets(
             server.close()
         for endpoint in quic:
             endpoint.shutdown()
-        ctx.begin_drain(at_limit=True)
+        ctx.begin_drain()  # as a reload does: no request on a kept-alive connection lost
         if hooks.limit_reached is not None:
             hooks.limit_reached(ctx.requests_served)
         settle(limit_hit)

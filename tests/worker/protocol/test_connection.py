@@ -171,18 +171,18 @@ class TestDrain:
         assert b"connection: close\r\n" in respond(connection, 1)
         assert connection.should_close and not connection.linger_on_close
 
-    def test_at_the_limit_a_one_shot_connection_closes_at_once(self) -> None:
+    def test_a_request_sent_in_the_grace_is_served_with_close(self) -> None:
+        # Whatever stopped the worker (a reload, its request limit): a client
+        # that reuses its connection in the grace is answered, never refused.
         connection = make()
         connection.receive_data(GET, 0.0)
-        respond(connection, 1)
-        connection.begin_drain(1.0, at_limit=True)
-        assert connection.should_close and connection.linger_on_close
-
-    def test_at_the_limit_a_new_connection_still_lingers(self) -> None:
-        connection = make()
-        connection.begin_drain(1.0, at_limit=True)  # the limit counted on its request
-        assert not connection.should_close
-        assert connection.next_deadline() == 1.0 + GRACE
+        [first, _] = connection.events_received()
+        respond(connection, first.stream_id)
+        connection.begin_drain(1.0)
+        connection.receive_data(GET, 1.5)
+        [request, _] = connection.events_received()
+        assert b"connection: close\r\n" in respond(connection, request.stream_id, 1.5)
+        assert connection.should_close
 
     def test_http2_goaway_waits_for_the_first_request(self) -> None:
         connection = make()

@@ -137,7 +137,7 @@ class ServerProtocol(ProtocolCore, Protocol):
     def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
         """Promise and start ``GET path`` as a pushed request, where supported."""
 
-    def begin_drain(self, now: float, *, at_limit: bool = False) -> None:
+    def begin_drain(self, now: float) -> None:
         """The worker stops: finish what is under way, then close."""
 
     def input_waiting(self, now: float) -> None:

@@ -25,9 +25,8 @@ time and names no protocol:
   answers the current or next request with ``connection: close``; while it
   is idle it lingers ``drain_grace`` seconds, so that a request the client
   is sending at that instant is served rather than met by a close, then it
-  closes gently (``linger_on_close``: FIN first). When the request limit
-  stops the worker, an idle connection the limit did not count on closes at
-  once, gently. HTTP/2 sends GOAWAY once the connection's first request is
+  closes gently (``linger_on_close``: FIN first). A worker stopped by its
+  request limit drains the same way. HTTP/2 sends GOAWAY once the connection's first request is
   in (one sent before it would refuse the request that came with the
   preface), or after ``drain_grace`` if none comes. A WebSocket is closed by
   its stream (1001).
@@ -299,27 +298,21 @@ class ServerConnection:
             return self._h11.reusable
         return self._h2 is not None and self._h2.idle
 
-    def begin_drain(self, now: float, *, at_limit: bool = False) -> None:
+    def begin_drain(self, now: float) -> None:
         """The worker stops: end the connection as the module doc says.
 
         Args:
             now: the loop time.
-            at_limit: the request limit stops the worker; an idle connection it
-                did not count on closes at once.
         """
         if self._draining:
             return
-        expected = self.reusable
         self._draining = True
         self._rebind()
         if self._h2 is not None:
             self._drain_h2(now)
         elif self._h11 is not None:
             self._h11.close_after_response()
-            if at_limit and not expected and self._idle():
-                self._close(gently=True)
-            else:
-                self._drain_step(now)
+            self._drain_step(now)
 
     def input_waiting(self, now: float) -> None:
         """Bytes wait unread as an idle connection would close: linger on for them."""
