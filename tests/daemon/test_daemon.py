@@ -31,7 +31,8 @@ SLOW_START_APP = APP.replace(
     "                open('started-' + str(os.getpid()), 'w').close()\n",
 )
 
-# Every worker dies in its lifespan startup: the master gives up (exit 3).
+# Every worker dies in its lifespan startup: the master gives up (exit 3) once
+# the first boot's retries are over.
 CRASHING_APP = APP.replace(
     "            message = await receive()\n",
     "            message = await receive()\n"
@@ -126,8 +127,8 @@ def test_daemon_that_halts_ends_with_the_masters_last_words(
         with listener() as sock:
             runs[mode] = run_hypercorn(
                 *(["-D", "-p", "hc.pid"] if mode == "daemon" else []),
-                "-w", "2", "-b", f"fd://{sock.fileno()}", "app:app",
-                cwd=tmp_path, pass_fds=(sock.fileno(),),
+                "-w", "2", "--boot-retry-window", "1", "-b", f"fd://{sock.fileno()}",
+                "app:app", cwd=tmp_path, pass_fds=(sock.fileno(),),
             )  # fmt: skip
     foreground, daemon = runs["foreground"], runs["daemon"]
     halt = foreground.stderr.strip().splitlines()[-1]

@@ -51,7 +51,10 @@ def started(cwd: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
 def workers_of(process: subprocess.Popen[str], count: int) -> set[int]:
     def ready() -> set[int] | None:
         assert process.poll() is None, f"exited {process.returncode}"
-        children = psutil.Process(process.pid).children()
+        children = [  # not the template
+            c for c in psutil.Process(process.pid).children()
+            if c.cmdline()[0].startswith("hypercorn: worker")
+        ]  # fmt: skip
         return {c.pid for c in children} if len(children) == count else None
 
     return wait_for(ready, 20, f"{count} workers")

@@ -90,17 +90,16 @@ class Master:
         return self.log_path.read_text(errors="replace")
 
     def workers(self) -> set[int]:
-        """Live (not zombie) children of the master."""
-        try:
-            children = psutil.Process(self.pid).children()
-        except psutil.NoSuchProcess:
-            return set()
-        alive = set()
-        for child in children:
-            with contextlib.suppress(psutil.Error):
-                if child.status() != psutil.STATUS_ZOMBIE:
-                    alive.add(child.pid)
-        return alive
+        """Live (not zombie) children of the master titled as workers."""
+        return self.children("worker")
+
+    def templates(self) -> set[int]:
+        """Live children of the master titled as templates (one per generation)."""
+        return self.children("template")
+
+    def children(self, role: str) -> set[int]:
+        return {pid for pid, title in _children(self.pid).items() if title.startswith(
+            f"hypercorn: {role} ")}  # fmt: skip
 
     def ready_workers(self) -> set[int]:
         """Live children that reported READY (per the master's log)."""
@@ -323,8 +322,12 @@ def master(
     app: str = "app:app",
     app_source: str = APP,
     wait: bool = True,
+    env: dict[str, str] | None = None,
+    new_session: bool = False,
+    command: tuple[str, ...] = ("-m", "hypercorn"),
 ) -> Iterator[Master]:
-    """Run ``hypercorn -w workers [args] app`` in ``tmp_path``; TERM it on exit.
+    """Run ``python [command] -w workers [args] app`` in ``tmp_path`` (``command``: ``-m
+    hypercorn``, or a script that wraps it); TERM it on exit.
 
     On exit every process of the test is gone: the master is stopped (killed
     if it does not stop in time) and any worker left behind is killed and
@@ -339,13 +342,14 @@ def master(
     log_path = tmp_path / "master.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "hypercorn", "-b", f"fd://{listener.fileno()}",
+            [sys.executable, *command, "-b", f"fd://{listener.fileno()}",
              "-w", str(workers), "--graceful-timeout", "5", *args, app],
             cwd=tmp_path,
             pass_fds=[listener.fileno()],
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )  # fmt: skip
     listener.close()
     server = Master(process, port, log_path)
@@ -355,7 +359,7 @@ def master(
             known |= server.wait_ready(workers)
         yield server
     finally:
-        known |= server.workers()
+        known |= server.workers() | server.templates()
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -368,6 +372,20 @@ def master(
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         assert not left, f"worker(s) {left} outlived the master"
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Live (not zombie) children of ``pid``, with their process titles."""
+    try:
+        children = psutil.Process(pid).children()
+    except psutil.NoSuchProcess:
+        return {}
+    alive = {}
+    for child in children:
+        with contextlib.suppress(psutil.Error, IndexError):
+            if child.status() != psutil.STATUS_ZOMBIE:
+                alive[child.pid] = child.cmdline()[0]
+    return alive
 
 
 def _is_ours(pid: int) -> bool:

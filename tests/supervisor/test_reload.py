@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.supervisor.harness import APP, Load, master, wait_for
+from tests.supervisor.harness import APP, Load, master, scaled, wait_for
 
 
 @pytest.mark.slow
@@ -53,7 +54,7 @@ def test_broken_deploy_keeps_the_old_workers(tmp_path: Path) -> None:
         old = server.workers()
         (tmp_path / "app.py").write_text(APP.replace('VERSION = "v1"', "VERSION = = 'v2'"))
         server.kill(signal.SIGHUP)
-        wait_for(lambda: "Reload aborted" in server.log(), 20, "the reload to abort")
+        wait_for(lambda: "Reload refused" in server.log(), 20, "the reload to be refused")
         log = server.log()
         assert "SyntaxError" in log and "Traceback" in log
         assert server.process.poll() is None
@@ -66,3 +67,30 @@ def test_broken_deploy_keeps_the_old_workers(tmp_path: Path) -> None:
         server.wait_ready(2)
         assert all(server.get()[1].startswith("v3") for _ in range(10))
         assert len(re.findall("Reload complete", server.log())) == 1
+
+
+def test_a_refused_reload_tells_systemd_the_old_workers_serve(tmp_path: Path) -> None:
+    inbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    inbox.bind(str(tmp_path / "notify"))
+    inbox.settimeout(scaled(10))
+    messages: list[str] = []
+
+    def receive_until(needle: str, start: int = 0) -> None:
+        while not any(needle in message for message in messages[start:]):
+            messages.append(inbox.recv(4096).decode())
+
+    with (
+        inbox,
+        master(tmp_path, workers=2, env={"NOTIFY_SOCKET": str(tmp_path / "notify")}) as server,
+    ):
+        receive_until("READY=1")
+        (tmp_path / "app.py").write_text(APP.replace('VERSION = "v1"', "VERSION = = 'v2'"))
+        server.kill(signal.SIGHUP)
+        receive_until("RELOADING=1")
+        refused = len(messages)
+        receive_until("READY=1", refused)
+        after = messages[refused:]
+        assert any("READY=1" in m and
+                   "STATUS=Reload refused; 2 worker(s) of the previous code serving" in m
+                   for m in after), after  # fmt: skip
+        assert not any("STATUS=0 of 2" in m for m in messages), messages

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 from tests.supervisor.harness import master, wait_for
@@ -50,3 +53,33 @@ def test_usr1_reopens_a_moved_access_log(tmp_path: Path) -> None:
             return new.exists() and new.read_text().count(marker) == 10
 
         wait_for(every_worker_reopened, 10, "every worker logging to the new file")
+
+
+def test_a_signal_to_a_child_being_forked_is_not_run_by_the_master_handler(
+    tmp_path: Path,
+) -> None:
+    # Signals to the whole process group (as a terminal or a service manager
+    # sends them) while the master forks children again and again: a child
+    # must never run the master's handler against the master's wake-up pipe,
+    # which it has closed ("Exception ignored ... Bad file descriptor").
+    with master(tmp_path, workers=2, new_session=True) as server:
+        group = os.getpgid(server.pid)
+        stop = threading.Event()
+
+        def storm() -> None:
+            while not stop.is_set():
+                os.killpg(group, signal.SIGUSR1)
+                time.sleep(0.0002)
+
+        thread = threading.Thread(target=storm)
+        thread.start()
+        try:
+            for _ in range(30):
+                server.kill(signal.SIGHUP)  # a new generation: new children forked
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            thread.join()
+        server.wait_ready(2, seconds=30)
+        log = server.log()
+    assert "Bad file descriptor" not in log and "Exception ignored" not in log, log[-3000:]

@@ -211,6 +211,47 @@ def _user_traceback(error: BaseException) -> str:
     return "".join(lines + traceback.format_exception_only(type(error), error))
 
 
+def describe_error(
+    error: BaseException, application_path: str | None, importing: bool = False
+) -> tuple[int, str, str]:
+    """What the command says about ``error``: ``(exit code, traceback, message)``.
+
+    Args:
+        error: the error.
+        application_path: the application, as the user named it.
+        importing: ``error`` was raised while importing the application
+            (``load_application``): any exception is then said as a failed
+            import, with the user's code's part of its traceback.
+
+    Returns:
+        The exit code; the traceback to show (the user's code's part only;
+        empty when the message says it all); the one-line message, without the
+        ``hypercorn: error:`` prefix. An error no user can fix is
+        ``ExitCode.FAILURE``, with its whole traceback.
+    """
+    from hypercorn.shared.errors import LifespanFailureError, LifespanTimeoutError, NoAppError
+    from hypercorn.shared.sockets import BindError, SocketTypeError
+
+    codes: list[tuple[type[BaseException] | tuple[type[BaseException], ...], int]] = [
+        (AlreadyRunningError, ExitCode.ALREADY_RUNNING),
+        (ConfigError, ExitCode.USAGE),
+        (NoAppError, ExitCode.APP_LOAD),
+        ((BindError, SocketTypeError), ExitCode.BIND),
+        ((LifespanFailureError, LifespanTimeoutError), ExitCode.LIFESPAN),
+    ]
+    for kinds, code in codes:
+        if isinstance(error, kinds):
+            return code, "", str(error)
+    message = f"cannot import application {application_path!r}: {error}"
+    if isinstance(error, ImportError | SyntaxError):
+        return ExitCode.APP_LOAD, _user_traceback(error), message
+    if importing:
+        message = f"cannot import application {application_path!r}: {type(error).__name__}: {error}"
+        return ExitCode.FAILURE, _user_traceback(error), message
+    whole = "".join(traceback.format_exception(error))
+    return ExitCode.FAILURE, whole, f"{type(error).__name__}: {error}"
+
+
 def report_error(error: BaseException, application_path: str | None) -> int | None:
     """Print a user-fixable error the way the command does; returns its exit code.
 
@@ -221,20 +262,8 @@ def report_error(error: BaseException, application_path: str | None) -> int | No
         The exit code, or None when ``error`` is not one a user can fix (the
         caller then shows it with its full traceback).
     """
-    from hypercorn.shared.errors import LifespanFailureError, LifespanTimeoutError, NoAppError
-    from hypercorn.shared.sockets import BindError, SocketTypeError
-
-    if isinstance(error, AlreadyRunningError):
-        return fail(str(error), ExitCode.ALREADY_RUNNING)
-    if isinstance(error, ConfigError):
-        return fail(str(error), ExitCode.USAGE)
-    if isinstance(error, NoAppError):
-        return fail(str(error), ExitCode.APP_LOAD)
-    if isinstance(error, BindError | SocketTypeError):
-        return fail(str(error), ExitCode.BIND)
-    if isinstance(error, LifespanFailureError | LifespanTimeoutError):
-        return fail(str(error), ExitCode.LIFESPAN)
-    if isinstance(error, ImportError | SyntaxError):
-        sys.stderr.write(_user_traceback(error))
-        return fail(f"cannot import application {application_path!r}: {error}", ExitCode.APP_LOAD)
-    return None
+    code, detail, message = describe_error(error, application_path)
+    if code == ExitCode.FAILURE:
+        return None
+    sys.stderr.write(detail)
+    return fail(message, code)

@@ -91,6 +91,7 @@ class Config:
         worker_timeout: float
         worker_boot_timeout: float
         max_worker_boot_failures: int
+        boot_retry_window: float
         max_worker_memory: int | None
         memory_check_interval: float
         preload_app: bool

@@ -1,8 +1,9 @@
-"""Messages from a worker to its master, over the worker's own pipe.
+"""Messages from a worker to its master, over the worker's own channel.
 
 Theory of operation
 -------------------
-Each worker owns the write end of one pipe; the master reads the other end.
+Each worker owns one end of its channel (a pipe, or a ``SOCK_SEQPACKET``
+socket pair: ``supervisor/workers.py``); the master reads the other end.
 A message is a fixed-size record (kind, key, value), far below ``PIPE_BUF``, so a
 write is atomic: the master never sees half a record from one write, and a
 reader that got a partial read (it never should) keeps the rest for the next
@@ -35,7 +36,7 @@ RECORD_SIZE = _RECORD.size
 
 
 class MessageKind(enum.IntEnum):
-    READY = 1  # lifespan startup done, every listener served
+    READY = 1  # lifespan startup done, every listener served; value: the worker's pid
     HEARTBEAT = 2  # the event loop is alive; value: requests served so far
     STOPPING = 3  # reached its request limit, now draining; value: requests served
     METRIC = 4  # key: a counter's index (``shared/metrics.py``); value: its value

@@ -141,8 +141,15 @@ SETTINGS: tuple[Setting, ...] = (
     _s("worker_boot_timeout", "Workers", "float", 90.0, _secs,
        "Seconds a new worker may take to report ready.", "--worker-boot-timeout"),
     _s("max_worker_boot_failures", "Workers", "int", 5, v.integer(1),
-       "Consecutive workers that fail to boot before the master gives up.",
+       "Once workers have served: consecutive workers that fail to boot, with none left "
+       "serving, before the master gives up (it never stops while a worker serves).",
        "--max-worker-boot-failures"),
+    _s("boot_retry_window", "Workers", "float", 30.0, _secs,
+       "Seconds the first boot keeps retrying an application whose import or startup "
+       "fails (backoff from 0.1 s, doubling, at most 5 s apart); then the master stops "
+       "with exit code 4 (import), 6 (lifespan startup) or 3. An error no retry can fix "
+       "(a syntax error, a missing module or attribute) stops it at once. 0: no retry.",
+       "--boot-retry-window"),
     _s("max_worker_memory", "Workers", "int | None", None, v.byte_size(optional=True),
        "Memory (USS, bytes or e.g. `512M`) past which a worker is replaced.",
        "--max-worker-memory"),

@@ -1,83 +1,93 @@
-"""The master process: owns the listeners, forks the workers, keeps them healthy.
+"""The master process: owns the listeners, runs the templates, keeps the workers.
 
 Theory of operation
 -------------------
 The master is one synchronous loop; it runs no event loop and no application
-code (unless ``preload_app``). Each turn it:
+code (unless ``preload_app``). What to do is the planner's (``planner.py``,
+where every rule is written down and table-tested); the master tells it what
+happened and carries out the actions it returns. Each turn it:
 
-1. decides (``_manage``) which workers to start and which to retire, from one
-   rule: there should be ``num_workers`` *fresh* workers (of the current
-   generation, not marked for recycling); a *stale* worker (an older
-   generation after a reload, or one marked for recycling: too many requests,
-   too much memory) is retired only once a fresh one is READY in its place, so
-   the number of serving workers never drops below the target during a
-   rolling replacement. While stale workers remain, fresh ones are started one
-   at a time; otherwise all missing ones at once (first boot, crashes).
-2. waits in ``select`` on the signal pipe and every worker's message pipe,
-   never longer than the nearest deadline;
-3. dispatches each queued signal from the table ``_handlers`` (the signal
+1. carries out ``plan(now)``: start, retire or kill templates and workers,
+   fork workers from their generation's template, report reloads, halt;
+2. waits in ``select`` on the signal pipe, every worker's channel and every
+   template's control socket, never longer than the planner's nearest
+   deadline (nor ``MAX_WAIT``);
+3. reads what arrived (READY, heartbeats, STOPPING at the request limit; a
+   template's LOADED, FAILED, or a forked worker's pid) and tells the planner;
+4. dispatches each queued signal from the table ``_handlers`` (the signal
    handlers only enqueue, see ``signals.py``);
-4. reaps exited children and classifies each exit: a RETIRING worker's exit is
-   expected; a BOOTING worker's is a boot failure; a READY worker's is a crash;
-5. checks deadlines: a RETIRING worker past its grace is killed, a BOOTING one
-   past ``worker_boot_timeout`` is killed (a boot failure), a READY one silent
-   for ``worker_timeout`` is killed ("worker timeout"), memory is sampled.
+5. reaps exited children (``waitpid``): a worker's or a template's exit goes
+   to the planner, whose answer is carried out at once; then samples memory
+   and watches files.
 
-Failure policy. A crash is replaced at once; crashes in quick succession and
-boot failures back off exponentially. Boot failures in a row (no READY in
-between) reach ``max_worker_boot_failures``: the master stops with
-``ExitCode.BOOT_FAILURE`` rather than crash-loop. On the very first boot, an
-error no retry can fix (the app cannot be found, a bad setting) stops the
-master at once with the worker's own exit code and message. During a reload,
-the first new worker that fails to boot aborts the reload: the workers still
-serving are adopted as current, the error is logged, nothing else changes.
+Processes. Every worker is the master's child, even though a template forks
+it (``template.py``: the master is a child subreaper, so the worker is
+adopted); the master reaps it and reads its exit code as ever, and a worker
+dies with the master, not with its template. Where the system has no
+subreaper (not Linux), there are no templates: the master forks each worker
+itself, and each imports the application, so a replacement after a refused
+reload runs the code on disk.
 
-QUIC. Every TCP and unix listener is shared by all workers, but a QUIC
-connection must stay with the worker that holds its state, so each worker
-*slot* (0 .. ``num_workers`` - 1) has its own ``SO_REUSEPORT`` UDP socket per
-``quic_bind``, bound by the master before any fork and kept open by it: the
-kernel keeps a flow on one socket of the group, and datagrams queue while the
-slot's worker is replaced. A new worker takes the lowest slot no fresh worker
-holds, and a stale worker whose slot a fresh one has taken is retired first.
-A child closes the other slots' sockets.
+The processes themselves (handles, descriptors, pids, QUIC slot sockets,
+reaping) are kept by ``children.py``.
 
-Stopping. TERM sets every worker's Event and waits up to ``graceful_timeout``
-(plus a second of slack for the worker's own abort) before SIGKILL; INT and
-QUIT send QUIT (the worker exits at once) and SIGKILL after a second. The
-master closes its copies of the listeners first, so once the workers close
-theirs new connections are refused rather than queued for nobody. The PID
-file and unix socket files are removed on the way out.
+QUIC sockets, one per worker slot, are the children's too (``children.py``).
+
+Stopping. TERM asks every worker to drain and waits up to
+``graceful_timeout`` (plus a second of slack for the worker's own abort)
+before SIGKILL; INT and QUIT send QUIT (the worker exits at once) and SIGKILL
+after a second. Templates are retired first. The master closes its copies of
+the listeners first, so once the workers close theirs new connections are
+refused rather than queued for nobody. The PID file and unix socket files
+are removed on the way out.
 
 Metrics. With ``metrics_bind``, the master serves the workers' counters
 (sent with their heartbeats) in the Prometheus text format from this same
-loop: its sockets sit in the selector beside the pipes; see ``metrics.py``.
-A worker's pipe is read to its end when the worker is reaped, so its last
-counters reach the totals.
+loop: its sockets sit in the selector beside the channels; see
+``metrics.py``. A worker's channel is read to its end when the worker is
+reaped, so its last counters reach the totals.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import enum
 import os
 import random
 import selectors
 import signal
-import socket
 import stat
+import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 from hypercorn.shared.cli import ExitCode, fail
 from hypercorn.shared.messages import MessageKind
-from hypercorn.shared.sockets import SocketOptions, Sockets, parse_bind, reuse_port_twin
+from hypercorn.shared.sockets import SocketOptions, Sockets, parse_bind
+from hypercorn.supervisor import template, workers
+from hypercorn.supervisor.actions import (
+    Action,
+    Forget,
+    Halt,
+    Kill,
+    KillTemplate,
+    Limits,
+    ReloadDone,
+    Retire,
+    RetireTemplate,
+    Retrying,
+    Serving,
+    Spawn,
+    StartTemplate,
+    WorkerState,
+)
+from hypercorn.supervisor.children import Children, Exited
 from hypercorn.supervisor.metrics import MetricsEndpoint, Totals
+from hypercorn.supervisor.planner import Planner
 from hypercorn.supervisor.service import MasterService
 from hypercorn.supervisor.signals import SignalQueue
 from hypercorn.supervisor.watcher import Watcher
-from hypercorn.supervisor.workers import WorkerHandle, WorkerState, set_title, spawn
 
 if TYPE_CHECKING:
     import logging
@@ -87,16 +97,24 @@ if TYPE_CHECKING:
 __all__ = ["Arbiter"]
 
 RETIRE_SLACK = 1.0  # seconds past graceful_timeout before a retiring worker is killed
-QUICK_STOP_GRACE = 1.0  # seconds a worker gets to obey QUIT
-CRASH_WINDOW = 10.0  # crashes closer together than this back off
-MAX_BACKOFF = 5.0
 MAX_WAIT = 1.0  # the loop looks at its deadlines at least this often
-_NO_RETRY_CODES = frozenset({ExitCode.USAGE, ExitCode.APP_LOAD})
 
 
 class StopMode(enum.Enum):
     GRACEFUL = "graceful"
     QUICK = "quick"
+
+
+def limits(config: Config, templates: bool) -> Limits:
+    """The planner's view of ``config``."""
+    return Limits(
+        worker_timeout=config.worker_timeout,
+        boot_timeout=config.worker_boot_timeout,
+        stop_grace=config.graceful_timeout + RETIRE_SLACK,
+        max_boot_failures=config.max_worker_boot_failures,
+        boot_retry_window=config.boot_retry_window,
+        templates=templates,
+    )
 
 
 class Arbiter:
@@ -120,24 +138,20 @@ class Arbiter:
     ) -> None:
         self.config = config
         self.sockets = sockets
-        self.num_workers = max(1, config.workers)
-        self.generation = 0
-        self.workers: dict[int, WorkerHandle] = {}
-        self._quic: dict[int, list[socket.socket]] = {0: list(sockets.quic_sockets)}
+        self.configs: dict[int, Config] = {0: config}  # by generation
+        self.planner = Planner(limits(config, True), max(1, config.workers), time.monotonic())
+        self._failure: template.Failure | None = None  # the latest failed import
         self._reload_config = reload_config
         self._watch_files = list(watch_files)
         self._signals = SignalQueue()
         self._selector = selectors.DefaultSelector()
+        self.children = Children(sockets, self._selector, self._master_fds)
         self._stop_mode: StopMode | None = None
         self._exit_code: int = ExitCode.OK
         self._quiet = False
         self._halt_message: str | None = None
-        self._ever_ready = False
-        self._boot_failures = 0
-        self._crashes: collections.deque[float] = collections.deque()
-        self._spawn_after = 0.0
+        self._halt_detail = ""
         self._next_memory_check = 0.0
-        self._reload_started: float | None = None
         self._reload_due: float | None = None
         self._watcher: Watcher | None = None
         self._metrics: MetricsEndpoint | None = None
@@ -154,8 +168,8 @@ class Arbiter:
             signal.SIGTERM: lambda: self._stop(StopMode.GRACEFUL),
             signal.SIGINT: lambda: self._stop(StopMode.QUICK),
             signal.SIGQUIT: lambda: self._stop(StopMode.QUICK),
-            signal.SIGTTIN: self._on_ttin,
-            signal.SIGTTOU: self._on_ttou,
+            signal.SIGTTIN: lambda: self._resize(+1),
+            signal.SIGTTOU: lambda: self._resize(-1),
             signal.SIGUSR1: self._on_usr1,
             signal.SIGUSR2: self._on_usr2,
             signal.SIGCHLD: self._reap,
@@ -178,7 +192,13 @@ class Arbiter:
             self._metrics = MetricsEndpoint.open(
                 self.config.metrics_bind, options, self._selector, self.render_metrics
             )
-        set_title(self.title)
+        workers.set_title(self.title)
+        if not workers.become_subreaper():
+            self.planner.limits = limits(self.config, templates=False)
+            self.log.warning(
+                "No child subreaper on this system: each worker imports the application "
+                "itself, and a worker replaced after a refused reload runs the code on disk"
+            )
         self._signals.install()
         self._selector.register(self._signals.fileno(), selectors.EVENT_READ, None)
         if self.config.use_reloader:
@@ -188,12 +208,8 @@ class Arbiter:
             self.log.info("Watching %s for changes", ", ".join(map(str, self._watcher.dirs)))
         try:
             self.service.start()
-            self.log.info(
-                "Master %d serving %s with %d worker(s)",
-                os.getpid(),
-                self.config.application_path,
-                self.num_workers,
-            )
+            self.log.info("Master %d booting %s with %d worker(s)", os.getpid(),
+                          self.config.application_path, self.planner.target)  # fmt: skip
             try:
                 self._loop()
             except BaseException:
@@ -201,6 +217,9 @@ class Arbiter:
                 raise
             finally:
                 self._shutdown()
+                if self._halt_message is not None:  # the command's last line
+                    sys.stderr.write(self._halt_detail)
+                    fail(self._halt_message, self._exit_code)
         finally:
             self.service.finish(self._exit_code)
             if not self.service.keeps_unix_sockets:
@@ -212,19 +231,24 @@ class Arbiter:
             self._signals.close()
             if self._watcher is not None:
                 self._watcher.close()
-        if self._halt_message is not None:
-            fail(self._halt_message, self._exit_code)
         return self._exit_code
 
     def _loop(self) -> None:
         while self._stop_mode is None:
             now = time.monotonic()
-            self._manage(now)
+            self._carry_out(self.planner.plan(now), now)
+            if self._stopping():
+                break
+            if len(self.children.quic) > self.planner.target:
+                held = {w.slot for w in self.planner.workers.values()}
+                self.children.release_quic_slots(held, self.planner.target)
             events = self._selector.select(self._wait(now))
             now = time.monotonic()
             for key, _ in events:
-                if isinstance(key.data, WorkerHandle):
-                    self._read(key.data, now)
+                if isinstance(key.data, workers.WorkerHandle):
+                    self._read_worker(key.data, now)
+                elif isinstance(key.data, template.TemplateHandle):
+                    self._read_template(key.data, now)
                 elif self._metrics is not None and self._metrics.owns(key.data):
                     self._metrics.handle(key.data, now)
             if self._metrics is not None:
@@ -234,25 +258,15 @@ class Arbiter:
             self._reap()
             if self._stop_mode is None:
                 now = time.monotonic()
-                self._check_health(now)
                 self._check_files(now)
-                ready = sum(w.state is WorkerState.READY for w in self._fresh())
-                self.service.tick(now, ready, self.num_workers)
-
-    def _check_files(self, now: float) -> None:
-        if self._watcher is not None and self._watcher.changed(now):
-            # Debounce: a burst of writes gives one reload, after it ends.
-            self._reload_due = now + self.config.reload_delay
-        if self._reload_due is not None and now >= self._reload_due:
-            self._reload_due = None
-            self.log.info("Reloading (files changed)")
-            self.reload()
+                self._check_memory(now)
+                ready = sum(w.state is WorkerState.READY for w in self.planner.fresh())
+                self.service.tick(now, ready, self.planner.target)
 
     def _wait(self, now: float) -> float:
         deadlines = [now + MAX_WAIT]
-        if self._missing() > 0:
-            deadlines.append(self._spawn_after)
-        deadlines.extend(w.kill_at for w in self.workers.values() if w.kill_at is not None)
+        if (due := self.planner.next_deadline(now)) is not None:
+            deadlines.append(due)
         if self._reload_due is not None:
             deadlines.append(self._reload_due)
         if self._watcher is not None and (poll := self._watcher.next_poll()) is not None:
@@ -263,279 +277,271 @@ class Arbiter:
             deadlines.append(due)
         return max(0.0, min(deadlines) - now)
 
-    def _missing(self) -> int:
-        return self.num_workers - len(self._fresh())
-
-    # ------------------------------------------------------------- the policy
-
-    def _alive(self) -> list[WorkerHandle]:
-        return [w for w in self.workers.values() if w.state is not WorkerState.RETIRING]
-
-    def _is_fresh(self, worker: WorkerHandle) -> bool:
-        return worker.generation == self.generation and worker.recycle is None
-
-    def _fresh(self) -> list[WorkerHandle]:
-        return [w for w in self._alive() if self._is_fresh(w)]
-
-    def _manage(self, now: float) -> None:
-        alive = self._alive()
-        fresh = [w for w in alive if self._is_fresh(w)]
-        serving_fresh = sum(w.state is WorkerState.READY for w in fresh)
-        taken = {w.slot for w in fresh if w.state is WorkerState.READY}
-        # Booting ones first (they serve nobody yet), then those whose slot a
-        # fresh worker has taken over, then the oldest.
-        stale = sorted(
-            (w for w in alive if not self._is_fresh(w)),
-            key=lambda w: (w.state is WorkerState.READY, w.slot not in taken, w.started),
-        )
-        while stale and serving_fresh + len(stale) > self.num_workers:
-            worker = stale.pop(0)
-            self._retire(worker, now, worker.recycle or "reload")
-        if len(fresh) > self.num_workers:
-            extra = sorted(fresh, key=lambda w: (w.state is WorkerState.READY, -w.started))
-            for worker in extra[: len(fresh) - self.num_workers]:
-                self._retire(worker, now, "fewer workers")
-            fresh = [w for w in fresh if w.state is not WorkerState.RETIRING]
-        missing = self.num_workers - len(fresh)
-        if stale and any(w.state is WorkerState.BOOTING for w in fresh):
-            missing = 0  # rolling: one replacement at a time
-        elif stale:
-            missing = min(missing, 1)
-        if missing > 0 and now >= self._spawn_after:
-            for _ in range(missing):
-                self._spawn()
-        if self._reload_started is not None and not any(
-            w.generation < self.generation for w in self.workers.values()
-        ):
-            self.log.info(
-                "Reload complete in %.2f s: %d worker(s) serving",
-                now - self._reload_started,
-                len(self._alive()),
-            )
-            self._reload_started = None
-            self.service.reloaded(ok=True)
-        if len(self._quic) > self.num_workers:
-            self._release_quic_slots()
-
-    def _spawn(self) -> None:
-        config = self.config
-        limit = None
-        if config.max_requests is not None:
-            limit = config.max_requests + random.randint(0, config.max_requests_jitter)
-        taken = {w.slot for w in self._fresh()}
-        slot = next(n for n in range(len(taken) + 1) if n not in taken)
-        own = self._quic_slot(slot)
-        foreign = [
-            sock
-            for sockets in self._quic.values()
-            for sock in sockets
-            if all(sock is not mine for mine in own)
-        ]
-        worker = spawn(
-            config,
-            Sockets(self.sockets.secure_sockets, self.sockets.insecure_sockets, own),
-            self.generation,
-            self._master_fds(),
-            f"hypercorn: worker [{config.application_path}]",
-            min(1.0, config.worker_timeout / 4),
-            limit,
-            slot,
-            foreign,
-        )
-        self.workers[worker.pid] = worker
-        self._selector.register(worker.fd, selectors.EVENT_READ, worker)
-        self.log.debug("Booting worker %d (slot %d)", worker.pid, slot)
-
-    def _quic_slot(self, slot: int) -> list[socket.socket]:
-        """The QUIC sockets of ``slot``, bound now if it is a new one."""
-        if slot not in self._quic:
-            self._quic[slot] = [reuse_port_twin(sock) for sock in self._quic[0]]
-        return self._quic[slot]
-
-    def _release_quic_slots(self) -> None:
-        """Close the QUIC sockets of slots no worker holds or will hold again."""
-        held = {w.slot for w in self.workers.values()}
-        for slot in [n for n in self._quic if n >= max(1, self.num_workers) and n not in held]:
-            for sock in self._quic.pop(slot):
-                if all(sock is not first for first in self._quic[0]):
-                    sock.close()
+    def _check_files(self, now: float) -> None:
+        if self._watcher is not None and self._watcher.changed(now):
+            # Debounce: a burst of writes gives one reload, after it ends.
+            self._reload_due = now + self.config.reload_delay
+        if self._reload_due is not None and now >= self._reload_due:
+            self._reload_due = None
+            self.log.info("Reloading (files changed)")
+            self.reload()
 
     def _master_fds(self) -> list[int]:
         fds = [*self._signals.fds, self._selector.fileno()]
         if self._watcher is not None:
             fds.extend(self._watcher.fds)
-        fds.extend(w.fd for w in self.workers.values() if w.fd >= 0)
         if self._metrics is not None:
             fds.extend(self._metrics.fds)
         return fds
 
-    def _retire(self, worker: WorkerHandle, now: float, reason: str) -> None:
-        self.log.info("Retiring worker %d (%s)", worker.pid, reason)
-        worker.retire(now, self.config.graceful_timeout + RETIRE_SLACK)
+    # ------------------------------------------------------------- actions
 
-    def _read(self, worker: WorkerHandle, now: float) -> None:
+    def _carry_out(self, actions: list[Action], now: float) -> None:
+        for action in actions:
+            match action:
+                case StartTemplate(generation):
+                    self._start_template(generation, now)
+                case RetireTemplate(generation):
+                    self.log.debug("Retiring the template of generation %d", generation)
+                    self.children.templates[generation].retire()
+                case KillTemplate(generation, reason):
+                    self.log.error("Template of generation %d killed: %s", generation, reason)
+                    self.children.templates[generation].kill()
+                case Spawn(key, generation, slot):
+                    self._spawn(key, generation, slot, now)
+                case Retire(key, reason):
+                    handle = self.children.workers[key]
+                    self.log.info("Retiring worker %s (%s)", handle.pid or "(forking)", reason)
+                    handle.retire()
+                case Kill(key, reason):
+                    self._kill(key, reason, now)
+                case Forget(key):
+                    self.children.forget(key)
+                case Retrying(delay, failures, cause):
+                    what = self._failure.message if self._failure is not None else cause
+                    self.log.error("Boot failed (attempt %d: %s); retrying in %.1f s",
+                                   failures, what, delay)  # fmt: skip
+                    self._failure = None
+                case ReloadDone():
+                    self._reload_done(action)
+                case Serving(count):
+                    self.log.info("Master %d serving %s with %d worker(s)", os.getpid(),
+                                  self.config.application_path, count)  # fmt: skip
+                case Halt():
+                    self._halt(action)
+                case _:
+                    assert_never(action)
+
+    def _start_template(self, generation: int, now: float) -> None:
         try:
-            data = os.read(worker.fd, 4096)
-        except BlockingIOError:
+            handle = self.children.start_template(self.configs[generation], generation)
+        except OSError as error:
+            self.log.error("Cannot start the template of generation %d: %s", generation, error)
+            self._carry_out(self.planner.template_exited(generation, -1, now), now)
             return
-        if not data:
-            self._close_pipe(worker)
+        self.log.debug("Template %d loading generation %d", handle.pid, generation)
+
+    def _spawn(self, key: int, generation: int, slot: int, now: float) -> None:
+        config = self.configs[generation]
+        limit = None
+        if config.max_requests is not None:
+            limit = config.max_requests + random.randint(0, config.max_requests_jitter)
+        via_template = self.planner.limits.templates
+        try:
+            handle = self.children.spawn(config, key, generation, slot, limit, via_template)
+        except OSError as error:
+            self.log.error("Cannot fork a worker: %s", error)
+            self._carry_out(self.planner.fork_failed(key, now), now)
             return
-        kinds = worker.receive(data, now)
-        if MessageKind.READY in kinds:
-            self._boot_failures = 0
-            self._ever_ready = True
-            self.log.info("Worker %d ready", worker.pid)
-        if MessageKind.STOPPING in kinds:
-            # It stopped accepting by itself; the others serve while its successor boots.
-            self.log.info(
-                "Worker %d served %d requests (limit %s); replacing it",
-                worker.pid,
-                worker.requests,
-                worker.request_limit,
-            )
-            worker.retire(now, self.config.graceful_timeout + RETIRE_SLACK)
+        if handle.pid is not None:
+            self._booting(handle)
 
-    def _read_rest(self, worker: WorkerHandle) -> None:
-        """Read what an exited worker left in its pipe (its final counters)."""
-        while worker.fd >= 0:
-            try:
-                data = os.read(worker.fd, 65536)
-            except OSError:  # BlockingIOError: a descendant still holds the write end
-                return
-            if not data:
-                return
-            worker.receive(data, time.monotonic())
+    def _booting(self, handle: workers.WorkerHandle) -> None:
+        self.log.debug("Booting worker %d (slot %d, generation %d)", handle.pid, handle.slot,
+                       handle.generation)  # fmt: skip
 
-    def _close_pipe(self, worker: WorkerHandle) -> None:
-        if worker.fd >= 0:
-            self._selector.unregister(worker.fd)
-            os.close(worker.fd)
-            worker.fd = -1
+    def _kill(self, key: int, reason: str, now: float) -> None:
+        handle = self.children.workers[key]
+        if reason == "graceful timeout":
+            self.log.warning("Worker %d did not stop in time; killing it", handle.pid)
+        elif reason == "boot timeout":
+            self.log.error("Worker %d not ready after %.0f s; killing it", handle.pid,
+                           self.config.worker_boot_timeout)  # fmt: skip
+        else:
+            self.log.error("Worker timeout (pid %d): no heartbeat for %.1f s", handle.pid,
+                           now - self.planner.workers[key].last_beat)  # fmt: skip
+        handle.kill(reason)
+
+    def _reload_done(self, done: ReloadDone) -> None:
+        if done.ok:
+            self.log.info("Reload complete in %.2f s: %d worker(s) serving",
+                          done.seconds or 0.0, done.serving)  # fmt: skip
+            self.service.reloaded(ok=True)
+        else:
+            failure, self._failure = self._failure, None
+            if failure is not None and failure.detail:
+                self.log.error("%s", failure.detail.rstrip())
+            cause = failure.message if failure is not None else done.cause
+            self.log.error("Reload refused (%s): %d worker(s) of the previous code keep serving",
+                           cause, done.serving)  # fmt: skip
+            self.service.reloaded(ok=False, counts=(done.serving, done.target))
+        self._use_config(self.planner.good if self.planner.good is not None else 0)
+
+    def _use_config(self, generation: int) -> None:
+        """Make ``generation``'s settings the master's; forget those no process uses."""
+        self.config = self.configs[generation]
+        self.planner.limits = limits(self.config, self.planner.limits.templates)
+        used = {generation, self.planner.current, *self.children.templates}
+        used.update(w.generation for w in self.children.workers.values())
+        for stale in set(self.configs) - used:
+            del self.configs[stale]
+
+    def _halt(self, halt: Halt) -> None:
+        # Said last, after the stop, so that it is the command's last line.
+        failure, self._failure = self._failure, None
+        self._exit_code = halt.code
+        self._quiet = True
+        if failure is not None:
+            self._halt_detail = failure.detail
+            self._halt_message = failure.message
+            if halt.summary:
+                self._halt_message += f" ({halt.summary})"
+        elif halt.summary:  # else a worker said why on stderr, and no retry can help
+            self._halt_message = f"{halt.cause} ({halt.summary}); see the errors above"
+        self._stop(StopMode.QUICK)
+
+    # ------------------------------------------------------------- messages
+
+    def _read_worker(self, handle: workers.WorkerHandle, now: float) -> None:
+        messages, ended = handle.receive()
+        key = handle.key
+        for message in messages:
+            if key not in self.planner.workers:
+                break
+            self.planner.beat(key, now)
+            if message.kind is MessageKind.READY:
+                if handle.pid is None:  # before its template's answer
+                    self._claim(handle, message.value)
+                    if key not in self.planner.workers:
+                        break  # and it has exited already
+                self.log.info("Worker %d ready", handle.pid)
+                self.planner.ready(key, now)
+            elif message.kind is MessageKind.STOPPING:
+                # It stopped accepting by itself; the others serve while its successor boots.
+                self.log.info("Worker %d served %d requests (limit %s); replacing it",
+                              handle.pid, handle.requests, handle.request_limit)  # fmt: skip
+                self._carry_out(self.planner.stopping(key, now), now)
+        if ended:
+            self.children.unregister(handle.channel)
+
+    def _read_template(self, handle: template.TemplateHandle, now: float) -> None:
+        replies, ended = handle.receive()
+        for reply in replies:
+            handles = self.children.workers
+            if reply.kind is template.ReplyKind.LOADED:
+                self.log.debug("Template %d loaded generation %d", handle.pid, handle.generation)
+                self.planner.template_loaded(handle.generation)
+            elif reply.kind is template.ReplyKind.FORKED and reply.key in handles:
+                if handles[reply.key].pid is None:
+                    self._claim(handles[reply.key], reply.pid)
+            elif reply.kind is template.ReplyKind.FORK_FAILED and reply.key in handles:
+                self.log.error("Template %d cannot fork a worker: %s", handle.pid, reply.error)
+                self.children.forget(reply.key)
+                self._carry_out(self.planner.fork_failed(reply.key, now), now)
+        if ended:
+            self.children.unregister(handle.control)
+
+    def _claim(self, handle: workers.WorkerHandle, pid: int) -> None:
+        """The worker of ``handle`` runs as ``pid`` (it may have exited already)."""
+        exited = self.children.claim(handle, pid)
+        self.planner.forked(handle.key)
+        self._booting(handle)
+        if exited is not None:
+            self._exited(exited)
 
     # ------------------------------------------------------------- exits
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            worker = self.workers.pop(pid, None)
-            if worker is not None:
-                self._read_rest(worker)
-                self._close_pipe(worker)
-                self.totals.worker_gone(worker.metrics)
-                self._exited(worker, os.waitstatus_to_exitcode(status))
-            else:
-                self.service.reaped(pid, os.waitstatus_to_exitcode(status))
+        for exited in self.children.reap():
+            self._exited(exited)
 
-    def _exited(self, worker: WorkerHandle, code: int) -> None:
+    def _exited(self, exited: Exited) -> None:
+        if exited.worker is not None:
+            self._worker_exited(exited.worker, exited.code)
+        elif exited.template is not None:
+            self._template_exited(exited.template, exited.code)
+        else:
+            self.service.reaped(exited.pid, exited.code)
+
+    @staticmethod
+    def _how(code: int, killed_for: str | None) -> str:
         how = f"exit code {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
-        if worker.killed_for is not None:
-            how += f", killed: {worker.killed_for}"
-        if worker.state is WorkerState.RETIRING or self._stop_mode is not None:
-            self.log.debug("Worker %d stopped (%s)", worker.pid, how)
+        return how if killed_for is None else f"{how}, killed: {killed_for}"
+
+    def _worker_exited(self, handle: workers.WorkerHandle, code: int) -> None:
+        self.totals.worker_gone(handle.metrics)
+        worker = self.planner.workers.get(handle.key)
+        how = self._how(code, handle.killed_for)
+        if self._stop_mode is not None or worker is None:
+            self.log.debug("Worker %d stopped (%s)", handle.pid, how)
             return
-        self.totals.restarts += 1
+        if worker.state is WorkerState.RETIRING:
+            self.log.debug("Worker %d stopped (%s)", handle.pid, how)
+        else:
+            self.totals.restarts += 1
+            if worker.state is WorkerState.BOOTING:
+                self.log.error("Worker %d failed to boot (%s)", handle.pid, how)
+            else:
+                self.log.error("Worker %d exited unexpectedly (%s)", handle.pid, how)
         now = time.monotonic()
-        if worker.state is WorkerState.BOOTING:
-            self._boot_failed(worker, code, how, now)
-            return
-        self.log.error("Worker %d exited unexpectedly (%s)", worker.pid, how)
-        self._crashes.append(now)
-        self._spawn_after = now + self._backoff(now)
+        self._carry_out(self.planner.worker_exited(handle.key, code, now), now)
 
-    def _boot_failed(self, worker: WorkerHandle, code: int, how: str, now: float) -> None:
-        if not self._ever_ready and code in _NO_RETRY_CODES:
-            # The worker said why on stderr; nothing a retry can change.
-            self._halt(code, None)
+    def _template_exited(self, handle: template.TemplateHandle, code: int) -> None:
+        failure, generation = handle.failure, handle.generation
+        if self._stop_mode is not None or handle.retired:
+            self.log.debug("Template %d (generation %d) stopped", handle.pid, generation)
             return
-        self.log.error("Worker %d failed to boot (%s)", worker.pid, how)
-        reloading = worker.generation == self.generation and any(
-            w.generation < self.generation for w in self._alive()
-        )
-        if reloading:
-            self._abort_reload()
-            return
-        self._boot_failures += 1
-        limit = self.config.max_worker_boot_failures
-        if self._boot_failures >= limit:
-            self._halt(
-                ExitCode.BOOT_FAILURE,
-                f"{self._boot_failures} worker(s) in a row failed to boot (last: {how}); "
-                "see the errors above",
-            )
-            return
-        self._spawn_after = now + self._backoff(now)
-
-    def _backoff(self, now: float) -> float:
-        while self._crashes and now - self._crashes[0] > CRASH_WINDOW:
-            self._crashes.popleft()
-        streak = self._boot_failures + len(self._crashes)
-        return 0.0 if streak <= 1 else min(0.1 * 2 ** (streak - 2), MAX_BACKOFF)
-
-    def _abort_reload(self) -> None:
-        kept = 0
-        for worker in self._alive():
-            if worker.generation < self.generation:
-                worker.generation = self.generation
-                kept += 1
-        self._reload_started = None
-        self.service.reloaded(ok=False)
-        self.log.error(
-            "Reload aborted: a new worker failed to boot; %d worker(s) keep serving", kept
-        )
-
-    def _halt(self, code: int, message: str | None) -> None:
-        # Said last, after the stop, so it is the command's last line.
-        self._quiet = message is None
-        self._halt_message = message
-        self._exit_code = code
-        self._stop(StopMode.QUICK)
+        if failure is not None:
+            self._failure = failure
+            code = failure.code
+        elif handle.loaded:
+            self.log.error("Template %d (generation %d) exited (%s); another one will load "
+                           "the code on disk", handle.pid, generation,
+                           self._how(code, None))  # fmt: skip
+        else:
+            self.log.error("Template %d (generation %d) failed (%s)", handle.pid, generation,
+                           self._how(code, None))  # fmt: skip
+        now = time.monotonic()
+        actions = self.planner.template_exited(generation, code, now, failure is not None)
+        if failure is not None and not any(
+            isinstance(a, Retrying | ReloadDone | Halt) for a in actions
+        ):
+            self.log.error("Template %d (generation %d): %s", handle.pid, generation,
+                           failure.message)  # fmt: skip
+        self._carry_out(actions, now)
+        self._failure = None
 
     # ------------------------------------------------------------- health
 
-    def _check_health(self, now: float) -> None:
-        config = self.config
-        for worker in list(self.workers.values()):
-            if worker.killed_for is not None:
-                continue
-            if worker.state is WorkerState.RETIRING:
-                if worker.kill_at is not None and now >= worker.kill_at:
-                    self.log.warning("Worker %d did not stop in time; killing it", worker.pid)
-                    worker.kill("graceful timeout")
-            elif worker.state is WorkerState.BOOTING:
-                if now - worker.started > config.worker_boot_timeout:
-                    self.log.error(
-                        "Worker %d not ready after %.0f s; killing it",
-                        worker.pid,
-                        config.worker_boot_timeout,
-                    )
-                    worker.kill("boot timeout")
-            elif now - worker.last_beat > config.worker_timeout:
-                self.log.error("Worker timeout (pid %d): no heartbeat for %.1f s", worker.pid,
-                               now - worker.last_beat)  # fmt: skip
-                worker.kill("worker timeout")
-        if config.max_worker_memory is not None and now >= self._next_memory_check:
-            self._next_memory_check = now + config.memory_check_interval
-            self._check_memory(config.max_worker_memory)
-
-    def _check_memory(self, ceiling: int) -> None:
+    def _check_memory(self, now: float) -> None:
+        ceiling = self.config.max_worker_memory
+        if ceiling is None or now < self._next_memory_check:
+            return
+        self._next_memory_check = now + self.config.memory_check_interval
         import psutil
 
-        for worker in self._fresh():
-            if worker.state is not WorkerState.READY:
+        for worker in self.planner.fresh():
+            pid = self.children.workers[worker.key].pid
+            if worker.state is not WorkerState.READY or pid is None:
                 continue
             try:
-                used = psutil.Process(worker.pid).memory_full_info().uss
+                used = psutil.Process(pid).memory_full_info().uss
             except (psutil.Error, OSError):
                 continue
             if used > ceiling:
-                worker.recycle = f"memory {used} bytes over max_worker_memory {ceiling}"
-                self.log.warning("Worker %d uses %d bytes; replacing it", worker.pid, used)
+                self.log.warning("Worker %d uses %d bytes; replacing it", pid, used)
+                self.planner.recycle(worker.key, f"memory {used} bytes over max_worker_memory "
+                                     f"{ceiling}")  # fmt: skip
 
     # ------------------------------------------------------------- signals
 
@@ -544,23 +550,28 @@ class Arbiter:
         self.reload()
 
     def reload(self) -> None:
-        """Re-read the configuration, then replace every worker the rolling way."""
+        """Re-read the configuration, then replace every worker the rolling way
+        from a new generation's template."""
         self.service.reloading()
+        config = self.config
         if self._reload_config is not None:
             try:
-                config = self._reload_config()
+                config = self._adopt(self._reload_config())
             except Exception as error:
-                self.log.error("Reload aborted: cannot read the configuration: %s", error)
-                self.service.reloaded(ok=False)
+                self.log.error("Reload refused: cannot read the configuration: %s", error)
+                serving = self.planner.serving()
+                self.service.reloaded(ok=False, counts=(serving, self.planner.target))
                 return
-            self._adopt(config)
-        if self.config.preload_app:
+        if config.preload_app:
             self.log.warning("preload_app is on: reloaded workers serve the preloaded code")
-        self.generation += 1
+        target = config.workers if config.workers >= 1 else None
+        generation = self.planner.reload(time.monotonic(), target)
+        self.configs[generation] = config
+        self.config = config
+        self.planner.limits = limits(config, self.planner.limits.templates)
         self.totals.reloads += 1
-        self._reload_started = time.monotonic()
 
-    def _adopt(self, config: Config) -> None:
+    def _adopt(self, config: Config) -> Config:
         old = self.config
         if (config.bind, config.insecure_bind, config.quic_bind) != (
             old.bind,
@@ -569,36 +580,34 @@ class Arbiter:
         ):
             self.log.warning("Listener changes take effect on restart; keeping the listeners")
         if config.workers == 0:
-            self.log.warning("workers=0 takes effect on restart; keeping %d", self.num_workers)
-        else:
-            self.num_workers = config.workers
+            self.log.warning("workers=0 takes effect on restart; keeping %d",
+                             self.planner.target)  # fmt: skip
         config.application_path = config.application_path or old.application_path
-        self.config = config
+        return config
 
     def render_metrics(self) -> str:
         """The Prometheus text of the totals over every worker, live and gone."""
-        live = [w.metrics for w in self.workers.values()]
-        ready = sum(w.state is WorkerState.READY for w in self.workers.values())
-        return self.totals.render(live, ready)
+        live = [w.metrics for w in self.children.workers.values()]
+        return self.totals.render(live, self.planner.serving())
 
-    def _on_ttin(self) -> None:
-        self.num_workers += 1
-        self.log.info("TTIN: %d worker(s)", self.num_workers)
-
-    def _on_ttou(self) -> None:
-        self.num_workers = max(1, self.num_workers - 1)
-        self.log.info("TTOU: %d worker(s)", self.num_workers)
+    def _resize(self, delta: int) -> None:
+        self.planner.resize(delta)
+        self.log.info("%s: %d worker(s)", "TTIN" if delta > 0 else "TTOU", self.planner.target)
 
     def _on_usr1(self) -> None:
         self.config.log.reopen_files()
-        for worker in self.workers.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.pid, signal.SIGUSR1)
+        for handle in self.children.workers.values():
+            if handle.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(handle.pid, signal.SIGUSR1)
 
     def _on_usr2(self) -> None:
         self.service.on_usr2(self.sockets)
 
     # ------------------------------------------------------------- stopping
+
+    def _stopping(self) -> bool:
+        return self._stop_mode is not None
 
     def _stop(self, mode: StopMode) -> None:
         if self._stop_mode is not StopMode.QUICK:
@@ -607,50 +616,24 @@ class Arbiter:
     def _shutdown(self) -> None:
         mode = self._stop_mode or StopMode.QUICK
         self.service.stopping()
-        # New connections are refused once the workers close their copies too.
-        self.sockets.close()
+        self.children.close_listeners()
         if self._metrics is not None:
             self._metrics.close(unlink=not self.service.keeps_unix_sockets)
-        for sockets in self._quic.values():
-            for sock in sockets:
-                sock.close()
-        if not self._quiet and self.workers:
-            self.log.info("Stopping %d worker(s) (%s)", len(self.workers), mode.value)
-        now = time.monotonic()
+        if not self._quiet and self.children.workers:
+            self.log.info("Stopping %d worker(s) (%s)", len(self.children.workers), mode.value)
+
+        def quick() -> bool:
+            signals = self._signals.pop_all()
+            return signal.SIGINT in signals or signal.SIGQUIT in signals
+
+        def exited(exited: Exited) -> None:
+            if exited.worker is not None:
+                self.totals.worker_gone(exited.worker.metrics)
+            elif exited.template is None:
+                self.service.reaped(exited.pid, exited.code)
+
         grace = self.config.graceful_timeout + RETIRE_SLACK
-        for worker in self.workers.values():
-            worker.retire(now, grace)
-        if mode is StopMode.QUICK:
-            self._quick_stop(now)
-        while self.workers:
-            now = time.monotonic()
-            pending = [w.kill_at for w in self.workers.values() if w.kill_at is not None]
-            deadline = min(pending, default=now)
-            if now >= deadline:
-                for worker in self.workers.values():
-                    worker.kill("stop timeout")
-                self._reap_blocking()
-                break
-            self._selector.select(min(deadline - now, MAX_WAIT))
-            for signum in self._signals.pop_all():
-                if signum in (signal.SIGINT, signal.SIGQUIT):
-                    self._quick_stop(time.monotonic())
-            self._reap()
-        for worker in list(self.workers.values()):
-            self._close_pipe(worker)
-
-    def _quick_stop(self, now: float) -> None:
-        self._stop_mode = StopMode.QUICK
-        for worker in self.workers.values():
-            worker.kill_at = min(worker.kill_at or now, now + QUICK_STOP_GRACE)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.pid, signal.SIGQUIT)
-
-    def _reap_blocking(self) -> None:
-        for pid in list(self.workers):
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-            self._close_pipe(self.workers.pop(pid))
+        self.children.stop(grace, mode is StopMode.QUICK, quick, exited)
 
     def _remove_unix_sockets(self) -> None:
         for path in self._unix_paths:

@@ -10,6 +10,14 @@ sits in the master's selector, so a signal arriving just before ``select``
 still wakes it. The loop then drains the pipe and pops the deque in arrival
 order. The deque, not the pipe bytes, is the record: a full pipe may drop a
 byte, never a signal (each delivery still runs the handler).
+
+Forking. A child forked by the master starts with the master's handlers and
+wake-up descriptor. A signal delivered to it before it replaces them would
+run the master's handler and write to a pipe the child is about to close
+("Exception ignored ... Bad file descriptor"). So ``fork`` blocks the
+master's signals across ``os.fork``; the child installs its own dispositions
+(``child_dispositions``) and only then unblocks them, so whatever arrived
+meanwhile is delivered to the child's handlers. The parent unblocks at once.
 """
 
 from __future__ import annotations
@@ -18,11 +26,12 @@ import collections
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Iterable
 from types import FrameType
 from typing import Any
 
-__all__ = ["MASTER_SIGNALS", "SignalQueue"]
+__all__ = ["MASTER_SIGNALS", "SignalQueue", "child_dispositions", "fork"]
 
 MASTER_SIGNALS: tuple[signal.Signals, ...] = (
     signal.SIGHUP,
@@ -89,3 +98,38 @@ class SignalQueue:
     def close(self) -> None:
         os.close(self._read_fd)
         os.close(self._write_fd)
+
+
+def child_dispositions() -> None:
+    """A child's signal dispositions: the defaults, SIGINT as KeyboardInterrupt,
+    QUIT as an immediate exit (the master's quick stop expects no draining) and
+    USR1 ignored until the worker installs its own handler (log reopening)."""
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2,
+                   signal.SIGCHLD, signal.SIGTERM):  # fmt: skip
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGQUIT, lambda signum, frame: os._exit(0))
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+
+def fork() -> int:
+    """``os.fork()`` with the master's signals blocked until the child has its own
+    dispositions (see the module docstring).
+
+    Returns:
+        0 in the child, the child's pid in the parent.
+
+    Raises:
+        OSError: the fork failed.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            child_dispositions()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return pid

@@ -1,39 +1,39 @@
-"""Worker processes as the master sees them, and what a forked child runs.
+"""Worker processes as the master sees them, and what a worker process runs.
 
 Theory of operation
 -------------------
-``spawn`` forks. The master keeps a ``WorkerHandle``: the pid, the
-``multiprocessing.Event`` that asks the worker to stop, the read end of
-the worker's message pipe, and its *slot* (which QUIC sockets are its own).
-The child closes every descriptor of the master it does not need (the other
-slots' QUIC sockets among them), restores the default signal dispositions (the master's
-handlers and wake-up pipe are not its own), asks the kernel to kill it when
-the master dies, and then enters the worker through its one entry point,
-``hypercorn.worker.serve.run_worker``, imported only in the child. It never
-returns to the master's code: the child ends with ``os._exit``, so no
-``finally`` or ``atexit`` of the master runs twice.
+Each worker talks to the master over its own *channel*, a ``SOCK_SEQPACKET``
+socket pair made by the master before the worker exists. The worker writes
+its messages (READY, heartbeats, counters, STOPPING: ``shared/messages.py``)
+as one packet per batch, all or nothing, without blocking. The master asks
+a worker to stop by shutting down its own sending side: the worker's end
+reads end-of-file, which its event loop watches; the same end-of-file comes
+when the master dies. (A ``multiprocessing.Event`` cannot serve here: it is
+shared only through ``fork``, and a worker forked by a template was never
+forked by the master.)
 
-A worker's life, as the master tracks it in ``WorkerState``: BOOTING from
-the fork until its READY message, READY while it serves and beats, RETIRING
-once its Event is set (it drains, then exits). The exit itself is learnt from
-``waitpid``, never from the pipe.
+The master keeps a ``WorkerHandle`` per worker: the channel's master end,
+the pid once known, the counters from the latest heartbeat. Where a worker
+stands (BOOTING, READY, RETIRING) is the planner's (``planner.py``). Its exit
+is learnt from ``waitpid``, never from the channel.
 
-A request limit is the worker's own: it counts as each request starts and,
-on reaching the limit, stops accepting and sends STOPPING, so the master
-starts its successor while it drains.
+``worker_main`` is a worker's life in its own process, whoever forked it (a
+template, or the master itself where there are no templates): it asks the
+kernel to kill it when the master dies, checks the master did not die
+first, and enters the worker through its one entry point,
+``hypercorn.worker.serve.run_worker``, imported only there. It never returns:
+the process ends with ``os._exit``, so no ``finally`` or ``atexit`` of the
+master's code runs twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import enum
-import multiprocessing
 import os
 import signal
 import socket
 import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
@@ -41,125 +41,134 @@ from typing import TYPE_CHECKING, NoReturn
 from hypercorn.shared.cli import ExitCode, report_error
 from hypercorn.shared.messages import Message, MessageKind, MessageReader, send_many
 from hypercorn.shared.metrics import SLOTS
+from hypercorn.supervisor import signals
 
 if TYPE_CHECKING:
-    from multiprocessing.synchronize import Event as MPEvent
-
     from hypercorn.config import Config
     from hypercorn.shared.sockets import Sockets
 
-__all__ = ["WorkerHandle", "WorkerState", "spawn"]
+__all__ = ["WorkerHandle", "channel", "die_with", "set_title", "spawn", "worker_main"]
 
-_FORK = multiprocessing.get_context("fork")
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 
-class WorkerState(enum.Enum):
-    BOOTING = "booting"
-    READY = "ready"
-    RETIRING = "retiring"
+def channel() -> tuple[socket.socket, socket.socket]:
+    """A new worker channel: ``(the master's end, the worker's end)``."""
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    mine.setblocking(False)
+    return mine, theirs
 
 
 @dataclass(eq=False)
 class WorkerHandle:
     """One worker process, from the master's side."""
 
-    pid: int
+    key: int
     generation: int
-    event: MPEvent
-    fd: int
-    started: float
+    channel: socket.socket  # the master's end
     slot: int = 0
     request_limit: int | None = None
-    state: WorkerState = WorkerState.BOOTING
-    last_beat: float = 0.0
+    pid: int | None = None  # known once its template answered
     requests: int = 0
-    recycle: str | None = None  # why it is to be replaced, once a successor is READY
-    kill_at: float | None = None  # when a RETIRING worker gets SIGKILL
     killed_for: str | None = None  # why the master killed it (timeout, boot timeout)
     reader: MessageReader = field(default_factory=MessageReader)
     # Its counters as of its latest heartbeat (``shared/metrics.py``), when it sends them.
     metrics: list[int] = field(default_factory=lambda: [0] * SLOTS)
 
-    def receive(self, data: bytes, now: float) -> list[MessageKind]:
-        """Account for bytes read from the pipe; returns the kinds of message received."""
-        kinds = []
-        for message in self.reader.feed(data):
-            self.last_beat = now
-            kinds.append(message.kind)
-            if message.kind is MessageKind.READY and self.state is WorkerState.BOOTING:
-                self.state = WorkerState.READY
-            elif message.kind in (MessageKind.HEARTBEAT, MessageKind.STOPPING):
-                self.requests = message.value
-            elif message.kind is MessageKind.METRIC and message.key < SLOTS:
-                self.metrics[message.key] = message.value
-        return kinds
+    def fileno(self) -> int:
+        return self.channel.fileno()
 
-    def retire(self, now: float, grace: float) -> None:
-        """Ask the worker to stop; it is killed if still there at ``now + grace``."""
-        if self.state is not WorkerState.RETIRING:
-            self.state = WorkerState.RETIRING
-            self.kill_at = now + grace
-            self.event.set()
+    def receive(self) -> tuple[list[Message], bool]:
+        """Read every packet waiting on the channel.
+
+        Returns:
+            The messages received, and whether the channel is at its end (the
+            worker is gone).
+        """
+        messages: list[Message] = []
+        while True:
+            try:
+                data = self.channel.recv(65536)
+            except BlockingIOError:
+                return messages, False
+            except OSError:
+                return messages, True
+            if not data:
+                return messages, True
+            for message in self.reader.feed(data):
+                messages.append(message)
+                if message.kind in (MessageKind.HEARTBEAT, MessageKind.STOPPING):
+                    self.requests = message.value
+                elif message.kind is MessageKind.METRIC and message.key < SLOTS:
+                    self.metrics[message.key] = message.value
+
+    def retire(self) -> None:
+        """Ask the worker to drain and stop (its channel reads end-of-file)."""
+        with contextlib.suppress(OSError):
+            self.channel.shutdown(socket.SHUT_WR)
 
     def kill(self, reason: str) -> None:
         self.killed_for = self.killed_for or reason
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        self.channel.close()
 
 
 def spawn(
     config: Config,
     sockets: Sockets,
-    generation: int,
+    handle: WorkerHandle,
+    theirs: socket.socket,
     master_fds: Iterable[int],
-    title: str,
-    heartbeat_interval: float,
-    request_limit: int | None = None,
-    slot: int = 0,
     foreign: Sequence[socket.socket] = (),
-) -> WorkerHandle:
-    """Fork one worker serving ``sockets``; returns its handle (in the master).
+) -> int:
+    """Fork a worker from the master itself (where there are no templates): it
+    imports the application on its own. Returns its pid.
 
     Args:
         config: the settings the worker serves with.
-        sockets: the listeners the child serves (inherited): the shared TCP
-            and unix ones, and its slot's QUIC sockets.
-        generation: the master's reload generation the worker belongs to.
-        master_fds: descriptors of the master the child must close.
-        title: the child's process title.
-        heartbeat_interval: seconds between the child's heartbeats.
-        request_limit: requests after which the worker stops by itself.
-        slot: the worker's slot, as the master counts them.
-        foreign: sockets of the master that the child closes (other slots').
+        sockets: what it serves: the shared listeners and its slot's QUIC sockets.
+        handle: its handle (slot, request limit).
+        theirs: the worker's end of its channel (closed here in the master).
+        master_fds: descriptors of the master the child closes.
+        foreign: sockets of the master the child closes (other slots').
 
     Raises:
-        OSError: the fork or the pipe failed.
+        OSError: the fork failed.
     """
-    event = _FORK.Event()
-    read_fd, write_fd = os.pipe()
     master_pid = os.getpid()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the child
-        os.close(read_fd)
+    pid = signals.fork()
+    if pid == 0:
         for fd in master_fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
         for sock in foreign:
             sock.close()
-        _child(config, sockets, event, write_fd, master_pid, title, heartbeat_interval,
-               request_limit)  # fmt: skip
-    os.close(write_fd)
-    os.set_blocking(read_fd, False)
-    now = time.monotonic()
-    return WorkerHandle(pid, generation, event, read_fd, now, slot, request_limit, last_beat=now)
+        worker_main(config, sockets, theirs.detach(), master_pid, handle.request_limit)
+    theirs.close()
+    return pid
 
 
-def _die_with(master_pid: int) -> None:
-    """Have the kernel kill this process when the master dies (Linux), then check
-    the master did not die before that took effect."""
+def become_subreaper() -> bool:
+    """Have orphaned descendants reparented to this process (Linux): a worker
+    forked by a template (through a short-lived intermediate) is then the
+    master's own child. Returns whether it took effect."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def die_with(master_pid: int) -> None:
+    """Have the kernel kill this process when its parent, the master, dies
+    (Linux), then check the master did not die before that took effect."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
@@ -168,18 +177,8 @@ def _die_with(master_pid: int) -> None:
         os._exit(ExitCode.FAILURE)
 
 
-def _reset_signals() -> None:
-    signal.set_wakeup_fd(-1)
-    for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2, signal.SIGCHLD):
-        signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    # Quick stop: the master asks with QUIT and expects no draining.
-    signal.signal(signal.SIGQUIT, lambda signum, frame: os._exit(ExitCode.OK))
-
-
 class _Reporter:
-    """The child's side of the pipe: READY, heartbeats, the request limit, USR1."""
+    """The worker's side of its channel: READY, heartbeats, the request limit, USR1."""
 
     def __init__(self, config: Config, fd: int, master_pid: int) -> None:
         self._config = config
@@ -198,14 +197,15 @@ class _Reporter:
     def _send(self, *messages: Message) -> None:
         try:
             send_many(self._fd, messages)
-        except BrokenPipeError:
+        except (BrokenPipeError, ConnectionResetError):
             self._orphaned()
 
     def _orphaned(self) -> None:
         os.kill(os.getpid(), signal.SIGTERM)  # drain, as if the master asked
 
     def ready(self) -> None:
-        self._send(Message(MessageKind.READY))
+        # With its pid: the master may read this before its template's answer.
+        self._send(Message(MessageKind.READY, os.getpid()))
 
     def metrics(self, values: list[int]) -> None:
         # Sent with the heartbeat that follows, in the same write.
@@ -228,33 +228,32 @@ class _Reporter:
         self._send(Message(MessageKind.STOPPING, requests))
 
 
-def _child(
+def worker_main(
     config: Config,
     sockets: Sockets,
-    event: MPEvent,
-    write_fd: int,
+    channel_fd: int,
     master_pid: int,
-    title: str,
-    heartbeat_interval: float,
     request_limit: int | None,
 ) -> NoReturn:
+    """A worker's life, in its own process, the master's child: serve until the
+    channel ``channel_fd`` reads end-of-file, then exit with the worker's code."""
     code: int = ExitCode.FAILURE
     try:
-        _reset_signals()
-        _die_with(master_pid)
-        _set_title(title)
-        reporter = _Reporter(config, write_fd, master_pid)
+        die_with(master_pid)
+        signals.child_dispositions()
+        set_title(f"hypercorn: worker [{config.application_path}]")
+        reporter = _Reporter(config, channel_fd, master_pid)
         from hypercorn.worker.serve import WorkerHooks, run_worker
 
         hooks = WorkerHooks(
             ready=reporter.ready,
             heartbeat=reporter.heartbeat,
-            heartbeat_interval=heartbeat_interval,
+            heartbeat_interval=min(1.0, config.worker_timeout / 4),
             request_limit=request_limit,
             limit_reached=reporter.limit_reached,
             metrics=reporter.metrics if config.metrics_bind is not None else None,
         )
-        code = run_worker(config, sockets, event, hooks=hooks)
+        code = run_worker(config, sockets, hooks=hooks, shutdown_fd=channel_fd)
     except KeyboardInterrupt:
         code = ExitCode.OK
     except SystemExit as exit_:
@@ -274,10 +273,6 @@ def _child(
 
 def set_title(title: str) -> None:
     """Set the process title (as ``ps`` shows it), when setproctitle is installed."""
-    _set_title(title)
-
-
-def _set_title(title: str) -> None:
     setter: Callable[[str], None] | None
     try:
         from setproctitle import setproctitle as setter

@@ -146,18 +146,21 @@ def run_worker(
     shutdown_event: MPEvent | None = None,
     *,
     hooks: WorkerHooks = NO_HOOKS,
+    shutdown_fd: int | None = None,
 ) -> int:
     """Load ``config.application_path`` and serve it on ``sockets`` in a new event loop.
 
-    The loop is asyncio's, uvloop's or trio's per ``config.worker_class``. Serving stops
-    gracefully when ``shutdown_event`` is set, or on SIGINT/SIGTERM when this is
-    the main thread.
+    The loop is asyncio's, uvloop's or trio's per ``config.worker_class``. Serving
+    stops gracefully when ``shutdown_event`` is set, when ``shutdown_fd`` becomes
+    readable, or on SIGINT/SIGTERM when this is the main thread.
 
     Args:
         config: the server's settings.
         sockets: the listening sockets (already bound); they are closed on return.
         shutdown_event: a ``multiprocessing.Event`` that, once set, stops the worker.
         hooks: how the worker reports to the process that runs it.
+        shutdown_fd: a descriptor (the master's channel) whose readability, data
+            or end-of-file, stops the worker.
 
     Returns:
         The exit code, 0.
@@ -172,13 +175,15 @@ def run_worker(
     if config.worker_class == "trio":
         from hypercorn.worker.trio_serve import run_trio
 
-        run_trio(app, config, sockets, shutdown_event, hooks)
+        run_trio(app, config, sockets, shutdown_event, hooks, shutdown_fd)
         return 0
     trigger: ShutdownTrigger | None = None
     if shutdown_event is not None:
         trigger = functools.partial(
             check_multiprocess_shutdown_event, shutdown_event, asyncio.sleep
         )
+    elif shutdown_fd is not None:
+        trigger = functools.partial(_readable, shutdown_fd)
     main = serve_sockets(
         app,
         config,
@@ -189,6 +194,22 @@ def run_worker(
     )
     worker_loop.run(main, config.worker_class, debug=config.debug)
     return 0
+
+
+async def _readable(fd: int) -> None:
+    """Return once ``fd`` is readable (without reading it)."""
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await readable
+    finally:
+        loop.remove_reader(fd)
 
 
 async def serve_sockets(

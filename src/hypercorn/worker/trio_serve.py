@@ -193,11 +193,15 @@ def run_trio(
     sockets: Sockets,
     shutdown_event: MPEvent | None,
     hooks: WorkerHooks,
+    shutdown_fd: int | None = None,
 ) -> None:
-    """Serve in a new trio run until ``shutdown_event`` is set, SIGINT or SIGTERM."""
+    """Serve in a new trio run until ``shutdown_event`` is set, ``shutdown_fd``
+    becomes readable (the master's channel), SIGINT or SIGTERM."""
     trigger: ShutdownTrigger | None = None
     if shutdown_event is not None:
         trigger = functools.partial(check_multiprocess_shutdown_event, shutdown_event, trio.sleep)
+    elif shutdown_fd is not None:
+        trigger = functools.partial(trio.lowlevel.wait_readable, shutdown_fd)
     trio.run(
         functools.partial(
             serve_trio, app, config, sockets,
