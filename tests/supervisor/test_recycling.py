@@ -54,12 +54,15 @@ def test_max_requests_with_jitter(tmp_path: Path, worker_class: str) -> None:
 
 
 @pytest.mark.slow
-def test_recycling_under_paced_keep_alive_loses_no_request(tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker_class", ["asyncio", "trio"])
+def test_recycling_under_paced_keep_alive_loses_no_request(
+    tmp_path: Path, worker_class: str
+) -> None:
     # Clients that idle 50-150 ms on their connection between requests: a worker
     # that stops at its limit meets many idle connections that carried one
     # request. It drains them as a reload does: each lingers, and a request that
     # arrives is served with ``connection: close``.
-    args = ("--max-requests", "40", "--max-requests-jitter", "10")
+    args = ("--max-requests", "40", "--max-requests-jitter", "10", "-k", worker_class)
     with master(tmp_path, *args, workers=2) as server:
         load = Load(server.port, keep_alive=24, fresh=0, idle=(0.05, 0.15),
                     max_requests=3000, max_seconds=90)  # fmt: skip
@@ -67,7 +70,7 @@ def test_recycling_under_paced_keep_alive_loses_no_request(tmp_path: Path) -> No
             load.wait_sent(3000, seconds=90)
             result = load.stop()
         recycled = len(re.findall(r"Worker \d+ served \d+ requests", server.log()))
-    print(f"\npaced keep-alive through max_requests: sent {result.sent}, failed "
+    print(f"\npaced keep-alive through max_requests ({worker_class}): sent {result.sent}, failed "
           f"{len(result.failures)}, retried {result.stale_retries}, "
           f"{recycled} workers recycled")  # fmt: skip
     assert result.sent >= 3000
