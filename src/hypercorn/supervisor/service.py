@@ -10,7 +10,7 @@ came of it, through every channel an operator's tools read:
   launcher of ``--daemon`` returns 0 and systemd gets ``READY=1`` (never
   before: a unit ordered after this one may send requests at once);
 - reloads: ``RELOADING=1`` with ``MONOTONIC_USEC`` when one starts,
-  ``READY=1`` when it ends, whether it completed or was aborted (the old
+  ``READY=1`` when it ends, whether it completed or was refused (the old
   workers keep serving either way), sent on the next ``tick`` so that its
   ``STATUS=`` counts the workers that serve after it; ``STOPPING=1`` on the
   way out; ``STATUS=`` with the worker counts whenever they change;
