@@ -1,5 +1,5 @@
 """The systemd units: ``systemd-analyze verify`` where available, and the keys
-this product relies on (issue test 8)."""
+this product relies on."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from hypercorn.config import Config
+from hypercorn.shared.cli import ExitCode
 
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib" / "systemd"
 
@@ -30,6 +33,14 @@ def test_service_keys() -> None:
     assert "--graceful-timeout 30" in service["ExecStart"]
     assert int(service["TimeoutStopSec"]) > 30  # above graceful_timeout
     assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
+    # systemd never restarts what a restart cannot fix: a bad configuration, an
+    # application that cannot be imported (at once, or still failing after the
+    # first boot's retries), a PID file owned by a live master. Workers that
+    # kept crashing (3) or a lifespan startup that kept failing (6) are retried.
+    prevent = {int(code) for code in service["RestartPreventExitStatus"].split()}
+    assert prevent == {ExitCode.USAGE, ExitCode.APP_LOAD, ExitCode.ALREADY_RUNNING}
+    # The first boot's retries end (exit 4) before systemd's start timeout.
+    assert Config().boot_retry_window < int(service["TimeoutStartSec"])
     socket_unit = _unit("hypercorn.socket")
     assert socket_unit["Socket"]["ListenStream"]
     assert socket_unit["Install"]["WantedBy"] == "sockets.target"
