@@ -195,8 +195,14 @@ _FLAGS: dict[str, tuple[str, ...]] = {s.name: s.flags for s in SETTINGS if s.fla
 
 
 def fail(message: str, code: int) -> int:
-    """Print ``hypercorn: error: message`` on stderr; returns ``code``."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    """Print ``hypercorn: error: message`` on stderr; returns ``code``.
+
+    One write with its newline: ``print`` writes the end apart, and with
+    ``PYTHONUNBUFFERED`` each is its own system call, so a worker stopped
+    between the two left the master's last line glued to its own.
+    """
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    sys.stderr.flush()
     return code
 
 
