@@ -184,6 +184,7 @@ class MasterService:
         self._upgrades_started = 0
         self._last_upgrade = ""
         self._state = "booting"
+        self._health = "starting"
         self._handing_over = False
 
     # ------------------------------------------------------------ life
@@ -226,6 +227,17 @@ class MasterService:
             if self.pid_path is not None:
                 pidfile.remove_pid_file(f"{self.pid_path}.2")
             self.notifier.send(MAINPID=os.getpid(), READY=1, STATUS=self._status())
+
+    def health(self, word: str) -> None:
+        """The readiness ``/readyz`` reports (``health.Readiness``, or ``drained``)."""
+        if word != self._health:
+            self._health = word
+            self._save_state()
+
+    @property
+    def took_over(self) -> bool:
+        """Whether this master serves in its own right (not a USR2 successor still booting)."""
+        return self.old_master is None or self._ready
 
     def deadline(self, now: float) -> float | None:
         """When ``tick`` next needs to run (monotonic), if sooner than usual."""
@@ -333,7 +345,7 @@ class MasterService:
             return  # not (or no longer) the master the PID file names
         ready, target = self._counts
         text = (
-            f"pid={os.getpid()} state={self._state} workers={ready}/{target} "
+            f"pid={os.getpid()} state={self._state} health={self._health} workers={ready}/{target} "
             f"reloads={self._reloads} reload_failures={self._reload_failures} "
             f"reloads_started={self._reloads_started} last_reload={self._last_reload or '-'} "
             f"upgrades_started={self._upgrades_started} "

@@ -1,0 +1,127 @@
+"""``--health-bind`` and ``drain_delay`` on a real master: /livez, /readyz, ctl drain, TERM."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.supervisor.harness import APP, master, scaled, wait_for
+
+
+def probe(sock_path: Path, target: str) -> tuple[int, str]:
+    """GET ``target`` from the master's endpoint on a unix socket; (status, body)."""
+    with socket.socket(socket.AF_UNIX) as client:
+        client.settimeout(scaled(10))
+        client.connect(str(sock_path))
+        client.sendall(f"GET {target} HTTP/1.1\r\nHost: health\r\n\r\n".encode())
+        data = b""
+        while chunk := client.recv(65536):  # the endpoint closes after its response
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hypercorn", "ctl", *args],
+                          capture_output=True, text=True, timeout=scaled(60))  # fmt: skip
+
+
+def test_ready_drained_reloaded_and_drained_again_before_the_stop(tmp_path: Path) -> None:
+    health = tmp_path / "health.sock"
+    pid = str(tmp_path / "hc.pid")
+    args = ("--health-bind", f"unix:{health}", "--drain-delay", "2", "--pid", pid)
+    with master(tmp_path, *args, workers=2) as server:
+        assert probe(health, "/readyz") == (200, "ready: 2 of 2 worker(s) serving\n")
+        assert probe(health, "/livez") == (200, "alive: 2 worker process(es)\n")
+        assert "ready, 2/2 workers ready" in ctl("status", "--pid", pid).stdout
+
+        started = time.monotonic()
+        drained = ctl("drain", "--pid", pid)
+        assert drained.returncode == 0, drained.stdout
+        assert time.monotonic() - started >= 2  # it waited the drain_delay
+        status, text = probe(health, "/readyz")
+        assert (status, text.split(":")[0]) == (503, "draining")
+        assert server.get()[1].startswith("v1")  # still serving
+        assert "drained, 2/2 workers ready" in ctl("status", "--pid", pid).stdout
+
+        # A completed reload ends the drain: the host is back with the new code.
+        (tmp_path / "app.py").write_text(APP.replace('"v1"', '"v2"'))
+        server.kill(signal.SIGHUP)
+        wait_for(lambda: probe(health, "/readyz")[0] == 200, 20, "ready after the reload")
+        assert server.get()[1].startswith("v2")
+
+        server.kill(signal.SIGTERM)
+        termed = time.monotonic()
+        wait_for(lambda: probe(health, "/readyz")[0] == 503, 2, "not ready after TERM")
+        assert server.get()[1].startswith("v2")  # still serving while drained
+        assert server.process.wait(scaled(20)) == 0
+        assert 2 <= time.monotonic() - termed < scaled(2 + 5)
+        assert "Draining for 2.0 s before stopping (TERM)" in server.log()
+    assert not health.exists()
+
+
+def test_a_second_term_skips_the_rest_of_the_drain(tmp_path: Path) -> None:
+    health = tmp_path / "health.sock"
+    with master(tmp_path, "--health-bind", f"unix:{health}", "--drain-delay", "60") as server:
+        server.kill(signal.SIGTERM)
+        wait_for(lambda: probe(health, "/readyz")[0] == 503, 2, "not ready after TERM")
+        termed = time.monotonic()
+        server.kill(signal.SIGTERM)
+        assert server.process.wait(scaled(20)) == 0
+        assert time.monotonic() - termed < scaled(6)
+
+
+def test_degraded_after_a_refused_reload_until_a_good_one(tmp_path: Path) -> None:
+    health = tmp_path / "health.sock"
+    pid = str(tmp_path / "hc.pid")
+    with master(tmp_path, "--health-bind", f"unix:{health}", "--pid", pid) as server:
+        (tmp_path / "app.py").write_text(APP.replace('VERSION = "v1"', "VERSION = = 'v2'"))
+        server.kill(signal.SIGHUP)
+        wait_for(lambda: probe(health, "/readyz")[0] == 503, 20, "degraded")
+        text = probe(health, "/readyz")[1]
+        assert text.startswith("degraded: a reload was refused"), text
+        assert "2 of 2 worker(s) serving the last good code" in text
+        assert probe(health, "/livez")[0] == 200
+        assert "degraded, 2/2 workers ready" in ctl("status", "--pid", pid).stdout
+        assert server.get()[1].startswith("v1")
+
+        (tmp_path / "app.py").write_text(APP.replace('"v1"', '"v3"'))
+        server.kill(signal.SIGHUP)
+        wait_for(lambda: probe(health, "/readyz")[0] == 200, 20, "ready after a good reload")
+        assert server.get()[1].startswith("v3")
+
+
+def test_health_and_metrics_share_one_address(tmp_path: Path) -> None:
+    both = tmp_path / "ops.sock"
+    args = ("--health-bind", f"unix:{both}", "--metrics-bind", f"unix:{both}")
+    with master(tmp_path, *args, workers=1):
+        assert probe(both, "/readyz")[0] == 200
+        assert probe(both, "/livez?verbose")[0] == 200
+        status, text = probe(both, "/metrics")
+        assert status == 200 and "hypercorn_workers 1" in text
+        assert probe(both, "/other") == (404, "not found; try /metrics, /livez, /readyz\n")
+
+
+SLOW_START = APP.replace(
+    '            await send({"type": message["type"] + ".complete"})',
+    '            while message["type"] == "lifespan.startup" and not os.path.exists("go"):\n'
+    "                await asyncio.sleep(0.02)  # the test creates it; bounded below\n"
+    '            await send({"type": message["type"] + ".complete"})',
+)
+
+
+def test_starting_until_every_worker_is_ready(tmp_path: Path) -> None:
+    health = tmp_path / "health.sock"
+    with master(
+        tmp_path, "--health-bind", f"unix:{health}", workers=2, app_source=SLOW_START, wait=False
+    ) as server:
+        wait_for(health.exists, 10, "the health endpoint")
+        assert probe(health, "/readyz") == (503, "starting: 0 of 2 worker(s) ready\n")
+        assert probe(health, "/livez")[0] == 200  # the workers exist, booting
+        (tmp_path / "go").touch()
+        server.wait_ready(2)
+        wait_for(lambda: probe(health, "/readyz")[0] == 200, 5, "ready")
