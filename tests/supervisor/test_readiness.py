@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -125,3 +126,36 @@ def test_starting_until_every_worker_is_ready(tmp_path: Path) -> None:
         (tmp_path / "go").touch()
         server.wait_ready(2)
         wait_for(lambda: probe(health, "/readyz")[0] == 200, 5, "ready")
+
+
+def test_usr2_hands_over_readiness_without_a_starting_answer(tmp_path: Path) -> None:
+    health = tmp_path / "health.sock"
+    pid_file = tmp_path / "hc.pid"
+    args = ("--health-bind", f"unix:{health}", "--drain-delay", "30", "--pid", str(pid_file))
+    (tmp_path / "go").write_text("0")  # the first master boots at once
+    with master(tmp_path, *args, workers=2, app_source=SLOW_START.replace(
+        'not os.path.exists("go")', "time.time() < float(open('go').read())"
+    )) as server:  # fmt: skip
+        old = server.pid
+        answers: list[str] = []
+        (tmp_path / "go").write_text(str(time.time() + 1.0))  # the new master boots in 1 s
+        server.kill(signal.SIGUSR2)
+
+        def handed_over() -> bool:
+            try:
+                answers.append(probe(health, "/readyz")[1].split(":")[0])
+            except OSError as error:  # the old master's queue, as it closes
+                answers.append(type(error).__name__)
+            new = pid_file.read_text().strip() if pid_file.exists() else ""
+            return new.isdigit() and int(new) != old and server.process.poll() is not None
+
+        wait_for(handed_over, 30, "the new master to take over and the old one to go")
+        # No drain for a hand-over (drain_delay is 30 s here), and never "starting".
+        assert "starting" not in answers and "draining" not in answers, answers
+        assert answers.count("ready") >= len(answers) - 1, answers
+        assert probe(health, "/readyz")[0] == 200  # the new master's endpoint
+        new = int(pid_file.read_text())
+        os.kill(new, signal.SIGTERM)  # drains for 30 s; a second TERM stops at once
+        wait_for(lambda: probe(health, "/readyz")[0] == 503, 5, "the new master draining")
+        os.kill(new, signal.SIGTERM)
+        wait_for(lambda: not pid_file.exists(), 10, "the new master to stop")

@@ -234,11 +234,6 @@ class MasterService:
             self._health = word
             self._save_state()
 
-    @property
-    def took_over(self) -> bool:
-        """Whether this master serves in its own right (not a USR2 successor still booting)."""
-        return self.old_master is None or self._ready
-
     def deadline(self, now: float) -> float | None:
         """When ``tick`` next needs to run (monotonic), if sooner than usual."""
         deadlines = [d for d in (self.notifier.watchdog(now),) if d is not None]
