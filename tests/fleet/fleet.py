@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PORT, HEALTH_PORT = 8000, 8081
 HAPROXY_PORT, NGINX_PORT = 8080, 8090
 CHECK_MS = 250  # haproxy's check interval (fall 2, rise 2)
-DRAIN_DELAY = 1.0  # > fall x interval: haproxy has taken the host out when ctl drain returns
+DRAIN_DELAY = 1.5  # > (fall + 1) x interval: haproxy has taken the host out when ctl drain returns
 
 APP = (
     APP_HEAD
