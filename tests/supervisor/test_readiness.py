@@ -113,6 +113,10 @@ SLOW_START = APP.replace(
     "                await asyncio.sleep(0.02)  # the test creates it; bounded below\n"
     '            await send({"type": message["type"] + ".complete"})',
 )
+# Workers whose lifespan startup waits until the time written in the file "go".
+TIMED_START = SLOW_START.replace(
+    'not os.path.exists("go")', "time.time() < float(open('go').read())"
+)
 
 
 def test_starting_until_every_worker_is_ready(tmp_path: Path) -> None:
@@ -133,9 +137,7 @@ def test_usr2_hands_over_readiness_without_a_starting_answer(tmp_path: Path) -> 
     pid_file = tmp_path / "hc.pid"
     args = ("--health-bind", f"unix:{health}", "--drain-delay", "30", "--pid", str(pid_file))
     (tmp_path / "go").write_text("0")  # the first master boots at once
-    with master(tmp_path, *args, workers=2, app_source=SLOW_START.replace(
-        'not os.path.exists("go")', "time.time() < float(open('go').read())"
-    )) as server:  # fmt: skip
+    with master(tmp_path, *args, workers=2, app_source=TIMED_START) as server:
         old = server.pid
         answers: list[str] = []
         (tmp_path / "go").write_text(str(time.time() + 1.0))  # the new master boots in 1 s
@@ -159,3 +161,20 @@ def test_usr2_hands_over_readiness_without_a_starting_answer(tmp_path: Path) -> 
         wait_for(lambda: probe(health, "/readyz")[0] == 503, 5, "the new master draining")
         os.kill(new, signal.SIGTERM)
         wait_for(lambda: not pid_file.exists(), 10, "the new master to stop")
+
+
+def test_a_rolling_reload_keeps_the_host_ready(tmp_path: Path) -> None:
+    health = tmp_path / "health.sock"
+    (tmp_path / "go").write_text("0")
+    with master(tmp_path, "--health-bind", f"unix:{health}", app_source=TIMED_START) as server:
+        (tmp_path / "go").write_text(str(time.time() + 1.0))  # each new worker boots in 1 s
+        server.kill(signal.SIGHUP)
+        answers = []
+
+        def reloaded() -> bool:
+            answers.append(probe(health, "/readyz")[1].split(":")[0])
+            return "Reload complete" in server.log()
+
+        wait_for(reloaded, 20, "the reload to complete")
+        assert set(answers) == {"ready"}, answers  # the old workers serve until replaced
+        assert len(answers) > 10
