@@ -163,6 +163,13 @@ class Fleet:
         master.wait(scaled(10))
         return pids
 
+    def direct(self, name: str, path: str = "/") -> str:
+        """GET ``path`` from host ``name`` directly (curl in the balancer's namespace)."""
+        url = f"http://{self.host(name).address}:{PORT}{path}"
+        argv = Network.command(self.network.balancer, ["curl", "-fsS", "--max-time", "10", url])
+        return subprocess.run(argv, capture_output=True, text=True, timeout=scaled(20),
+                              check=True).stdout  # fmt: skip
+
     def log(self, name: str) -> str:
         return (self.home(name) / "master.log").read_text(errors="replace")
 
