@@ -146,15 +146,15 @@ def test_usr2_hands_over_readiness_without_a_starting_answer(tmp_path: Path) -> 
         def handed_over() -> bool:
             try:
                 answers.append(probe(health, "/readyz")[1].split(":")[0])
-            except OSError as error:  # the old master's queue, as it closes
+            except OSError as error:  # the endpoint's port closed, even briefly
                 answers.append(type(error).__name__)
             new = pid_file.read_text().strip() if pid_file.exists() else ""
             return new.isdigit() and int(new) != old and server.process.poll() is not None
 
         wait_for(handed_over, 30, "the new master to take over and the old one to go")
-        # No drain for a hand-over (drain_delay is 30 s here), and never "starting".
-        assert "starting" not in answers and "draining" not in answers, answers
-        assert answers.count("ready") >= len(answers) - 1, answers
+        # The listener is handed over: never closed, never "starting"; and a hand-over
+        # does not drain (drain_delay is 30 s here).
+        assert set(answers) == {"ready"}, answers
         assert probe(health, "/readyz")[0] == 200  # the new master's endpoint
         new = int(pid_file.read_text())
         os.kill(new, signal.SIGTERM)  # drains for 30 s; a second TERM stops at once

@@ -115,8 +115,10 @@ class State:
     """The state file's fields, as ``key=value`` pairs on one line.
 
     ``pid``: the master that wrote it; ``state``: booting, ready, reloading or
-    stopping; ``workers``: ready/target; ``reloads`` and ``reload_failures``:
-    reloads completed and refused so far; ``reloads_started``: reloads begun
+    stopping; ``health``: what ``/readyz`` says (``health.Readiness``, or
+    ``drained`` once a drain has lasted ``drain_delay``); ``workers``:
+    ready/target; ``reloads`` and ``reload_failures``: reloads completed and
+    refused so far; ``reloads_started``: reloads begun
     (a HUP, a changed file); ``last_reload``: ``N:ok`` or ``N:refused``, how the
     last one to end went, ``N`` being ``reloads_started`` when it ended (a HUP
     during a reload folds both into one). A reload begun after ``reloads_started``
