@@ -136,7 +136,7 @@ class Fleet:
 
     def health(self, name: str) -> str:
         """The master's readiness as its state file says (what ``ctl status`` reads)."""
-        return read_state(self.pid_file(name)).get("health", "")
+        return read_state(self.pid_file(name)).fields.get("health", "")
 
     def wait_health(self, name: str, state: str, seconds: float = 20) -> float:
         wait_for(lambda: self.health(name) == state, seconds, f"{name} {state}")
