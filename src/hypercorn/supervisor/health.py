@@ -6,9 +6,10 @@ A load balancer or Kubernetes asks two questions of a host, and the master is
 the only process that can answer both:
 
 - *live* (``GET /livez``): the master's loop turns and at least one worker
-  process exists. The endpoint is served by that very loop (``endpoint.py``),
-  so a master stuck anywhere answers nothing, which is the failure a liveness
-  probe exists to see.
+  process exists (or is being made: the application importing for it). The
+  endpoint is served by that very loop (``endpoint.py``), so a master stuck
+  anywhere answers nothing, which is the failure a liveness probe exists to
+  see.
 - *ready* (``GET /readyz``): send traffic here. 200 only while the configured
   number of workers of the serving code are READY and nothing below holds;
   503 otherwise, with one line saying why. The reasons, first match wins:
@@ -54,7 +55,8 @@ class Snapshot:
     """What the master knows when asked.
 
     Attributes:
-        alive: worker processes that exist (booting, serving or retiring).
+        alive: worker processes that exist (booting, serving or retiring), and
+            processes importing the application to make them.
         ready: READY workers of the generation that serves (not retiring).
         target: the configured number of workers.
         draining: a drain has begun (readiness withdrawn, still serving).
