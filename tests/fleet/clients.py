@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--progress", type=Path, required=True)
     parser.add_argument("--max-seconds", type=float, default=120)
     parser.add_argument("--rate", type=float, default=400)
-    parser.add_argument("--keep-alive", type=int, default=6)
+    parser.add_argument("--keep-alive", type=int, default=12)
     parser.add_argument("--fresh", type=int, default=2)
     parser.add_argument("--max-requests", type=int, default=60_000)
     parser.add_argument("--count", type=int, default=6)

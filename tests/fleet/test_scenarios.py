@@ -16,6 +16,7 @@ from tests.fleet.fleet import CHECK_MS, DRAIN_DELAY, HAPROXY_PORT, NGINX_PORT, F
 from tests.supervisor.harness import scaled, wait_for
 
 RATE = 400
+CONNECTIONS = 14  # the load client's: 12 keep-alive, 2 new per request (clients.py)
 
 
 def after(fleet: Fleet, changes: str, name: str, state: str, since: float) -> float:
@@ -118,7 +119,7 @@ def test_a_host_killed_is_taken_out_and_back(fleet: Fleet) -> None:
     # A request in flight on the killed host is replayed by haproxy (retry-on
     # conn-failure empty-response); only one whose response had started could fail,
     # at most one per client connection.
-    assert failed <= 8, result["failures"]
+    assert failed <= CONNECTIONS, result["failures"]
     served = Counter(host for at, outcome, _, host in result["timeline"] if at > back + 0.5)
     assert fleet.host("h2").address in served, served
 
