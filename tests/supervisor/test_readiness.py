@@ -7,8 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from tests.supervisor.harness import APP, master, scaled, wait_for
 
@@ -31,10 +35,14 @@ def ctl(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=scaled(60))  # fmt: skip
 
 
-def test_ready_drained_reloaded_and_drained_again_before_the_stop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker_class", ["asyncio", "trio"])
+def test_ready_drained_reloaded_and_drained_again_before_the_stop(
+    tmp_path: Path, worker_class: str
+) -> None:
     health = tmp_path / "health.sock"
     pid = str(tmp_path / "hc.pid")
     args = ("--health-bind", f"unix:{health}", "--drain-delay", "2", "--pid", pid)
+    args += ("-k", worker_class)
     with master(tmp_path, *args, workers=2) as server:
         assert probe(health, "/readyz") == (200, "ready: 2 of 2 worker(s) serving\n")
         assert probe(health, "/livez") == (200, "alive: 2 worker process(es)\n")
@@ -76,24 +84,82 @@ def test_a_second_term_skips_the_rest_of_the_drain(tmp_path: Path) -> None:
         assert time.monotonic() - termed < scaled(6)
 
 
-def test_degraded_after_a_refused_reload_until_a_good_one(tmp_path: Path) -> None:
+# Code that cannot be deployed: the template cannot import it, or it imports and
+# its first worker's lifespan startup fails.
+BROKEN = {
+    "import": APP.replace('VERSION = "v1"', "VERSION = = 'v2'"),
+    "lifespan": APP.replace(
+        '            await send({"type": message["type"] + ".complete"})',
+        '            await send({"type": message["type"] + ".failed", "message": "no db"})',
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("broken", "worker_class"), [("import", "asyncio"), ("lifespan", "asyncio"), ("import", "trio")]
+)
+def test_degraded_after_a_refused_reload_until_a_good_one(
+    tmp_path: Path, broken: str, worker_class: str
+) -> None:
     health = tmp_path / "health.sock"
     pid = str(tmp_path / "hc.pid")
-    with master(tmp_path, "--health-bind", f"unix:{health}", "--pid", pid) as server:
-        (tmp_path / "app.py").write_text(APP.replace('VERSION = "v1"', "VERSION = = 'v2'"))
+    args = ("--health-bind", f"unix:{health}", "--pid", pid, "-k", worker_class)
+    with master(tmp_path, *args) as server:
+        (tmp_path / "app.py").write_text(BROKEN[broken])
         server.kill(signal.SIGHUP)
         wait_for(lambda: probe(health, "/readyz")[0] == 503, 20, "degraded")
+        wait_for(lambda: "Reload refused" in server.log(), 20, "the reload refused")
+        server.wait_ready(2)
         text = probe(health, "/readyz")[1]
-        assert text.startswith("degraded: a reload was refused"), text
-        assert "2 of 2 worker(s) serving the last good code" in text
+        full = "; 2 of 2 worker(s) serving the last good code\n"
+        assert text.startswith("degraded: a reload was refused (") and text.endswith(full), text
         assert probe(health, "/livez")[0] == 200
         assert "degraded, 2/2 workers ready" in ctl("status", "--pid", pid).stdout
+        assert server.get()[1].startswith("v1")
+
+        # A worker lost now is replaced from the last good code: still degraded
+        # (never "starting", never ready), back to 2 of 2 serving.
+        lost = min(server.workers())
+        answers = []
+        os.kill(lost, signal.SIGKILL)
+
+        def replaced() -> bool:
+            answers.append(probe(health, "/readyz")[1])
+            return lost not in server.workers() and answers[-1].endswith(full)
+
+        wait_for(replaced, 20, "the lost worker replaced with the last good code")
+        assert {a.split(":")[0] for a in answers} == {"degraded"}, answers
         assert server.get()[1].startswith("v1")
 
         (tmp_path / "app.py").write_text(APP.replace('"v1"', '"v3"'))
         server.kill(signal.SIGHUP)
         wait_for(lambda: probe(health, "/readyz")[0] == 200, 20, "ready after a good reload")
         assert server.get()[1].startswith("v3")
+
+
+# An import that waits (a slow module, a database) until the test creates "imported".
+SLOW_IMPORT = APP.replace(
+    'VERSION = "v1"',
+    'VERSION = "v1"\nuntil = time.monotonic() + 60  # bounded\n'
+    'while not os.path.exists("imported") and time.monotonic() < until:\n'
+    "    time.sleep(0.02)",
+)
+
+
+def test_alive_while_the_application_imports(tmp_path: Path) -> None:
+    health = tmp_path / "health.sock"
+    args = ("--health-bind", f"unix:{health}")
+    with master(tmp_path, *args, workers=2, app_source=SLOW_IMPORT, wait=False) as server:
+        wait_for(server.templates, 10, "the template importing the application")
+        wait_for(health.exists, 10, "the health endpoint")
+        # The only process is the template importing for the workers: alive, not ready.
+        assert server.workers() == set()
+        assert probe(health, "/livez") == (200, "alive: 1 worker process(es)\n")
+        assert probe(health, "/readyz") == (503, "starting: 0 of 2 worker(s) ready\n")
+        (tmp_path / "imported").touch()
+        server.wait_ready(2)
+        assert probe(health, "/livez") == (200, "alive: 2 worker process(es)\n")
+        wait_for(lambda: probe(health, "/readyz")[0] == 200, 5, "ready")
 
 
 def test_health_and_metrics_share_one_address(tmp_path: Path) -> None:
@@ -140,21 +206,39 @@ def test_usr2_hands_over_readiness_without_a_starting_answer(tmp_path: Path) -> 
     with master(tmp_path, *args, workers=2, app_source=TIMED_START) as server:
         old = server.pid
         answers: list[str] = []
+        done = threading.Event()
+
+        def ask() -> None:  # several at once: some reach the old master in its last turn
+            end = time.monotonic() + scaled(30)
+            while not done.is_set() and time.monotonic() < end:
+                try:
+                    answers.append(probe(health, "/readyz")[1].split(":")[0])
+                except (OSError, IndexError) as error:  # closed, reset or cut short
+                    answers.append(type(error).__name__)
+
         (tmp_path / "go").write_text(str(time.time() + 1.0))  # the new master boots in 1 s
+        askers = [threading.Thread(target=ask) for _ in range(4)]
+        for each in askers:
+            each.start()
         server.kill(signal.SIGUSR2)
 
         def handed_over() -> bool:
-            try:
-                answers.append(probe(health, "/readyz")[1].split(":")[0])
-            except OSError as error:  # the endpoint's port closed, even briefly
-                answers.append(type(error).__name__)
             new = pid_file.read_text().strip() if pid_file.exists() else ""
             return new.isdigit() and int(new) != old and server.process.poll() is not None
 
-        wait_for(handed_over, 30, "the new master to take over and the old one to go")
-        # The listener is handed over: never closed, never "starting"; and a hand-over
-        # does not drain (drain_delay is 30 s here).
-        assert set(answers) == {"ready"}, answers
+        try:
+            wait_for(handed_over, 30, "the new master to take over and the old one to go")
+            before = len(answers)  # then a few answers from the new master alone
+            wait_for(lambda: len(answers) >= before + 8, 5, "answers from the new master")
+        finally:
+            done.set()
+            for each in askers:
+                each.join()
+        # The listener is handed over: never closed, never "starting" or "stopping",
+        # every request the old master accepted answered; and a hand-over does not
+        # drain (drain_delay is 30 s here).
+        assert set(answers) == {"ready"}, Counter(answers)
+        assert len(answers) > 20
         assert probe(health, "/readyz")[0] == 200  # the new master's endpoint
         new = int(pid_file.read_text())
         os.kill(new, signal.SIGTERM)  # drains for 30 s; a second TERM stops at once

@@ -644,7 +644,8 @@ class Arbiter:
             ready=len(serving),
             target=self.planner.target,
             draining=self._drain.draining,
-            stopping=self._stop_mode is not None,
+            # Handing over, the host stays ready: the successor serves in our place.
+            stopping=self._stop_mode is not None and not self.service.handing_over,
             degraded=self._degraded,
         )
 

@@ -24,6 +24,11 @@ adopts it at start (so its workers close it like every other master socket)
 but serves it only once it takes over (``Endpoints.serve``): until then the old
 master alone answers on the shared queue, and a balancer never reads the new
 master's "starting" beside the old one's "ready".
+
+A stopping master closes an endpoint after answering the requests it already
+accepted (for at most ``FINISH_TIMEOUT``): in a hand-over both masters accept
+from one queue, and a request the old one took in its last turn would
+otherwise be cut (a reset) instead of answered.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import os
 import selectors
 import socket
 import stat
+import time
 from collections.abc import Callable, Mapping
 
 from hypercorn.shared.sockets import SocketOptions, create_socket, parse_bind
@@ -43,6 +49,7 @@ __all__ = ["TEXT", "Endpoint", "Endpoints", "Reply", "Route"]
 CLIENT_TIMEOUT = 10.0  # seconds a request may take, from accept to the last byte
 MAX_HEAD = 8192  # bytes of request head read before giving up on a client
 MAX_CLIENTS = 16
+FINISH_TIMEOUT = 0.5  # seconds a stopping master gives the requests it has accepted
 TEXT = "text/plain; charset=utf-8"
 
 Reply = tuple[int, str, str]  # status, content type, body text
@@ -147,19 +154,40 @@ class Endpoint:
             self._drop(client)
 
     def close(self, *, unlink: bool = True) -> None:
-        """Stop serving; ``unlink`` removes a unix socket's file."""
-        for client in list(self._clients.values()):
-            self._drop(client)
+        """Stop accepting, answer the requests already accepted, and close;
+        ``unlink`` removes a unix socket's file."""
+        if self.serving:
+            self._selector.unregister(self._sock)
+            self.serving = False
+        self._finish(FINISH_TIMEOUT)
         if self._sock.fileno() >= 0:
             hand_on(self.role, None)
-            if self.serving:
-                self._selector.unregister(self._sock)
-                self.serving = False
             self._sock.close()
             if unlink and self._unix_path:
                 with contextlib.suppress(OSError):
                     if stat.S_ISSOCK(os.stat(self._unix_path).st_mode):
                         os.remove(self._unix_path)
+
+    def _finish(self, seconds: float) -> None:
+        """Serve the clients already accepted, for at most ``seconds``, on a selector
+        of their own (the master's holds sockets nobody reads any more); drop the rest."""
+        if not self._clients:
+            return
+        own = selectors.DefaultSelector()
+        for client in self._clients.values():
+            self._selector.unregister(client.sock)
+            events = selectors.EVENT_READ if client.out is None else selectors.EVENT_WRITE
+            own.register(client.sock, events, client)
+        self._selector = own  # _read, _write and _drop act on it from now on
+        end = time.monotonic() + seconds
+        try:
+            while self._clients and (left := end - time.monotonic()) > 0:
+                for key, _ in own.select(left):
+                    self.handle(key.data, time.monotonic())
+        finally:
+            for client in list(self._clients.values()):
+                self._drop(client)
+            own.close()
 
     def _accept(self, now: float) -> None:
         try:

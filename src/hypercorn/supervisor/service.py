@@ -305,6 +305,11 @@ class MasterService:
             self._save_state()
 
     @property
+    def handing_over(self) -> bool:
+        """Whether this master stops because a successor serves in its place."""
+        return self._handing_over
+
+    @property
     def keeps_unix_sockets(self) -> bool:
         """True when the socket files are not ours to remove: a successor serves on
         them, or systemd made them (socket activation)."""
