@@ -35,6 +35,8 @@ pytest: $(STAMP)
 # System tools the tests drive (curl, nghttp/h2load); installed from Debian when missing.
 tools:
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+	@# ip (network namespaces for tests/fleet)
+	@{ command -v ip || test -x /usr/sbin/ip; } >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; }
 	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null && \
 	 { command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq nginx haproxy; }

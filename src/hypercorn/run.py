@@ -59,10 +59,11 @@ def run(
             sockets.close()
     from hypercorn.worker.serve import run_worker
 
-    if config.metrics_bind:
-        config.log.error_logger.warning(
-            "metrics_bind is served by the master process: ignored with workers=0"
-        )
+    for name in ("metrics_bind", "health_bind"):
+        if getattr(config, name):
+            config.log.error_logger.warning(
+                "%s is served by the master process: ignored with workers=0", name
+            )
     try:
         if config.pid_path is not None:
             write_pid_file(config.pid_path)

@@ -32,7 +32,8 @@ from tests.cli_server import TIMEOUT_SCALE, deadline
 
 T = TypeVar("T")
 
-APP = """
+# The start of a test app: the lifespan protocol answered, then the app's own paths.
+APP_HEAD = """
 import asyncio, os, time
 
 VERSION = "v1"
@@ -45,7 +46,11 @@ async def app(scope, receive, send):
             await send({"type": message["type"] + ".complete"})
             if message["type"] == "lifespan.shutdown":
                 return
-    path = scope["path"]
+"""
+
+APP = (
+    APP_HEAD
+    + """    path = scope["path"]
     if path == "/slow":
         open("slow-started", "w").close()  # the test waits for it
         await asyncio.sleep(float(scope["query_string"] or 3))
@@ -58,6 +63,7 @@ async def app(scope, receive, send):
                 "headers": [(b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 """
+)
 
 
 def scaled(seconds: float) -> float:

@@ -84,6 +84,7 @@ class Config:
         workers: int
         worker_class: str
         graceful_timeout: float
+        drain_delay: float
         startup_timeout: float
         shutdown_timeout: float
         max_requests: int | None
@@ -131,6 +132,7 @@ class Config:
         statsd_prefix: str
         dogstatsd_tags: str
         metrics_bind: str | None
+        health_bind: str | None
         proxy_protocol: list[str]
         forwarded_allow_ips: list[str]
         application_path: str | None

@@ -126,6 +126,10 @@ SETTINGS: tuple[Setting, ...] = (
        "Event loop of each worker: `asyncio`, `uvloop` or `trio`.", "-k", "--worker-class"),
     _s("graceful_timeout", "Workers", "float", 3.0, v.number(0.0),
        "Seconds in-flight requests get to finish on stop or reload.", "--graceful-timeout"),
+    _s("drain_delay", "Workers", "float", 0.0, _secs,
+       "Seconds the master reports not ready on `health_bind` after TERM (or `hypercorn ctl "
+       "drain`) while still serving, before its graceful stop: time for a load balancer or "
+       "Kubernetes to take the host out of rotation. 0 stops at once.", "--drain-delay"),
     _s("startup_timeout", "Workers", "float", 60.0, _secs,
        "Seconds the application's lifespan startup may take."),
     _s("shutdown_timeout", "Workers", "float", 60.0, _secs,
@@ -251,6 +255,12 @@ SETTINGS: tuple[Setting, ...] = (
        "Prometheus text format: requests by status class, a latency histogram, open "
        "connections, worker restarts and reloads, summed over the workers. Off by default.",
        "--metrics-bind", metavar="ADDRESS"),
+    _s("health_bind", "Metrics", "str | None", None, _opt_str,
+       "Address (`host:port` or `unix:/path`) where the master serves `GET /livez` (200 while "
+       "its loop runs and a worker is alive) and `GET /readyz` (200 only while the configured "
+       "workers serve; 503 while starting, draining or degraded, with the reason). May be "
+       "the same address as `metrics_bind`. Off by default.",
+       "--health-bind", metavar="ADDRESS"),
     # --- Proxies -------------------------------------------------------------------
     _s("proxy_protocol", "Proxies", "list[str]", (), v.string_list,
        "Plain-text binds whose connections start with a PROXY protocol header (v1 or v2): "

@@ -44,8 +44,18 @@ are removed on the way out.
 Metrics. With ``metrics_bind``, the master serves the workers' counters
 (sent with their heartbeats) in the Prometheus text format from this same
 loop: its sockets sit in the selector beside the channels; see
-``metrics.py``. A worker's channel is read to its end when the worker is
-reaped, so its last counters reach the totals.
+``metrics.py`` and ``endpoint.py``. A worker's channel is read to its end when
+the worker is reaped, so its last counters reach the totals.
+
+Health and drain (``health.py``). With ``health_bind`` the master serves
+``/livez`` and ``/readyz`` the same way, from a ``health.Snapshot`` of the
+planner's counts, the drain and the last reload's outcome: a refused reload
+leaves the master degraded until one completes. TERM and WINCH (``ctl
+drain``) withdraw readiness first; TERM then stops ``drain_delay`` seconds
+later, the master supervising as usual meanwhile. A USR2 successor adopts the
+endpoints' sockets the old master hands on but answers on them only once its
+workers serve, so a balancer never reads its "starting" beside the old
+master's "ready"; the old master, handing over, stops without a drain.
 """
 
 from __future__ import annotations
@@ -65,7 +75,7 @@ from typing import TYPE_CHECKING, assert_never
 from hypercorn.shared.cli import ExitCode, fail
 from hypercorn.shared.messages import MessageKind
 from hypercorn.shared.sockets import SocketOptions, Sockets, parse_bind
-from hypercorn.supervisor import template, workers
+from hypercorn.supervisor import health, metrics, template, workers
 from hypercorn.supervisor.actions import (
     Action,
     Forget,
@@ -80,13 +90,16 @@ from hypercorn.supervisor.actions import (
     Serving,
     Spawn,
     StartTemplate,
+    TemplateState,
     WorkerState,
 )
 from hypercorn.supervisor.children import Children, Exited
-from hypercorn.supervisor.metrics import MetricsEndpoint, Totals
+from hypercorn.supervisor.endpoint import Endpoints
+from hypercorn.supervisor.metrics import Totals
 from hypercorn.supervisor.planner import Planner
 from hypercorn.supervisor.service import MasterService
 from hypercorn.supervisor.signals import SignalQueue
+from hypercorn.supervisor.upgrade import HEALTH, METRICS
 from hypercorn.supervisor.watcher import Watcher
 
 if TYPE_CHECKING:
@@ -154,7 +167,9 @@ class Arbiter:
         self._next_memory_check = 0.0
         self._reload_due: float | None = None
         self._watcher: Watcher | None = None
-        self._metrics: MetricsEndpoint | None = None
+        self._endpoints = Endpoints(self._selector)
+        self._drain = health.Drain()
+        self._degraded: str | None = None  # why the last reload was refused
         self.totals = Totals()
         self._unix_paths = [
             spec.path
@@ -165,7 +180,8 @@ class Arbiter:
         self.service = MasterService(config, self.log)  # PID file, sd_notify, USR2
         self._handlers: dict[signal.Signals, Callable[[], None]] = {
             signal.SIGHUP: self._on_hup,
-            signal.SIGTERM: lambda: self._stop(StopMode.GRACEFUL),
+            signal.SIGTERM: self._on_term,
+            signal.SIGWINCH: self._on_drain,
             signal.SIGINT: lambda: self._stop(StopMode.QUICK),
             signal.SIGQUIT: lambda: self._stop(StopMode.QUICK),
             signal.SIGTTIN: lambda: self._resize(+1),
@@ -185,13 +201,11 @@ class Arbiter:
         """Serve until stopped; returns the exit code.
 
         Raises:
-            BindError: ``metrics_bind`` cannot be bound.
+            BindError: ``metrics_bind`` or ``health_bind`` cannot be bound.
         """
-        if self.config.metrics_bind is not None:
-            options = SocketOptions(self.config.backlog, self.config.umask)
-            self._metrics = MetricsEndpoint.open(
-                self.config.metrics_bind, options, self._selector, self.render_metrics
-            )
+        self._open_endpoints()
+        if self.service.old_master is None:
+            self._endpoints.serve()  # a USR2 successor answers once it takes over
         workers.set_title(self.title)
         if not workers.become_subreaper():
             self.planner.limits = limits(self.config, templates=False)
@@ -225,8 +239,7 @@ class Arbiter:
             if not self.service.keeps_unix_sockets:
                 self._remove_unix_sockets()
             self._signals.restore()
-            if self._metrics is not None:
-                self._metrics.close(unlink=not self.service.keeps_unix_sockets)
+            self._endpoints.close(unlink=not self.service.keeps_unix_sockets)
             self._selector.close()
             self._signals.close()
             if self._watcher is not None:
@@ -249,10 +262,9 @@ class Arbiter:
                     self._read_worker(key.data, now)
                 elif isinstance(key.data, template.TemplateHandle):
                     self._read_template(key.data, now)
-                elif self._metrics is not None and self._metrics.owns(key.data):
-                    self._metrics.handle(key.data, now)
-            if self._metrics is not None:
-                self._metrics.expire(now)
+                else:
+                    self._endpoints.handle(key.data, now)
+            self._endpoints.expire(now)
             for signum in self._signals.pop_all():
                 self._handlers[signum]()
             self._reap()
@@ -261,6 +273,7 @@ class Arbiter:
                 self._check_files(now)
                 self._check_memory(now)
                 ready = sum(w.state is WorkerState.READY for w in self.planner.fresh())
+                self._check_drain(now, ready)
                 self.service.tick(now, ready, self.planner.target)
 
     def _wait(self, now: float) -> float:
@@ -273,8 +286,10 @@ class Arbiter:
             deadlines.append(poll)
         if (due := self.service.deadline(now)) is not None:
             deadlines.append(due)
-        if self._metrics is not None and (due := self._metrics.deadline()) is not None:
+        if (due := self._endpoints.deadline()) is not None:
             deadlines.append(due)
+        if self._drain.stop_at is not None:
+            deadlines.append(self._drain.stop_at)
         return max(0.0, min(deadlines) - now)
 
     def _check_files(self, now: float) -> None:
@@ -290,8 +305,7 @@ class Arbiter:
         fds = [*self._signals.fds, self._selector.fileno()]
         if self._watcher is not None:
             fds.extend(self._watcher.fds)
-        if self._metrics is not None:
-            fds.extend(self._metrics.fds)
+        fds.extend(self._endpoints.fds)
         return fds
 
     # ------------------------------------------------------------- actions
@@ -376,6 +390,8 @@ class Arbiter:
         if done.ok:
             self.log.info("Reload complete in %.2f s: %d worker(s) serving",
                           done.seconds or 0.0, done.serving)  # fmt: skip
+            self._degraded = None
+            self._drain.end()
             self.service.reloaded(ok=True)
         else:
             failure, self._failure = self._failure, None
@@ -384,6 +400,7 @@ class Arbiter:
             cause = failure.message if failure is not None else done.cause
             self.log.error("Reload refused (%s): %d worker(s) of the previous code keep serving",
                            cause, done.serving)  # fmt: skip
+            self._degraded = f"a reload was refused ({cause})"
             self.service.reloaded(ok=False, counts=(done.serving, done.target))
         self._use_config(self.planner.good if self.planner.good is not None else 0)
 
@@ -559,6 +576,7 @@ class Arbiter:
                 config = self._adopt(self._reload_config())
             except Exception as error:
                 self.log.error("Reload refused: cannot read the configuration: %s", error)
+                self._degraded = "a reload was refused (the configuration cannot be read)"
                 serving = self.planner.serving()
                 self.service.reloaded(ok=False, counts=(serving, self.planner.target))
                 return
@@ -604,6 +622,58 @@ class Arbiter:
     def _on_usr2(self) -> None:
         self.service.on_usr2(self.sockets)
 
+    # ------------------------------------------------------------- health, drain
+
+    def _open_endpoints(self) -> None:
+        config = self.config
+        options = SocketOptions(config.backlog, config.umask)
+        if config.metrics_bind is not None:
+            routes = metrics.routes(self.render_metrics)
+            self._endpoints.add(config.metrics_bind, routes, options, METRICS)
+        if config.health_bind is not None:
+            routes = health.routes(self.health_snapshot)
+            self._endpoints.add(config.health_bind, routes, options, HEALTH)
+
+    def health_snapshot(self) -> health.Snapshot:
+        """The master's state as ``/livez`` and ``/readyz`` judge it."""
+        serving = [w for w in self.planner.workers.values() if w.state is WorkerState.READY]
+        # A template importing the application is a worker on its way: count it.
+        importing = [t for t in self.planner.templates.values() if t.state is TemplateState.LOADING]
+        return health.Snapshot(
+            alive=len(self.children.workers) + len(importing),
+            ready=len(serving),
+            target=self.planner.target,
+            draining=self._drain.draining,
+            # Handing over, the host stays ready: the successor serves in our place.
+            stopping=self._stop_mode is not None and not self.service.handing_over,
+            degraded=self._degraded,
+        )
+
+    def _check_drain(self, now: float, ready: int) -> None:
+        if not self._endpoints.serving and ready >= self.planner.target:
+            # A USR2 successor, about to take over (``service.tick`` tells the old
+            # master to stop): answer before the old master stops answering.
+            self._endpoints.serve()
+        if self._drain.stop_due(now):
+            self._stop(StopMode.GRACEFUL)
+        state, _ = health.readiness(self.health_snapshot())
+        drained = self._drain.drained(now, self.config.drain_delay)
+        self.service.health("drained" if drained and state is health.Readiness.DRAINING
+                            else state.value)  # fmt: skip
+
+    def _on_term(self) -> None:
+        if self.service.upgrade.handing_over():
+            self._stop(StopMode.GRACEFUL)  # a successor serves in our place: no drain
+            return
+        now = time.monotonic()
+        stop_at = self._drain.terminate(now, self.config.drain_delay)
+        if stop_at > now:
+            self.log.info("Draining for %.1f s before stopping (TERM)", stop_at - now)
+
+    def _on_drain(self) -> None:
+        if self._drain.begin(time.monotonic()):
+            self.log.info("Draining (WINCH): /readyz says 503; serving until a reload or stop")
+
     # ------------------------------------------------------------- stopping
 
     def _stopping(self) -> bool:
@@ -617,8 +687,7 @@ class Arbiter:
         mode = self._stop_mode or StopMode.QUICK
         self.service.stopping()
         self.children.close_listeners()
-        if self._metrics is not None:
-            self._metrics.close(unlink=not self.service.keeps_unix_sockets)
+        self._endpoints.close(unlink=not self.service.keeps_unix_sockets)
         if not self._quiet and self.children.workers:
             self.log.info("Stopping %d worker(s) (%s)", len(self.children.workers), mode.value)
 

@@ -74,10 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "action",
-        choices=["start", "stop", "restart", "reload", "status", "upgrade", "rotate"],
+        choices=["start", "stop", "restart", "reload", "status", "upgrade", "rotate", "drain"],
         help="start: as `hypercorn --daemon`, with the options after `--`; "
         "stop: TERM, then KILL after --timeout; reload: HUP, wait for the rolling reload; "
-        "upgrade: USR2, wait for the new master; rotate: USR1 (reopen log files).",
+        "upgrade: USR2, wait for the new master; rotate: USR1 (reopen log files); "
+        "drain: WINCH, /readyz answers 503 while the workers serve on, wait drain_delay.",
     )
     parser.add_argument("-p", "--pid", required=True, help="The server's PID file.")
     parser.add_argument(
@@ -107,6 +108,7 @@ def main(argv: Sequence[str]) -> int:
         "status": lambda: status(path),
         "upgrade": lambda: upgrade(path, args.timeout),
         "rotate": lambda: rotate(path),
+        "drain": lambda: drain(path, args.timeout),
     }
     if args.action in ("start", "restart") and not options:
         return _say("error: start needs the server's options: ctl start --pid F -- module:app",
@@ -133,7 +135,12 @@ def status(path: str) -> int:
     pid = live_pid(path)
     if pid is not None:
         state = _state_of(path, pid).fields
-        details = f", {state['state']}, {state['workers']} workers ready" if state else ""
+        details = ""
+        if state:
+            words = [state.get("health", state["state"])]
+            if state["state"] == "reloading":
+                words.append("reloading")
+            details = f", {', '.join(words)}, {state['workers']} workers ready"
         return _say(f"running (pid {pid}{details})", LSB.OK)
     if os.path.lexists(path):
         return _say(f"not running, but the PID file {path} exists "
@@ -249,3 +256,16 @@ def rotate(path: str) -> int:
         return _say("not running", LSB.NOT_RUNNING)
     os.kill(pid, signal.SIGUSR1)
     return _say(f"log files reopened (pid {pid})", LSB.OK)
+
+
+def drain(path: str, timeout: float) -> int:
+    """WINCH: out of rotation (``/readyz`` 503), still serving; returns once the master
+    has been draining for its ``drain_delay``. A completed reload, or a stop, ends it."""
+    pid = live_pid(path)
+    if pid is None:
+        return _say("not running", LSB.NOT_RUNNING)
+    os.kill(pid, signal.SIGWINCH)
+    if not _wait(lambda: _state_of(path, pid).fields.get("health") == "drained", timeout):
+        return _say(f"drain still under way after {timeout:g} s", LSB.FAILURE)
+    return _say(f"drained (pid {pid}): out of rotation, still serving; "
+                "reload or stop next", LSB.OK)  # fmt: skip

@@ -115,8 +115,10 @@ class State:
     """The state file's fields, as ``key=value`` pairs on one line.
 
     ``pid``: the master that wrote it; ``state``: booting, ready, reloading or
-    stopping; ``workers``: ready/target; ``reloads`` and ``reload_failures``:
-    reloads completed and refused so far; ``reloads_started``: reloads begun
+    stopping; ``health``: what ``/readyz`` says (``health.Readiness``, or
+    ``drained`` once a drain has lasted ``drain_delay``); ``workers``:
+    ready/target; ``reloads`` and ``reload_failures``: reloads completed and
+    refused so far; ``reloads_started``: reloads begun
     (a HUP, a changed file); ``last_reload``: ``N:ok`` or ``N:refused``, how the
     last one to end went, ``N`` being ``reloads_started`` when it ended (a HUP
     during a reload folds both into one). A reload begun after ``reloads_started``
@@ -184,6 +186,7 @@ class MasterService:
         self._upgrades_started = 0
         self._last_upgrade = ""
         self._state = "booting"
+        self._health = "starting"
         self._handing_over = False
 
     # ------------------------------------------------------------ life
@@ -226,6 +229,12 @@ class MasterService:
             if self.pid_path is not None:
                 pidfile.remove_pid_file(f"{self.pid_path}.2")
             self.notifier.send(MAINPID=os.getpid(), READY=1, STATUS=self._status())
+
+    def health(self, word: str) -> None:
+        """The readiness ``/readyz`` reports (``health.Readiness``, or ``drained``)."""
+        if word != self._health:
+            self._health = word
+            self._save_state()
 
     def deadline(self, now: float) -> float | None:
         """When ``tick`` next needs to run (monotonic), if sooner than usual."""
@@ -296,6 +305,11 @@ class MasterService:
             self._save_state()
 
     @property
+    def handing_over(self) -> bool:
+        """Whether this master stops because a successor serves in its place."""
+        return self._handing_over
+
+    @property
     def keeps_unix_sockets(self) -> bool:
         """True when the socket files are not ours to remove: a successor serves on
         them, or systemd made them (socket activation)."""
@@ -333,7 +347,7 @@ class MasterService:
             return  # not (or no longer) the master the PID file names
         ready, target = self._counts
         text = (
-            f"pid={os.getpid()} state={self._state} workers={ready}/{target} "
+            f"pid={os.getpid()} state={self._state} health={self._health} workers={ready}/{target} "
             f"reloads={self._reloads} reload_failures={self._reload_failures} "
             f"reloads_started={self._reloads_started} last_reload={self._last_reload or '-'} "
             f"upgrades_started={self._upgrades_started} "

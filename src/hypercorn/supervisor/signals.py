@@ -43,6 +43,7 @@ MASTER_SIGNALS: tuple[signal.Signals, ...] = (
     signal.SIGUSR1,
     signal.SIGUSR2,
     signal.SIGCHLD,
+    signal.SIGWINCH,
 )
 
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from hypercorn.config import Config
 
 __all__ = [
+    "HEALTH",
     "METRICS",
     "Upgrade",
     "hand_on",
@@ -57,6 +58,7 @@ ENV_FROM = "HYPERCORN_UPGRADE_FROM"
 ENV_PIPE = "HYPERCORN_UPGRADE_PIPE"
 _ROLES = {"s": "secure_sockets", "i": "insecure_sockets", "q": "quic_sockets"}
 METRICS = "m"  # the role of the master's own listener (``metrics_bind``)
+HEALTH = "h"  # and of its health listener (``health_bind``), when it is another address
 STARTED_IN = os.getcwd()  # where relative paths of the command line resolve
 
 _inherited: dict[str, str] = {}
