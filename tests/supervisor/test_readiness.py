@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.supervisor.harness import APP, master, scaled, wait_for
@@ -198,6 +200,18 @@ def test_starting_until_every_worker_is_ready(tmp_path: Path) -> None:
         wait_for(lambda: probe(health, "/readyz")[0] == 200, 5, "ready")
 
 
+def _kill_successor(pid_file: Path, old: int) -> None:
+    """Kill the master that USR2 started (named by the PID file) and its children."""
+    text = pid_file.read_text().strip() if pid_file.exists() else ""
+    if not text.isdigit() or int(text) == old:
+        return
+    with contextlib.suppress(psutil.NoSuchProcess):
+        successor = psutil.Process(int(text))
+        for each in [*successor.children(recursive=True), successor]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                each.kill()
+
+
 def test_usr2_hands_over_readiness_without_a_starting_answer(tmp_path: Path) -> None:
     health = tmp_path / "health.sock"
     pid_file = tmp_path / "hc.pid"
@@ -216,35 +230,38 @@ def test_usr2_hands_over_readiness_without_a_starting_answer(tmp_path: Path) -> 
                 except (OSError, IndexError) as error:  # closed, reset or cut short
                     answers.append(type(error).__name__)
 
-        (tmp_path / "go").write_text(str(time.time() + 1.0))  # the new master boots in 1 s
-        askers = [threading.Thread(target=ask) for _ in range(4)]
-        for each in askers:
-            each.start()
-        server.kill(signal.SIGUSR2)
-
-        def handed_over() -> bool:
-            new = pid_file.read_text().strip() if pid_file.exists() else ""
-            return new.isdigit() and int(new) != old and server.process.poll() is not None
-
         try:
-            wait_for(handed_over, 30, "the new master to take over and the old one to go")
-            before = len(answers)  # then a few answers from the new master alone
-            wait_for(lambda: len(answers) >= before + 8, 5, "answers from the new master")
-        finally:
-            done.set()
+            (tmp_path / "go").write_text(str(time.time() + 1.0))  # the new master boots in 1 s
+            askers = [threading.Thread(target=ask) for _ in range(4)]
             for each in askers:
-                each.join()
-        # The listener is handed over: never closed, never "starting" or "stopping",
-        # every request the old master accepted answered; and a hand-over does not
-        # drain (drain_delay is 30 s here).
-        assert set(answers) == {"ready"}, Counter(answers)
-        assert len(answers) > 20
-        assert probe(health, "/readyz")[0] == 200  # the new master's endpoint
-        new = int(pid_file.read_text())
-        os.kill(new, signal.SIGTERM)  # drains for 30 s; a second TERM stops at once
-        wait_for(lambda: probe(health, "/readyz")[0] == 503, 5, "the new master draining")
-        os.kill(new, signal.SIGTERM)
-        wait_for(lambda: not pid_file.exists(), 10, "the new master to stop")
+                each.start()
+            server.kill(signal.SIGUSR2)
+
+            def handed_over() -> bool:
+                new = pid_file.read_text().strip() if pid_file.exists() else ""
+                return new.isdigit() and int(new) != old and server.process.poll() is not None
+
+            try:
+                wait_for(handed_over, 30, "the new master to take over and the old one to go")
+                before = len(answers)  # then a few answers from the new master alone
+                wait_for(lambda: len(answers) >= before + 8, 5, "answers from the new master")
+            finally:
+                done.set()
+                for each in askers:
+                    each.join()
+            # The listener is handed over: never closed, never "starting" or "stopping",
+            # every request the old master accepted answered; and a hand-over does not
+            # drain (drain_delay is 30 s here).
+            assert set(answers) == {"ready"}, Counter(answers)
+            assert len(answers) > 20
+            assert probe(health, "/readyz")[0] == 200  # the new master's endpoint
+            new = int(pid_file.read_text())
+            os.kill(new, signal.SIGTERM)  # drains for 30 s; a second TERM stops at once
+            wait_for(lambda: probe(health, "/readyz")[0] == 503, 5, "the new master draining")
+            os.kill(new, signal.SIGTERM)
+            wait_for(lambda: not pid_file.exists(), 10, "the new master to stop")
+        finally:  # a successor is not in the fixture's process group: never leave it
+            _kill_successor(pid_file, old)
 
 
 def test_a_rolling_reload_keeps_the_host_ready(tmp_path: Path) -> None:
