@@ -43,9 +43,16 @@ the rest, so the I/O layer never learns which it is.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hypercorn.worker.protocol.events import ConnectionInfo, Headers, InboundEvent, OutboundEvent
+
+if TYPE_CHECKING:
+    from hypercorn.worker.protocol.h2 import H2Settings
+    from hypercorn.worker.protocol.http11 import H11Settings
+
+    class ConnectionSettings(H11Settings, H2Settings, Protocol):
+        """Every setting of the protocols a connection may come to speak."""
 
 
 class ProtocolCore(Protocol):

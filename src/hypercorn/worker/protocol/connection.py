@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from hypercorn.worker.protocol.events import (
     ConnectionInfo,
@@ -62,15 +62,13 @@ from hypercorn.worker.protocol.events import (
     WebSocketAccept,
 )
 from hypercorn.worker.protocol.h2c import upgrade_settings
-from hypercorn.worker.protocol.http11 import H11Protocol, H11Settings
+from hypercorn.worker.protocol.http11 import H11Protocol
 from hypercorn.worker.protocol.proxy import ProxyHeaderReader, ProxyProtocolError, TrustedAddresses
 
 if TYPE_CHECKING:
-    from hypercorn.worker.protocol.h2 import H2Protocol, H2Settings
+    from hypercorn.worker.protocol.base import ConnectionSettings
+    from hypercorn.worker.protocol.h2 import H2Protocol
     from hypercorn.worker.protocol.ws import WSConnection
-
-    class ConnectionSettings(H11Settings, H2Settings, Protocol):
-        """Every setting of the protocols a connection may come to speak."""
 
 
 # HTTP/2 and WebSocket code (h2, wsproto) is imported by the first connection
@@ -435,7 +433,10 @@ class ServerConnection:
                 self._events += events
                 self._out += h11.data_to_send()  # the answers to requests before it
                 rest = h11.switch_protocol(upgrade.stream_id)
-                request = dataclasses.replace(upgrade.request, stream_id=1, http_version="2")
+                old = upgrade.request
+                request = RequestReceived(
+                    1, old.method, old.target, old.headers, "2", old.expects_continue
+                )
                 self._start_h2(now, (settings, request), rest)
                 return
         if self._draining:

@@ -459,10 +459,10 @@ class H11Protocol:
                         return
                 else:
                     return
-        except HeadError as exc:
-            self._reject(exc.status, exc.reason)
-        except ChunkedError as exc:
-            self._body_failed(400, str(exc))
+        except HeadError as refused:  # one name per type: mypyc types a name once
+            self._reject(refused.status, refused.reason)
+        except ChunkedError as malformed:
+            self._body_failed(400, str(malformed))
 
     def _read_head(self) -> bool:
         buf = self._buf
