@@ -10,30 +10,48 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# What `make test` runs a second time on the pure-Python core.
+PURE_TESTS ?= tests/shared tests/worker tests/e2e
 
-.PHONY: run test tools lint typecheck pytest bench docs site clean
+.PHONY: run test tools lint typecheck pytest pytest-pure compile bench docs site clean
 
-$(STAMP): pyproject.toml
+# The editable install builds the compiled core in place (see setup.py); setuptools
+# and mypy in the venv let `make compile` rebuild it without a new build environment.
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=77'
 	$(BIN)/python -m pip install --quiet -e '.[uvloop,h3,test,docs]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# Rebuild the compiled core in place when one of its sources changed since it was
+# built: until then the package runs that source as Python (and says so at start-up).
+compile: $(STAMP)
+	@$(BIN)/python -c 'import hypercorn.shared.compiled as c; raise SystemExit(c.needs_build())' || \
+		$(BIN)/python setup.py --quiet build_ext --inplace
+
+run: compile
 	$(BIN)/hypercorn --bind $(HOST):$(PORT) --access-logfile - examples/demo.py:app
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks docs/hooks
-	$(BIN)/ruff format --check src tests examples benchmarks docs/hooks
+	$(BIN)/ruff check setup.py src tests examples benchmarks docs/hooks
+	$(BIN)/ruff format --check setup.py src tests examples benchmarks docs/hooks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Everything with the compiled core, then the serving path again as pure Python.
+pytest: compile
+	$(BIN)/python -m pytest --core=compiled $(PYTEST_ARGS)
+
+pytest-pure: $(STAMP)
+	HYPERCORN_NO_EXTENSIONS=1 $(BIN)/python -m pytest --core=pure $(PURE_TESTS) $(PYTEST_ARGS)
 
 # System tools the tests drive (curl, nghttp/h2load); installed from Debian when missing.
+# A C compiler and Python's headers build the compiled core.
 tools:
+	@command -v cc >/dev/null || { apt-get update -qq && apt-get install -y -qq gcc; }
+	@$(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' || \
+		{ apt-get update -qq && apt-get install -y -qq python3-dev; }
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 	@# ip (network namespaces for tests/fleet)
 	@{ command -v ip || test -x /usr/sbin/ip; } >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; }
@@ -49,7 +67,7 @@ tools:
 		{ mkdir -p .tools/node && cd .tools/node && { test -f package.json || npm init -y >/dev/null; } && \
 		  npm install --no-audit --no-fund --silent playwright-core; }
 
-test: tools lint typecheck site pytest
+test: tools lint typecheck site pytest pytest-pure
 
 # The user guide: `make docs` regenerates docs/settings.md from the settings table,
 # then builds the site. `make site` (what `make test` runs) only builds it, so that
@@ -66,10 +84,12 @@ site: $(STAMP)
 
 # The peers are installed in their own venvs under benchmarks/.venvs/ on first use.
 # BENCH_ARGS=--quick for a run of a few minutes; see benchmarks/run.py --help.
-bench: $(STAMP)
+bench: compile
 	@command -v wrk >/dev/null && command -v h2load >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client; }
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build src/*.egg-info
+	find src -name '*.so' -delete
+	rm -f src/hypercorn/shared/compiled.txt

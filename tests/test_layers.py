@@ -83,8 +83,12 @@ def test_shared_imports_nothing_above_it(path: Path) -> None:
 
 
 def test_what_shared_may_import_imports_nothing_of_ours() -> None:
-    for leaf in (SRC / "__init__.py", SRC / "typing.py"):
-        assert not {n for n in _imports(leaf) if n.split(".")[0] == "hypercorn"}, leaf.name
+    # The package's ``__init__`` chooses the serving core through ``shared.compiled``
+    # before anything else is imported; that module imports nothing of ours.
+    allowed = {SRC / "__init__.py": {"hypercorn.shared"}}
+    for leaf in (SRC / "__init__.py", SRC / "typing.py", SRC / "shared" / "compiled.py"):
+        ours = {n for n in _imports(leaf) if n.split(".")[0] == "hypercorn"}
+        assert ours <= allowed.get(leaf, set()), leaf.name
 
 
 def _function_level_imports(path: Path) -> tuple[set[str], set[str]]:

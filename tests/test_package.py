@@ -33,7 +33,7 @@ def test_console_script_and_module_entry_point() -> None:
     ):
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == f"hypercorn {hypercorn.__version__}"
+        assert result.stdout.startswith(f"hypercorn {hypercorn.__version__}, ")
 
 
 def test_frameworks_resolve_to_this_distribution() -> None:

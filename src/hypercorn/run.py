@@ -9,10 +9,12 @@ it is told to stop (SIGINT or SIGTERM).
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable, Sequence
 
 from hypercorn.config import Config
+from hypercorn.shared import compiled
 from hypercorn.shared.sockets import Sockets, systemd_sockets
 from hypercorn.supervisor.pidfile import check_pid_file, remove_pid_file, write_pid_file
 from hypercorn.supervisor.upgrade import inherited_from, inherited_sockets
@@ -45,6 +47,7 @@ def run(
         check_pid_file(config.pid_path, warn=not config.daemon)
     config.create_ssl_context()  # fail early, before binding, on a bad certificate
     sockets = inherited_sockets() or _inherited_sockets(config) or config.create_sockets()
+    _log_core(config)  # once the configuration is known to be servable
     if config.workers >= 1:
         from hypercorn.supervisor.arbiter import Arbiter
 
@@ -74,6 +77,14 @@ def run(
                 remove_pid_file(config.pid_path)
     finally:
         sockets.close()
+
+
+def _log_core(config: Config) -> None:
+    """Say which serving core runs; a stale compiled one is a warning (see ``compiled``)."""
+    from hypercorn import __version__
+
+    level = logging.WARNING if compiled.stale() else logging.INFO
+    config.log.error_logger.log(level, "hypercorn %s, %s", __version__, compiled.describe())
 
 
 def _inherited_sockets(config: Config) -> Sockets | None:

@@ -100,6 +100,7 @@ def _add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The ``hypercorn`` argument parser."""
     from hypercorn import __version__
+    from hypercorn.shared import compiled
 
     parser = _Parser(
         prog=PROG,
@@ -124,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="Deprecated alias of --verify-mode, as an integer.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}, {compiled.describe()}"
+    )
     for setting in SETTINGS:
         if setting.flags:
             _add_setting(parser, setting)
