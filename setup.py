@@ -69,7 +69,7 @@ class BuildCore(build_ext):
             try:
                 super().run()
             except Exception as exc:  # no C compiler, or it failed: build pure
-                self.error = f"the C build failed: {type(exc).__name__}: {exc}"
+                self.error = f"the C build failed: {type(exc).__name__}: {str(exc)[:200]}"
                 self._remove_outputs()
         self._write_record()
 

@@ -191,3 +191,47 @@ class TestCheck:
         for extension in tmp_path.rglob(f"*{EXTENSION_SUFFIXES[0]}"):
             extension.unlink()
         assert compiled.check(tmp_path, {}).startswith("no compiled core for ")
+
+
+def _build(tmp_path: Path, **environ: str) -> Path:
+    """``setup.py build_ext`` into ``tmp_path``; the build directory it made."""
+    pytest.importorskip("mypyc", reason="the build needs mypy (in the test extra)")
+    build_lib = tmp_path / "lib"
+    env = {k: v for k, v in os.environ.items() if k != compiled.ENV} | environ
+    result = subprocess.run(
+        [sys.executable, "setup.py", "build_ext", "-b", str(build_lib), "-t", str(tmp_path / "t")],
+        cwd=SRC.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "hypercorn build: pure-Python core (" in result.stderr
+    return build_lib
+
+
+class TestBuildWithoutTheCore:
+    """The build never fails for want of the compiled core, and records why."""
+
+    def test_no_extensions_at_build_time(self, tmp_path: Path) -> None:
+        build_lib = _build(tmp_path, HYPERCORN_NO_EXTENSIONS="1")
+        assert not list(build_lib.rglob(f"*{EXTENSION_SUFFIXES[0]}"))
+        reason = "HYPERCORN_NO_EXTENSIONS=1 at build time"
+        assert compiled.Record(build_lib).error == reason
+
+    @pytest.mark.slow
+    def test_no_working_c_compiler(self, tmp_path: Path) -> None:
+        build_lib = _build(tmp_path, CC="/bin/false")
+        assert not list(build_lib.rglob(f"*{EXTENSION_SUFFIXES[0]}"))
+        assert compiled.Record(build_lib).error.startswith("the C build failed: CompileError")
+        # Beside the sources, that build runs the same modules as Python, and says why.
+        shutil.copytree(
+            SRC / "hypercorn",
+            build_lib / "hypercorn",
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("*.so", "compiled.txt", "__pycache__"),
+        )
+        probe = _probe(build_lib)
+        assert probe["core"] == "pure"
+        assert str(probe["reason"]).startswith("the C build failed: CompileError")
