@@ -46,6 +46,9 @@ COMPILED = (
     "hypercorn.worker.protocol.http11_response",
     "hypercorn.worker.protocol.connection",
     "hypercorn.worker.router",
+    "hypercorn.worker.asgi.http",
+    "hypercorn.worker.io",
+    "hypercorn.worker.context",
 )
 """The modules mypyc compiles (``setup.py`` reads this tuple)."""
 

@@ -101,3 +101,11 @@ class UnexpectedMessageError(Exception):
     def __str__(self) -> str:
         state = self.state.name if isinstance(self.state, enum.Enum) else str(self.state)
         return f"Unexpected ASGI message type {self.message_type!r} in state {state}"
+
+
+class ClientDisconnectedError(OSError):
+    """Raised by ``send`` once the client has gone (ASGI HTTP spec 2.4).
+
+    Defined here rather than beside the ASGI streams: their module is compiled,
+    and a compiled class cannot derive from ``OSError``.
+    """

@@ -54,7 +54,7 @@ import sys
 import termios
 from typing import TYPE_CHECKING, cast
 
-from hypercorn.worker.asgi.http import ClientDisconnectedError
+from hypercorn.shared.errors import ClientDisconnectedError
 from hypercorn.worker.connection_info import connection_info, selected_alpn
 from hypercorn.worker.protocol.base import ServerProtocol
 from hypercorn.worker.protocol.connection import ServerConnection

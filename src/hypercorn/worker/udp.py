@@ -34,7 +34,7 @@ import socket
 from typing import TYPE_CHECKING, Any, cast
 
 from hypercorn.shared.addresses import parse_socket_addr
-from hypercorn.worker.asgi.http import ClientDisconnectedError
+from hypercorn.shared.errors import ClientDisconnectedError
 from hypercorn.worker.protocol.events import ConnectionInfo, Headers, OutboundEvent
 from hypercorn.worker.protocol.h3 import H3Protocol
 from hypercorn.worker.protocol.h3_endpoint import QuicEndpoint

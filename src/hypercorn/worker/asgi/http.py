@@ -45,6 +45,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
+from hypercorn.shared.errors import ClientDisconnectedError as ClientDisconnectedError
 from hypercorn.shared.errors import UnexpectedMessageError
 from hypercorn.shared.headers import build_and_validate_headers, valid_server_name
 from hypercorn.worker.asgi import files
@@ -72,10 +73,6 @@ BODY_HIGH_WATER = 64 * 1024
 _CLOSE_HEADER = (b"connection", b"close")
 _MULTIPLEXED = frozenset(("2", "3"))  # HTTP/2 and HTTP/3: streams, push, trailers
 _ERROR_HEADERS: Headers = ((b"content-length", b"0"),)
-
-
-class ClientDisconnectedError(OSError):
-    """Raised by ``send`` once the client has gone (ASGI HTTP spec 2.4)."""
 
 
 class StreamHost(Protocol):

@@ -43,9 +43,9 @@ import contextlib
 import enum
 from typing import TYPE_CHECKING, Any
 
-from hypercorn.shared.errors import UnexpectedMessageError
+from hypercorn.shared.errors import ClientDisconnectedError, UnexpectedMessageError
 from hypercorn.shared.headers import build_and_validate_headers, valid_server_name
-from hypercorn.worker.asgi.http import ClientDisconnectedError, StreamHost
+from hypercorn.worker.asgi.http import StreamHost
 from hypercorn.worker.asgi.http import build_scope as build_http_scope
 from hypercorn.worker.protocol.events import (
     ConnectionInfo,
