@@ -1,7 +1,8 @@
 """CPU per request of one worker's serving path, in process, without a network.
 
 A fake transport feeds an ``HTTPConnection`` one request at a time (keep-alive
-HTTP/1.1, or HTTP/2 streams by prior knowledge) and waits for its response;
+HTTP/1.1, HTTP/2 streams by prior knowledge, or text messages on one WebSocket)
+and waits for its response (or echo);
 the figure is the process CPU time per request, best of several rounds. No
 kernel, no load generator: what it measures is our code and the loop, so
 compare two builds with it on the same machine, not with ``make bench``.
@@ -11,7 +12,7 @@ instructions of those requests alone (``h2c`` counts its h2 client too,
 ``h2c-server`` the server alone; both send ``--requests``/4 requests).
 
     python benchmarks/inprocess.py [--requests N] [--rounds R] [--loop asyncio|uvloop]
-                                   [--only http11|http11-unique|h2c|h2c-server] [--lazy]
+                                   [--only http11|http11-unique|h2c|h2c-server|ws] [--lazy]
 
 ``--lazy`` gives the loop a task factory, which makes a worker start every
 request's task on the loop's next turn, as on Python 3.11, where it would
@@ -170,11 +171,40 @@ async def h2c_server(requests: int) -> float:
     return (time.process_time() - started) / requests
 
 
+async def websocket(messages: int) -> float:
+    loop = asyncio.get_running_loop()
+    connection, transport = _connection(loop)
+    transport.waiter = loop.create_future()
+    transport.expect = b"101 Switching Protocols"
+    connection.data_received(
+        b"GET /ws HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await transport.waiter
+    # A masked text frame "Hello, world!" (mask 0x01020304); the echo is unmasked.
+    text = b"Hello, world!"
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(text))
+    message = bytes((0x81, 0x80 | len(text))) + mask + masked
+    transport.expect = text
+    started = time.process_time()
+    for _ in range(messages):
+        transport.waiter = loop.create_future()
+        connection.data_received(message)
+        await transport.waiter
+    elapsed = time.process_time() - started
+    transport.out.clear()
+    connection.data_received(b"\x88\x82" + mask + bytes((0x03 ^ 1, 0xE8 ^ 2)))
+    await asyncio.sleep(0)
+    return elapsed / messages
+
+
 SCENARIOS = {
     "http11": "keep-alive hello",
     "http11-unique": "keep-alive hello, unique heads",
     "h2c": "h2c hello (one stream at a time)",
     "h2c-server": "h2c hello, server only",
+    "ws": "WebSocket echo (per message)",
 }
 
 
@@ -202,6 +232,7 @@ def main() -> None:
         "http11-unique": lambda: http11(n, True),
         "h2c": lambda: h2c(n // 4),
         "h2c-server": lambda: h2c_server(n // 4),
+        "ws": lambda: websocket(n),
     }
     with runner:
         if args.lazy:

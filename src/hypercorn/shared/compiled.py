@@ -45,8 +45,11 @@ COMPILED = (
     "hypercorn.worker.protocol.http11_head",
     "hypercorn.worker.protocol.http11_response",
     "hypercorn.worker.protocol.connection",
+    "hypercorn.worker.protocol.ws_frames",
+    "hypercorn.worker.protocol.ws",
     "hypercorn.worker.router",
     "hypercorn.worker.asgi.http",
+    "hypercorn.worker.asgi.websocket",
     "hypercorn.worker.io",
     "hypercorn.worker.context",
 )

@@ -57,7 +57,7 @@ _SYNC_TAIL: Final = b"\x00\x00\xff\xff"  # RFC 7692 section 7.2.1
 # are reserved or local-only, other codes under 3000 are unassigned.
 _CLOSE_CODES: Final = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015)))
 _LOCAL_ONLY: Final = frozenset((1005, 1006, 1015))
-_XOR: Final = [bytes(a ^ b for a in range(256)) for b in range(256)]
+_XOR: Final = [bytes([a ^ b for a in range(256)]) for b in range(256)]
 _INT_UNMASK_MAX: Final = 2048  # measured: big-int XOR wins below, translate above
 
 Event = tuple[int, bytes | str]
