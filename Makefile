@@ -10,8 +10,14 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
-# What `make test` runs a second time on the pure-Python core.
-PURE_TESTS ?= tests/shared tests/worker tests/e2e
+# What `make test` runs a second time on the pure-Python core: the suites that reach
+# the compiled modules (the sans-IO protocols, the streams, io.py; the build's own
+# tests), end to end on the asyncio worker class alone (io.py serves asyncio and
+# uvloop alike; the trio I/O layer is not compiled) and without HTTP/3, which has no
+# compiled module of its own.
+PURE_TESTS ?= tests/worker tests/shared/test_compiled.py tests/e2e --worker-classes=asyncio \
+	--ignore=tests/e2e/test_http3.py --ignore=tests/e2e/test_http3_workers.py \
+	--ignore=tests/e2e/test_browser_h3.py
 
 .PHONY: run test tools lint typecheck pytest pytest-pure compile bench docs site clean
 

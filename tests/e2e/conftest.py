@@ -10,7 +10,8 @@ gracefully on exit, and re-raise whatever the server raised. Settings are
 The worker class is ``worker_class`` when a test gives it, else the one of the
 ``worker_class`` fixture: a module that uses it (``pytestmark =
 pytest.mark.usefixtures("worker_class")``) runs each test once per class in
-``WORKER_CLASSES``, or per class its ``worker_classes(...)`` marker names.
+``WORKER_CLASSES``, or per class its ``worker_classes(...)`` marker names
+(of those, only the ones ``--worker-classes`` lists, when given).
 ``running_server`` serves an asyncio worker in the test's loop, and any other
 from a thread; an app that must run under each class waits with ``anyio``.
 """
@@ -47,6 +48,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "worker_class" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("worker_classes")
         classes = marker.args if marker is not None else WORKER_CLASSES
+        chosen = metafunc.config.getoption("--worker-classes")
+        if chosen is not None:
+            classes = tuple(name for name in classes if name in chosen.split(","))
         metafunc.parametrize("worker_class", classes, indirect=True)
 
 
