@@ -109,3 +109,12 @@ class ClientDisconnectedError(OSError):
     Defined here rather than beside the ASGI streams: their module is compiled,
     and a compiled class cannot derive from ``OSError``.
     """
+
+
+class StreamStateError(RuntimeError):
+    """The server tried to send an HTTP/2 frame its stream's state does not allow.
+
+    Defined here rather than beside the stream states: their module is compiled,
+    and a compiled class cannot derive from ``RuntimeError`` (which the ASGI
+    stream catches to turn a refused response head into a 500).
+    """

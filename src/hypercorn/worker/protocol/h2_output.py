@@ -26,6 +26,7 @@ client is not sent one per DATA frame.
 
 from __future__ import annotations
 
+from hypercorn.shared.errors import StreamStateError
 from hypercorn.worker.protocol.h2_frames import (
     DATA,
     DEFAULT_FRAME_SIZE,
@@ -57,7 +58,6 @@ from hypercorn.worker.protocol.h2_streams import (
     Input,
     State,
     Stream,
-    StreamStateError,
     transition,
 )
 

@@ -67,10 +67,6 @@ class Scope(IntEnum):
     CONNECTION = 2
 
 
-class StreamStateError(RuntimeError):
-    """The server tried to send a frame its stream's state does not allow."""
-
-
 S = State
 I = Input  # noqa: E741 (the table reads better with a one-letter alias)
 
