@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from hypercorn.shared.config import Config
 from hypercorn.shared.settings import SETTINGS, Setting
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "hypercorn" / "shared" / "config.py"
@@ -42,3 +43,14 @@ def test_same_names_in_the_same_order() -> None:
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
 def test_annotation_is_the_documented_type(setting: Setting) -> None:
     assert _declarations()[setting.name] == setting.kind
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda setting: setting.name)
+def test_every_default_is_a_value_the_setting_accepts(setting: Setting) -> None:
+    # A default the converter refuses could not be written back in a config file
+    # or on the command line (``--drain-delay 0`` must mean what the default means).
+    default = getattr(Config(), setting.name)
+    converted = setting.convert(setting.name, default)
+    if isinstance(default, tuple):
+        converted = tuple(converted)  # a sequence setting is read as a list
+    assert converted == default

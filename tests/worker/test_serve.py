@@ -233,12 +233,14 @@ def test_failed_startup_exits_non_zero_with_the_message(tmp_path: Path) -> None:
             """
         )
     )
+    # No first-boot retries here (tests/supervisor/test_first_boot.py has them).
+    args = ["-b", "127.0.0.1:0", "--boot-retry-window", "0", "failing:app"]
     result = subprocess.run(
-        [sys.executable, "-m", "hypercorn", "-b", "127.0.0.1:0", "failing:app"],
+        [sys.executable, "-m", "hypercorn", *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=scaled(30),
     )
-    assert result.returncode != 0
+    assert result.returncode == 6  # lifespan startup failed
     assert "no database" in result.stderr

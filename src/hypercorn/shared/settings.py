@@ -126,7 +126,7 @@ SETTINGS: tuple[Setting, ...] = (
        "Event loop of each worker: `asyncio`, `uvloop` or `trio`.", "-k", "--worker-class"),
     _s("graceful_timeout", "Workers", "float", 3.0, v.number(0.0),
        "Seconds in-flight requests get to finish on stop or reload.", "--graceful-timeout"),
-    _s("drain_delay", "Workers", "float", 0.0, _secs,
+    _s("drain_delay", "Workers", "float", 0.0, v.number(0.0),
        "Seconds the master reports not ready on `health_bind` after TERM (or `hypercorn ctl "
        "drain`) while still serving, before its graceful stop: time for a load balancer or "
        "Kubernetes to take the host out of rotation. 0 stops at once.", "--drain-delay"),
@@ -148,7 +148,7 @@ SETTINGS: tuple[Setting, ...] = (
        "Once workers have served: consecutive workers that fail to boot, with none left "
        "serving, before the master gives up (it never stops while a worker serves).",
        "--max-worker-boot-failures"),
-    _s("boot_retry_window", "Workers", "float", 30.0, _secs,
+    _s("boot_retry_window", "Workers", "float", 30.0, v.number(0.0),
        "Seconds the first boot keeps retrying an application whose import or startup "
        "fails (backoff from 0.1 s, doubling, at most 5 s apart); then the master stops "
        "with exit code 4 (import), 6 (lifespan startup) or 3. An error no retry can fix "
