@@ -73,7 +73,10 @@ tools:
 		{ mkdir -p .tools/node && cd .tools/node && { test -f package.json || npm init -y >/dev/null; } && \
 		  npm install --no-audit --no-fund --silent playwright-core; }
 
-test: tools lint typecheck site pytest pytest-pure
+# The two passes run side by side (most of a test's time is waiting on servers and
+# clients, not CPU); each one's output is printed whole when it ends.
+test: tools lint typecheck site compile
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest pytest-pure
 
 # The user guide: `make docs` regenerates docs/settings.md from the settings table,
 # then builds the site. `make site` (what `make test` runs) only builds it, so that
