@@ -19,7 +19,7 @@ PURE_TESTS ?= tests/worker tests/shared/test_compiled.py tests/e2e --worker-clas
 	--ignore=tests/e2e/test_http3.py --ignore=tests/e2e/test_http3_workers.py \
 	--ignore=tests/e2e/test_browser_h3.py
 
-.PHONY: run test tools lint typecheck pytest pytest-pure compile bench docs site clean
+.PHONY: run test tools lint typecheck pytest pytest-processes pytest-serving pytest-pure compile bench docs site clean
 
 # The editable install builds the compiled core in place (see setup.py); setuptools
 # and mypy in the venv let `make compile` rebuild it without a new build environment.
@@ -49,6 +49,14 @@ typecheck: $(STAMP)
 pytest: compile
 	$(BIN)/python -m pytest --core=compiled $(PYTEST_ARGS)
 
+PROCESS_SUITES := tests/supervisor tests/daemon tests/fleet
+
+pytest-processes: compile
+	$(BIN)/python -m pytest --core=compiled $(PROCESS_SUITES) $(PYTEST_ARGS)
+
+pytest-serving: compile
+	$(BIN)/python -m pytest --core=compiled $(PROCESS_SUITES:%=--ignore=%) $(PYTEST_ARGS)
+
 pytest-pure: $(STAMP)
 	HYPERCORN_NO_EXTENSIONS=1 $(BIN)/python -m pytest --core=pure $(PURE_TESTS) $(PYTEST_ARGS)
 
@@ -73,10 +81,12 @@ tools:
 		{ mkdir -p .tools/node && cd .tools/node && { test -f package.json || npm init -y >/dev/null; } && \
 		  npm install --no-audit --no-fund --silent playwright-core; }
 
-# The two passes run side by side (most of a test's time is waiting on servers and
-# clients, not CPU); each one's output is printed whole when it ends.
+# The compiled pass in two halves (the suites that start masters, and the rest), then
+# the pure pass, two at a time: most of a test's time is waiting on servers and
+# clients, not CPU. Each part's output is printed whole when it ends.
 test: tools lint typecheck site compile
-	$(MAKE) --no-print-directory -j2 --output-sync=target pytest pytest-pure
+	$(MAKE) --no-print-directory -j2 --output-sync=target \
+		pytest-processes pytest-serving pytest-pure
 
 # The user guide: `make docs` regenerates docs/settings.md from the settings table,
 # then builds the site. `make site` (what `make test` runs) only builds it, so that
