@@ -62,6 +62,8 @@ COMPILED = (
     "hypercorn.worker.asgi.websocket",
     "hypercorn.worker.io",
     "hypercorn.worker.context",
+    "hypercorn.shared.header_rules",
+    "hypercorn.shared.metrics",
 )
 """The modules mypyc compiles (``setup.py`` reads this tuple)."""
 
