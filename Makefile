@@ -111,4 +111,4 @@ bench: compile
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build src/*.egg-info
 	find src -name '*.so' -delete
-	rm -f src/hypercorn/shared/compiled.txt
+	rm -f src/hypercorn/shared/compiled*.txt

@@ -5,7 +5,7 @@ extension modules from their own typed source (no second copy of the logic).
 The build never fails for want of them: without a C compiler, without mypyc,
 or with ``HYPERCORN_NO_EXTENSIONS=1`` set, the package is built without them
 and the same modules run as Python. Either way the build says which it made,
-and writes ``hypercorn/shared/compiled.txt``, the record the package checks
+and writes ``hypercorn/shared/compiled.<interpreter>.txt``, the record the package checks
 at import (see ``hypercorn/shared/compiled.py``).
 """
 

@@ -110,9 +110,26 @@ class Peer:
 
     def _compile(self) -> None:
         if self.source is not None:
+            self._build_core()
             subprocess.run(
                 [str(self.bin / "python"), "-m", "compileall", "-q", str(self.source)], check=True
             )
+
+    def _build_core(self) -> None:
+        """Ours, installed editable: build the compiled core in place for this venv's
+        interpreter whenever its build record says it is missing or stale. The
+        editable install builds it once; sources edited since would otherwise
+        run as pure Python on every interpreter but the one ``make`` rebuilds."""
+        python = str(self.bin / "python")
+        check = "import hypercorn.shared.compiled as c; raise SystemExit(c.needs_build())"
+        if subprocess.run([python, "-c", check], check=False).returncode == 0:
+            return
+        print(f"[setup] {self.name}: building the compiled core", flush=True)
+        tools = ["mypy", "setuptools"]  # what ``setup.py`` builds it with
+        subprocess.run([python, "-m", "pip", "install", "--quiet", *tools], check=True)
+        subprocess.run(
+            [python, "setup.py", "--quiet", "build_ext", "--inplace"], cwd=ROOT, check=True
+        )
 
     def argv(self, serve: Serve) -> list[str]:
         return self.command(self.bin, serve)

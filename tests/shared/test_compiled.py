@@ -192,6 +192,21 @@ class TestCheck:
             extension.unlink()
         assert compiled.check(tmp_path, {}).startswith("no compiled core for ")
 
+    def test_another_interpreters_build_does_not_vouch_for_this_one(self, tmp_path: Path) -> None:
+        # A tree built in place for two interpreters; after an edit, only the
+        # other one was rebuilt: this one's extension modules are stale.
+        tree, elsewhere = tmp_path / "tree", tmp_path / "elsewhere"
+        _fake_build(tree, extensions=True)
+        compiled.Record.write(tree, _digests(tree), compiler="mypyc 1.0")
+        compiled.source_path("hypercorn.worker.router", tree).write_text("# edited\n")
+        compiled.Record.write(elsewhere, _digests(tree), compiler="mypyc 1.0")
+        shared = Path("hypercorn", "shared")
+        other = tree / shared / "compiled.otherpython-399.txt"
+        other.write_bytes((elsewhere / shared / compiled.RECORD).read_bytes())
+        assert f"compiled.{sys.implementation.cache_tag}.txt" == compiled.RECORD
+        assert compiled.check(tree, {}).startswith("compiled core is stale (router.py")
+        assert compiled.needs_build(tree)
+
 
 def _build(tmp_path: Path, **environ: str) -> Path:
     """``setup.py build_ext`` into ``tmp_path``; the build directory it made."""
@@ -230,7 +245,7 @@ class TestBuildWithoutTheCore:
             SRC / "hypercorn",
             build_lib / "hypercorn",
             dirs_exist_ok=True,
-            ignore=shutil.ignore_patterns("*.so", "compiled.txt", "__pycache__"),
+            ignore=shutil.ignore_patterns("*.so", "compiled*.txt", "__pycache__"),
         )
         probe = _probe(build_lib)
         assert probe["core"] == "pure"

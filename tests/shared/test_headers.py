@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hypercorn.shared import headers as headers_module
+from hypercorn.shared import header_rules as headers_module
 from hypercorn.shared.headers import (
     build_and_validate_headers,
     filter_pseudo_headers,

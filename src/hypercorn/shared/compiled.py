@@ -5,8 +5,9 @@ Theory of operation
 The modules named in ``COMPILED`` are the serving core's hot path. When the
 package is built (``setup.py``), mypyc compiles each of them to a C extension
 module placed beside its ``.py``, from that same typed source, and the build
-writes a record (``compiled.txt`` beside this module) with the SHA-256 of
-every source it compiled. Python imports an extension module in preference to
+writes a record beside this module (``compiled.cpython-311.txt``: one per
+interpreter, as the extension modules are) with the SHA-256 of every source
+it compiled. Python imports an extension module in preference to
 the ``.py`` beside it, so the compiled core runs by default.
 
 ``hypercorn/__init__.py`` calls ``select()`` before any of these modules is
@@ -62,11 +63,15 @@ COMPILED = (
     "hypercorn.worker.asgi.websocket",
     "hypercorn.worker.io",
     "hypercorn.worker.context",
+    "hypercorn.shared.header_rules",
+    "hypercorn.shared.metrics",
 )
 """The modules mypyc compiles (``setup.py`` reads this tuple)."""
 
-RECORD = "compiled.txt"
-"""The build's record, beside this module: one ``key value`` line each for
+RECORD = f"compiled.{sys.implementation.cache_tag}.txt"
+"""The build's record for this interpreter, beside this module (a tree built in
+place for two interpreters holds two, so that one build never vouches for the
+other's extension modules): one ``key value`` line each for
 ``compiler`` (or the ``error`` that kept the build from compiling), and a
 ``source MODULE SHA256`` line for each source as the build read it."""
 

@@ -18,8 +18,6 @@ the renderer's business.
 
 from __future__ import annotations
 
-import bisect
-
 __all__ = [
     "BUCKETS",
     "GAUGE_SLOTS",
@@ -59,7 +57,12 @@ class WorkerCounters:
             values[_STATUS + 1] += 1  # the common case, without the clamping below
         else:
             values[_STATUS + min(max(status // 100, 1), 5) - 1] += 1
-        values[_BUCKET + bisect.bisect_left(BUCKETS, seconds)] += 1
+        bucket = _BUCKET  # the first bound at or above ``seconds`` (a fast answer is the first)
+        for bound in BUCKETS:
+            if seconds <= bound:
+                break
+            bucket += 1
+        values[bucket] += 1
         if seconds > 0:
             values[_SUM_US] += int(seconds * 1_000_000 + 0.5)
 

@@ -44,7 +44,7 @@ import enum
 from typing import TYPE_CHECKING, Any
 
 from hypercorn.shared.errors import ClientDisconnectedError, UnexpectedMessageError
-from hypercorn.shared.headers import build_and_validate_headers, valid_server_name
+from hypercorn.shared.header_rules import server_name_matches, validate_headers
 from hypercorn.worker.asgi.http import StreamHost
 from hypercorn.worker.asgi.http import build_scope as build_http_scope
 from hypercorn.worker.protocol.events import (
@@ -304,7 +304,7 @@ class WebSocketStream:
             self.state = WebSocketState.CLOSED
             return
         assert self._handshake is not None
-        app_headers = build_and_validate_headers(message.get("headers") or ())
+        app_headers = validate_headers(message.get("headers") or ())
         if any(name == b"sec-websocket-protocol" for name, _ in app_headers):
             raise ValueError("set the subprotocol with 'subprotocol', not a header")
         subprotocol = message.get("subprotocol")
@@ -328,7 +328,7 @@ class WebSocketStream:
         status = message["status"]
         if type(status) is not int or not 200 <= status <= 599:
             raise ValueError(f"invalid HTTP status {status!r} in websocket.http.response.start")
-        app_headers = build_and_validate_headers(message.get("headers", ()))
+        app_headers = validate_headers(message.get("headers", ()))
         names = {name for name, _ in app_headers}
         headers = [
             header for header in self._ctx.default_headers("h11")[0] if header[0] not in names
@@ -419,7 +419,7 @@ class WebSocketStream:
             error = self._handshake_error
             await self._respond_error(error.status, error.headers)
             return
-        if not valid_server_name(self._ctx.config, self.request):
+        if not server_name_matches(self._ctx.config.server_names, self.request.headers):
             await self._respond_error(404)
             return
         log = self._ctx.log
