@@ -245,12 +245,16 @@ async def _h2_at_limit(worker: LimitedWorker) -> None:
     client.close()
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+@pytest.mark.parametrize(
+    ("host", "client_host"),
+    [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("[::1]", "::1")],
+)
 async def test_the_scope_names_the_local_address_on_one_address_and_on_a_wildcard(
-    host: str,
+    host: str, client_host: str
 ) -> None:
     """A listener bound to one address names it without asking each socket;
-    on a wildcard the socket's own local address is read."""
+    on a wildcard the socket's own local address is read. The peer's address
+    is the one ``accept`` returned (IPv6: host and port, as ASGI has it)."""
     seen: list[dict[str, Any]] = []
 
     async def recording(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -259,14 +263,14 @@ async def test_the_scope_names_the_local_address_on_one_address_and_on_a_wildcar
         await app(scope, receive, send)
 
     async with serving(recording, make_config(bind=[f"{host}:0"])) as address:
-        reader, writer = await asyncio.open_connection("127.0.0.1", address.port)
+        reader, writer = await asyncio.open_connection(client_host, address.port)
         writer.write(REQUEST)
         assert (await asyncio.wait_for(reader.read(65536), scaled(5))).startswith(b"HTTP/1.1 200")
         local = writer.get_extra_info("sockname")
         writer.close()
         await writer.wait_closed()
-    assert seen[0]["server"] == ("127.0.0.1", address.port)
-    assert seen[0]["client"] == ("127.0.0.1", local[1])
+    assert seen[0]["server"] == (client_host, address.port)
+    assert seen[0]["client"] == (client_host, local[1])
 
 
 def live_connections() -> int:

@@ -61,6 +61,7 @@ COMPILED = (
     "hypercorn.worker.asgi.http",
     "hypercorn.worker.asgi.websocket",
     "hypercorn.worker.io",
+    "hypercorn.worker.connection_info",
     "hypercorn.worker.context",
 )
 """The modules mypyc compiles (``setup.py`` reads this tuple)."""

@@ -53,9 +53,8 @@ of connections a second does not feed the cyclic garbage collector.
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import sys
-import termios
+from fcntl import ioctl
+from termios import FIONREAD
 from typing import TYPE_CHECKING, cast
 
 from hypercorn.shared.errors import ClientDisconnectedError
@@ -458,7 +457,10 @@ def _unread(transport: asyncio.BaseTransport, fd: int) -> bool:
     # fails to parse them as writable, an exception made and dropped per call).
     count = bytearray(4)
     try:
-        fcntl.ioctl(fd, termios.FIONREAD, count)
+        ioctl(fd, FIONREAD, count)
     except (OSError, ValueError):
         return False  # closed already
-    return int.from_bytes(count, sys.byteorder) > 0
+    return count != _NONE  # a count of bytes: zero in any byte order
+
+
+_NONE = bytes(4)
