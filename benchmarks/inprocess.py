@@ -9,10 +9,13 @@ compare two builds with it on the same machine, not with ``make bench``.
 ``--only`` runs one scenario, e.g. under ``valgrind --tool=cachegrind`` with
 ``--rounds 1``, where the difference between two ``--requests`` counts is the
 instructions of those requests alone (``h2c`` counts its h2 client too,
-``h2c-server`` the server alone; both send ``--requests``/4 requests).
+``h2c-server`` the server alone; both send ``--requests``/4 requests;
+``http11-close`` is one connection per request, from ``connection_made`` to
+``connection_lost``).
 
     python benchmarks/inprocess.py [--requests N] [--rounds R] [--loop asyncio|uvloop]
-                                   [--only http11|http11-unique|h2c|h2c-server|ws] [--lazy]
+                                   [--only http11|http11-unique|http11-close|h2c|h2c-server|ws]
+                                   [--lazy]
 
 ``--lazy`` gives the loop a task factory, which makes a worker start every
 request's task on the loop's next turn, as on Python 3.11, where it would
@@ -79,12 +82,15 @@ class FakeTransport:
         return 0
 
 
-def _connection(loop: asyncio.AbstractEventLoop) -> tuple[HTTPConnection, FakeTransport]:
+def _context(loop: asyncio.AbstractEventLoop) -> WorkerContext:
     config = Config()
     config.keep_alive_max_requests = 10**9
     config.keep_alive_timeout = 3600.0  # a slow run (valgrind on a busy machine) is not idle
-    ctx = WorkerContext(app, config, loop, {})  # type: ignore[arg-type]
-    connection = HTTPConnection(ctx, secure=False)
+    return WorkerContext(app, config, loop, {})  # type: ignore[arg-type]
+
+
+def _connection(loop: asyncio.AbstractEventLoop) -> tuple[HTTPConnection, FakeTransport]:
+    connection = HTTPConnection(_context(loop), secure=False)
     transport = FakeTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
     return connection, transport
@@ -105,6 +111,29 @@ async def http11(requests: int, unique: bool) -> float:
         transport.waiter = loop.create_future()
         connection.data_received(head)
         await transport.waiter
+    return (time.process_time() - started) / requests
+
+
+async def http11_close(requests: int) -> float:
+    """A connection per request: made, one ``Connection: close`` request, its
+    response, the server's close, and the transport's ``connection_lost``."""
+    loop = asyncio.get_running_loop()
+    ctx = _context(loop)
+    head = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    started = time.process_time()
+    for _ in range(requests):
+        connection = HTTPConnection(ctx, secure=False)
+        transport = FakeTransport()
+        transport.expect = b"Hello, world!"
+        transport.waiter = loop.create_future()
+        connection.connection_made(transport)  # type: ignore[arg-type]
+        connection.data_received(head)
+        await transport.waiter
+        if not transport.closed:
+            raise RuntimeError("the server kept a Connection: close connection open")
+        connection.connection_lost(None)
+    if ctx.connections:
+        raise RuntimeError("a closed connection is still registered")
     return (time.process_time() - started) / requests
 
 
@@ -202,6 +231,7 @@ async def websocket(messages: int) -> float:
 SCENARIOS = {
     "http11": "keep-alive hello",
     "http11-unique": "keep-alive hello, unique heads",
+    "http11-close": "Connection: close hello (a connection each)",
     "h2c": "h2c hello (one stream at a time)",
     "h2c-server": "h2c hello, server only",
     "ws": "WebSocket echo (per message)",
@@ -230,6 +260,7 @@ def main() -> None:
     scenarios = {
         "http11": lambda: http11(n, False),
         "http11-unique": lambda: http11(n, True),
+        "http11-close": lambda: http11_close(n),
         "h2c": lambda: h2c(n // 4),
         "h2c-server": lambda: h2c_server(n // 4),
         "ws": lambda: websocket(n),

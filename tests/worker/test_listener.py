@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 
+from hypercorn.worker.io import HTTPConnection
 from hypercorn.worker.serve import WorkerHooks, serve_sockets
 from tests.e2e.conftest import make_config, scaled, serving
 
@@ -243,12 +245,16 @@ async def _h2_at_limit(worker: LimitedWorker) -> None:
     client.close()
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+@pytest.mark.parametrize(
+    ("host", "client_host"),
+    [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("[::1]", "::1")],
+)
 async def test_the_scope_names_the_local_address_on_one_address_and_on_a_wildcard(
-    host: str,
+    host: str, client_host: str
 ) -> None:
     """A listener bound to one address names it without asking each socket;
-    on a wildcard the socket's own local address is read."""
+    on a wildcard the socket's own local address is read. The peer's address
+    is the one ``accept`` returned (IPv6: host and port, as ASGI has it)."""
     seen: list[dict[str, Any]] = []
 
     async def recording(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -257,11 +263,37 @@ async def test_the_scope_names_the_local_address_on_one_address_and_on_a_wildcar
         await app(scope, receive, send)
 
     async with serving(recording, make_config(bind=[f"{host}:0"])) as address:
-        reader, writer = await asyncio.open_connection("127.0.0.1", address.port)
+        reader, writer = await asyncio.open_connection(client_host, address.port)
         writer.write(REQUEST)
         assert (await asyncio.wait_for(reader.read(65536), scaled(5))).startswith(b"HTTP/1.1 200")
         local = writer.get_extra_info("sockname")
         writer.close()
         await writer.wait_closed()
-    assert seen[0]["server"] == ("127.0.0.1", address.port)
-    assert seen[0]["client"] == ("127.0.0.1", local[1])
+    assert seen[0]["server"] == (client_host, address.port)
+    assert seen[0]["client"] == (client_host, local[1])
+
+
+def live_connections() -> int:
+    """``HTTPConnection`` objects alive (the cyclic collector finds the rest)."""
+    return sum(1 for o in gc.get_objects() if type(o) is HTTPConnection)
+
+
+async def test_a_closed_connection_is_freed_without_the_cycle_collector() -> None:
+    """A worker closing connections one after another leaves no reference cycle
+    behind: each connection is freed as it is lost, not by a collection of the
+    whole heap, and with the collector off nothing accumulates."""
+    gc.collect()
+    gc.disable()
+    try:
+        async with limited(None) as worker:
+            before = live_connections()
+            for _ in range(5):
+                client = connect(worker.port)
+                await asyncio.get_running_loop().sock_sendall(
+                    client, b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+                )
+                assert (await receive_all(client)).endswith(b"ok")
+                client.close()
+            await wait_until(lambda: live_connections() <= before, scaled(5))
+    finally:
+        gc.enable()

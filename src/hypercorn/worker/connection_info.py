@@ -36,16 +36,26 @@ class ExtraInfo(Protocol):
     def get_extra_info(self, name: str, default: Any = None) -> Any: ...
 
 
-def connection_info(transport: ExtraInfo, secure: bool) -> ConnectionInfo:
-    """Client, server, scheme and TLS details of a new connection."""
+def connection_info(
+    transport: ExtraInfo, secure: bool, peername: Any = None, sockname: Any = None
+) -> ConnectionInfo:
+    """Client, server, scheme and TLS details of a new connection.
+
+    ``peername`` and ``sockname`` are the addresses as the listener already
+    knows them (``accept`` returns the peer's; a listener bound to one address
+    has every connection's local one); the transport is asked for those not given.
+    """
     # The family shows in the address itself (a tuple for IPv4 and IPv6, a
     # path for unix), which spares asking for the socket and its family.
-    sockname = transport.get_extra_info("sockname")
+    if sockname is None:
+        sockname = transport.get_extra_info("sockname")
     client: tuple[str, int] | None = None
     server: tuple[str, int | None] | None = None
     if isinstance(sockname, tuple):
         local = parse_socket_addr(socket.AF_INET, sockname)
-        peer = parse_socket_addr(socket.AF_INET, transport.get_extra_info("peername"))
+        if peername is None:
+            peername = transport.get_extra_info("peername")
+        peer = parse_socket_addr(socket.AF_INET, peername)
         client = peer if isinstance(peer, tuple) else None
         server = local if isinstance(local, tuple) else None
     elif sockname is not None:

@@ -33,16 +33,17 @@ import asyncio
 import errno
 import socket
 import ssl
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    from hypercorn.shared.eventloop import Handle
+    from hypercorn.shared.eventloop import Handle, Task
     from hypercorn.worker.context import WorkerContext
     from hypercorn.worker.io import HTTPConnection
 
 __all__ = ["Listener"]
 
+_TASK = "hypercorn connect"  # the name of each accepted socket's connecting task
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 RESOURCE_RETRY = 1.0  # seconds accepting pauses when the process runs out of descriptors
 
@@ -80,6 +81,7 @@ class Listener:
         self._fd = sock.fileno()
         self._raw_accept = sock._accept  # type: ignore[attr-defined]  # socket.accept's own
         self._family, self._type, self._proto = int(sock.family), int(sock.type), sock.proto
+        self._local = _fixed_local_address(sock)
         self._watch()
 
     def close(self) -> None:
@@ -111,7 +113,7 @@ class Listener:
             try:
                 # The raw accept and a socket made from plain ints: socket.accept()
                 # converts the family and type to enums for every connection.
-                fd, _ = self._raw_accept()
+                fd, peer = self._raw_accept()
                 conn = socket.socket(self._family, self._type, self._proto, fd)
             except (BlockingIOError, InterruptedError):
                 return
@@ -126,23 +128,42 @@ class Listener:
                 self._unwatch()
                 self._retry = self._loop.call_later(RESOURCE_RETRY, self._resume)
                 return
-            self._connect(conn)
+            self._connect(conn, fd, peer)
             ctx.check_limit()
 
-    def _connect(self, conn: socket.socket) -> None:
+    def _connect(self, conn: socket.socket, fd: int, peer: object) -> None:
         # No setblocking(False) here: connect_accepted_socket makes the socket
         # non-blocking itself (asyncio and uvloop alike), one system call less.
         protocol = self._factory()
-        self._ctx.arrive(protocol, self._loop.create_task(self._establish(conn, protocol)))
+        # What the transport would be asked again: the socket as it closes
+        # (is anything unread?), the addresses as it connects.
+        protocol.sock_fd = fd
+        protocol.peername = peer
+        protocol.sockname = self._local
+        self._ctx.arrive(protocol, self._start(self._establish(conn, protocol)))
+
+    def _start(self, coroutine: Coroutine[Any, Any, None]) -> Task:
+        loop = self._loop
+        if isinstance(loop, asyncio.AbstractEventLoop):
+            # Named, so that Python 3.11 does not format a "Task-N" name for
+            # each connection (later versions name tasks lazily).
+            return asyncio.Task(coroutine, loop=loop, name=_TASK)
+        return loop.create_task(coroutine)
 
     async def _establish(self, conn: socket.socket, protocol: HTTPConnection) -> None:
+        # The worker's own loop, not get_running_loop() (a getpid() per call);
+        # keyword arguments only for TLS (uvloop parses them at a cost).
+        loop = cast(asyncio.AbstractEventLoop, self._loop)
         try:
-            await asyncio.get_running_loop().connect_accepted_socket(
-                lambda: protocol,
-                conn,
-                ssl=self._ssl,
-                ssl_handshake_timeout=self._ctx.config.ssl_handshake_timeout if self._ssl else None,
-            )
+            if self._ssl is None:
+                await loop.connect_accepted_socket(lambda: protocol, conn)
+            else:
+                await loop.connect_accepted_socket(
+                    lambda: protocol,
+                    conn,
+                    ssl=self._ssl,
+                    ssl_handshake_timeout=self._ctx.config.ssl_handshake_timeout,
+                )
         except Exception as error:  # a failed TLS handshake, a client already gone
             self._ctx.log.error_logger.debug("connection not established: %r", error)
         finally:
@@ -153,3 +174,12 @@ class Listener:
         self._retry = None
         if not self._closed:
             self._watch()
+
+
+def _fixed_local_address(sock: socket.socket) -> object:
+    """Every accepted connection's local address, if the listener has one
+    (bound to one IP address, not a wildcard); None if each socket must say."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    address = sock.getsockname()
+    return None if address[0] in ("0.0.0.0", "::") else address

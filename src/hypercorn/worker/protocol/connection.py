@@ -193,9 +193,17 @@ class ServerConnection:
             self._drain_step(now)
 
     def connection_lost(self) -> None:
-        """The transport is gone; open streams are reported closed."""
-        self._protocol.connection_lost()
+        """The transport is gone; open streams are reported closed.
+
+        Nothing more arrives and nothing switches: bytes and events go straight
+        to the protocol from now on, so the connection holds no bound method of
+        its own (a reference cycle) and is freed as soon as its owner lets go.
+        """
+        protocol = self._protocol
+        protocol.connection_lost()
         self._set_linger(None)
+        self.receive_data = protocol.receive_data
+        self.send = protocol.send
 
     # -- events ----------------------------------------------------------------
 
