@@ -11,10 +11,12 @@ compare two builds with it on the same machine, not with ``make bench``.
 instructions of those requests alone (``h2c`` counts its h2 client too,
 ``h2c-server`` the server alone; both send ``--requests``/4 requests;
 ``http11-close`` is one connection per request, from ``connection_made`` to
-``connection_lost``).
+``connection_lost``; ``http11-64k`` is keep-alive ``GET /64k``: a head and
+one 64 KiB body).
 
     python benchmarks/inprocess.py [--requests N] [--rounds R] [--loop asyncio|uvloop]
-                                   [--only http11|http11-unique|http11-close|h2c|h2c-server|ws]
+                                   [--only http11|http11-unique|http11-close|http11-64k|
+                                           h2c|h2c-server|ws]
                                    [--lazy]
 
 ``--lazy`` gives the loop a task factory, which makes a worker start every
@@ -34,7 +36,7 @@ import h2.config
 import h2.connection
 import h2.events
 import hpack
-from apps import app  # benchmarks/ is the script's directory, as for run.py
+from apps import BIG, app  # benchmarks/ is the script's directory, as for run.py
 
 from hypercorn.config import Config
 from hypercorn.worker.context import WorkerContext
@@ -89,9 +91,11 @@ def _context(loop: asyncio.AbstractEventLoop) -> WorkerContext:
     return WorkerContext(app, config, loop, {})  # type: ignore[arg-type]
 
 
-def _connection(loop: asyncio.AbstractEventLoop) -> tuple[HTTPConnection, FakeTransport]:
+def _connection(
+    loop: asyncio.AbstractEventLoop, transport: FakeTransport | None = None
+) -> tuple[HTTPConnection, FakeTransport]:
     connection = HTTPConnection(_context(loop), secure=False)
-    transport = FakeTransport()
+    transport = transport or FakeTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
     return connection, transport
 
@@ -134,6 +138,48 @@ async def http11_close(requests: int) -> float:
         connection.connection_lost(None)
     if ctx.connections:
         raise RuntimeError("a closed connection is still registered")
+    return (time.process_time() - started) / requests
+
+
+class CountingTransport(FakeTransport):
+    """A transport that keeps no bytes: a response ends once its head and
+    ``body`` bytes after it are written, however many writes that took."""
+
+    def __init__(self, body: int) -> None:
+        super().__init__()
+        self.body = body
+        self.left = -1  # bytes still due in this response; -1 before its head
+
+    def write(self, data: bytes) -> None:
+        self._count(data, len(data))
+
+    def writelines(self, pieces: list[bytes]) -> None:
+        self._count(pieces[0], sum(map(len, pieces)))
+
+    def _count(self, first: bytes, size: int) -> None:
+        left = self.left
+        if left < 0:  # the head starts the response's first write
+            left = self.body - (size - first.index(b"\r\n\r\n") - 4)
+        else:
+            left -= size
+        if left > 0:
+            self.left = left
+            return
+        self.left = -1
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+async def http11_big(requests: int) -> float:
+    loop = asyncio.get_running_loop()
+    transport = CountingTransport(len(BIG))
+    connection, _ = _connection(loop, transport)
+    head = b"GET /64k HTTP/1.1\r\nHost: bench\r\nUser-Agent: inprocess\r\n\r\n"
+    started = time.process_time()
+    for _ in range(requests):
+        transport.waiter = loop.create_future()
+        connection.data_received(head)
+        await transport.waiter
     return (time.process_time() - started) / requests
 
 
@@ -232,6 +278,7 @@ SCENARIOS = {
     "http11": "keep-alive hello",
     "http11-unique": "keep-alive hello, unique heads",
     "http11-close": "Connection: close hello (a connection each)",
+    "http11-64k": "keep-alive 64 KiB responses",
     "h2c": "h2c hello (one stream at a time)",
     "h2c-server": "h2c hello, server only",
     "ws": "WebSocket echo (per message)",
@@ -261,6 +308,7 @@ def main() -> None:
         "http11": lambda: http11(n, False),
         "http11-unique": lambda: http11(n, True),
         "http11-close": lambda: http11_close(n),
+        "http11-64k": lambda: http11_big(n),
         "h2c": lambda: h2c(n // 4),
         "h2c-server": lambda: h2c_server(n // 4),
         "ws": lambda: websocket(n),

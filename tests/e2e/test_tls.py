@@ -18,6 +18,7 @@ from tests.e2e.conftest import (
     scaled,
     write_server_cert,
 )
+from tests.e2e.test_http11_asgi import SIZES, pattern, sized_app
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("worker_class")]
 
@@ -117,3 +118,17 @@ async def test_plain_http_to_a_tls_port_fails_cleanly(server_files: dict[str, st
         data = await asyncio.wait_for(reader.read(), scaled(5))
         await close_raw(writer)
     assert not data.startswith(b"HTTP/1.1 200")
+
+
+async def test_bodies_of_every_size_arrive_whole_over_tls(
+    ca: trustme.CA, server_files: dict[str, str]
+) -> None:
+    files = {k: v for k, v in server_files.items() if k != "ca_certs"}
+    async with (
+        running_server(sized_app, **files) as server,
+        httpx.AsyncClient(verify=client_context(ca)) as client,
+    ):
+        for size in SIZES:
+            for framing, tail in (("length", b""), ("chunked", pattern(3))):
+                response = await client.get(f"{server.url}/{size}/{framing}")
+                assert response.content == pattern(size) + tail, (size, framing)

@@ -60,6 +60,10 @@ class FakeTransport:
         assert not self.closed and not self.eof_written, "write after close"
         self.written.append(data)
 
+    def writelines(self, pieces: list[bytes]) -> None:
+        """One call, one write: what the kernel would take in one ``writev``."""
+        self.write(b"".join(pieces))
+
     def write_eof(self) -> None:
         self.eof_written = True
 

@@ -8,7 +8,9 @@ connection: what it speaks, its switches, keep-alive and drain. This layer
 only moves bytes and time, as ``worker/protocol/base.py`` describes: bytes in
 go to ``receive_data`` with the loop time, the events that come out go to
 the connection's ``StreamRouter``, and after every step ``_flush`` makes
-exactly one ``transport.write`` of ``data_to_send()``, closes the transport
+exactly one ``transport.write`` of what the protocol has to send (one
+``writelines`` when ``pieces_to_send()`` leaves a large body piece beside
+the head: the body is not copied into a new buffer), closes the transport
 once ``should_close``, pauses or resumes reading, and keeps one timer armed
 at ``next_deadline()`` or earlier (re-armed only when the deadline moves
 earlier; a timer that fires early finds the protocol's later deadline and is
@@ -361,9 +363,12 @@ class HTTPConnection(asyncio.Protocol):
         if self._closing:
             return
         if not self._sending_file:  # else it writes alone; output waits for its end
-            data = protocol.data_to_send()
-            if data:
-                transport.write(data)
+            pieces = protocol.pieces_to_send()
+            if pieces:
+                if len(pieces) == 1:
+                    transport.write(pieces[0])
+                else:
+                    transport.writelines(pieces)
             if self._drain_waiters.futures:
                 self._drain_waiters.wake()  # flow-control windows may have opened
             if protocol.should_close and self._close(protocol):

@@ -43,6 +43,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -107,6 +108,10 @@ class TrioTransport:
         if not self._write_paused and self._queued + self._in_flight > HIGH_WATER:
             self._write_paused = True
             self._protocol.pause_writing()
+
+    def writelines(self, pieces: Iterable[bytes]) -> None:
+        for piece in pieces:
+            self.write(piece)
 
     def write_eof(self) -> None:
         self._eof = True

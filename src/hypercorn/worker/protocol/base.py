@@ -13,8 +13,9 @@ owns the socket, the loop and the clock. For each connection it holds one
 3. streams answer with ``send(event, now)`` and reach the protocol for
    flow control (``stream_blocked``, ``acknowledge``, ``set_receive_paused``)
    and push;
-4. after every call it writes ``data_to_send()`` (one write; several
-   streams' output may be gathered into one write per loop turn while
+4. after every call it writes ``pieces_to_send()`` (one write, or one
+   ``writelines`` when a large body piece is left uncopied beside the head;
+   several streams' output may be gathered into one write per loop turn while
    ``multiplexed``), closes the transport once ``should_close`` is true and
    nothing is left to write (shutting its sending side first and dropping
    what still arrives when ``linger_on_close``, or when bytes wait unread;
@@ -25,7 +26,7 @@ owns the socket, the loop and the clock. For each connection it holds one
 5. a stream's file body (``http.response.pathsend`` and ``zerocopysend``)
    may leave by ``sendfile``: ``raw_body_allowed`` says how many of its
    bytes need no framing of the protocol's, and the I/O layer writes them
-   after ``data_to_send()`` (while writing nothing else) and reports them
+   after ``pieces_to_send()`` (while writing nothing else) and reports them
    with ``raw_body_written``; the protocol counts them as body sent;
 6. it reports its transport's write buffer (``set_write_paused``), and the
    worker's shutdown (``begin_drain``); ``reusable`` tells the request limit
@@ -119,6 +120,13 @@ class ServerProtocol(ProtocolCore, Protocol):
         """True if the connection may still bring a request."""
         ...
 
+    def pieces_to_send(self) -> list[bytes]:
+        """Return (and forget) the bytes to write, as pieces for one
+        ``writelines``: ``b"".join`` of them is what ``data_to_send`` would
+        return; a large piece may stand alone so that it is not copied. Empty
+        when there is nothing to write."""
+        ...
+
     def set_write_paused(self, paused: bool) -> None:
         """The transport's write buffer is full (True) or has drained (False)."""
 
@@ -134,7 +142,7 @@ class ServerProtocol(ProtocolCore, Protocol):
 
     def raw_body_allowed(self, stream_id: int, size: int) -> int:
         """How many of ``size`` response body bytes of the stream the I/O layer
-        may write itself, right after ``data_to_send()``: 0 where the bytes
+        may write itself, right after ``pieces_to_send()``: 0 where the bytes
         need the protocol's framing (HTTP/2 frames, chunks) or none may be sent."""
         ...
 

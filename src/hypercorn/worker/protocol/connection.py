@@ -39,7 +39,8 @@ The inner protocol changes at most once (HTTP/1.1 to HTTP/2 or to a
 WebSocket); ``_h11`` and ``_h2`` name it while it is one of those, so the hot
 path forwards with attribute tests, never type tests.
 
-Forwarding. ``receive_data``, ``send``, ``data_to_send``, ``events_received``
+Forwarding. ``receive_data``, ``send``, ``data_to_send`` (and
+``pieces_to_send``, HTTP/1.1's own while it speaks it), ``events_received``
 and ``next_deadline`` are called on every step; they are attributes bound to
 the inner protocol's own methods (``_rebind``), so the layer costs no call of
 its own on them, except while it has something to add: the preamble, HTTP/1.1's
@@ -107,6 +108,7 @@ class ServerConnection:
         "info",
         "multiplexed",
         "next_deadline",
+        "pieces_to_send",
         "receive_data",
         "send",
     )
@@ -153,6 +155,7 @@ class ServerConnection:
         self._protocol: H11Protocol | H2Protocol | WSConnection
         # The hot forwards, bound by ``_rebind`` (see "Forwarding" in the module doc).
         self.data_to_send: Callable[[], bytes]
+        self.pieces_to_send: Callable[[], list[bytes]]
         self.events_received: Callable[[], list[InboundEvent]]
         self.next_deadline: Callable[[], float | None]
         self.receive_data: Callable[[bytes, float], None]
@@ -333,6 +336,10 @@ class ServerConnection:
         something to add: a replaced protocol's last events or bytes, the linger."""
         protocol = self._protocol
         self.data_to_send = self._data_and_leftovers if self._out else protocol.data_to_send
+        h11 = self._h11
+        self.pieces_to_send = (
+            h11.pieces_to_send if h11 is not None and not self._out else self._data_as_pieces
+        )
         self.events_received = (
             self._events_and_leftovers if self._events else protocol.events_received
         )
@@ -357,6 +364,11 @@ class ServerConnection:
         self._out = b""
         self._rebind()
         return data
+
+    def _data_as_pieces(self) -> list[bytes]:
+        """``pieces_to_send`` of a protocol that gives its bytes in one buffer."""
+        data = self.data_to_send()
+        return [data] if data else []
 
     def _events_and_leftovers(self) -> list[InboundEvent]:
         """``events_received`` right after a switch: the replaced protocol's events first."""

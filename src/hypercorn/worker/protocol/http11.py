@@ -29,6 +29,10 @@ HTTP/1.0 keep-alive, which h11 refuses, and they are the hot path. Framing
 follows the app's ``content-length`` if any, else chunked (HTTP/1.1) or
 close-delimited (HTTP/1.0); HEAD, 204 and 304 responses never carry body
 bytes. A response that does not match its own length closes the connection.
+Output waits in a list of pieces: ``data_to_send`` joins them into one
+buffer; ``pieces_to_send`` joins only the small ones and leaves a body piece
+of ``WRITE_ALONE`` bytes or more as the app gave it, for one ``writelines``
+that does not copy it (``gather``).
 
 A body the I/O layer writes itself (a file by ``sendfile``) is counted
 through ``raw_body_allowed``/``raw_body_written``: only a length- or
@@ -80,9 +84,11 @@ from hypercorn.worker.protocol.http11_response import (
     CLOSE,
     KEEP_ALIVE,
     STATUS_LINES,
+    WRITE_ALONE,
     Framing,
     error_response,
     fields,
+    gather,
     response_head,
 )
 
@@ -149,6 +155,7 @@ class H11Protocol:
         "_max_head",
         "_next_id",
         "_out",
+        "_out_large",
         "_read_timeout",
         "_requests",
         "_resp_left",
@@ -177,6 +184,7 @@ class H11Protocol:
         self._empty_lines = 0
         self._events: list[InboundEvent] = []
         self._out: list[bytes] = []
+        self._out_large = False  # a piece of ``_out`` is worth writing as it is
         self._state = _State.HEAD
         self._idle_since = now
         self._last_rx = now
@@ -333,7 +341,22 @@ class H11Protocol:
         if not out:
             return b""
         self._out = []
+        self._out_large = False
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def pieces_to_send(self) -> list[bytes]:
+        """Return (and forget) the bytes to write to the peer, as pieces for
+        one ``writelines``: what ``data_to_send`` would return, but with each
+        body piece of ``WRITE_ALONE`` bytes or more left uncopied (one piece
+        when there is none). Empty when there is nothing to write."""
+        out = self._out
+        if not out:
+            return []
+        self._out = []
+        if self._out_large:
+            self._out_large = False
+            return gather(out)
+        return [out[0] if len(out) == 1 else b"".join(out)]
 
     def handle_timer(self, now: float) -> None:
         """Act on an expired deadline (see ``next_deadline``)."""
@@ -640,6 +663,8 @@ class H11Protocol:
         framing = self._framing
         if not data or framing is Framing.NONE:
             return
+        if len(data) >= WRITE_ALONE:
+            self._out_large = True
         if framing is Framing.LENGTH:
             left = self._resp_left
             if len(data) > left:
