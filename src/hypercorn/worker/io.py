@@ -61,7 +61,6 @@ from typing import TYPE_CHECKING, cast
 
 from hypercorn.shared.errors import ClientDisconnectedError
 from hypercorn.worker.connection_info import connection_info, selected_alpn
-from hypercorn.worker.protocol.base import ServerProtocol
 from hypercorn.worker.protocol.connection import ServerConnection
 from hypercorn.worker.protocol.events import Headers, OutboundEvent, ResponseStarted
 from hypercorn.worker.router import StreamRouter
@@ -110,7 +109,9 @@ class HTTPConnection(asyncio.Protocol):
         self.loop = ctx.loop
         self.secure = secure
         self.transport: asyncio.Transport | None = None
-        self.protocol: ServerProtocol | None = None
+        # The concrete class, not the ``ServerProtocol`` seam: compiled, its
+        # methods and properties are called natively.
+        self.protocol: ServerConnection | None = None
         self.router = StreamRouter(ctx, self)
         # What the listener knows of the accepted socket, if it gave it: its
         # descriptor and addresses (None: the transport is asked).
@@ -414,7 +415,7 @@ class HTTPConnection(asyncio.Protocol):
             self._timer = None
         self._deadline = None
 
-    def _close(self, protocol: ServerProtocol) -> bool:
+    def _close(self, protocol: ServerConnection) -> bool:
         """Close as the protocol asks, never with a reset; False if it lingers on."""
         transport = self.transport
         assert transport is not None
