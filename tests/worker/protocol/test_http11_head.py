@@ -88,6 +88,88 @@ class TestFraming:
         assert (info.value.status, info.value.reason) == (400, "invalid Content-Length")
 
 
+class TestRefusals:
+    """Which status and reason a refused head gets: the first rule it breaks.
+
+    The grammar is checked first on the hot path, but the reasons keep their
+    order: bare LF, obs-fold, framing, the grammar's own, then a second Host,
+    the version, Host and the target.
+    """
+
+    @pytest.mark.parametrize(
+        ("raw", "status", "reason"),
+        [
+            (b"GET / HTTP/1.1\nHost: a\r\n\r\n", 400, "bare LF in request head"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\nb\r\n\r\n", 400, "bare LF in request head"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400, "obsolete line folding"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n\tb\r\n\r\n", 400, "obsolete line folding"),
+            # Framing is read on the raw bytes before the grammar names a line.
+            (
+                b"GET / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nX : y\r\n\r\n",
+                501,
+                "unsupported",
+            ),
+            (
+                b"GET  / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 1\r\n\r\n",
+                400,
+                "more than one Content",
+            ),
+            (b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "illegal request line"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", 400, "illegal header line"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x0bb\r\n\r\n", 400, "illegal header line"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400, "illegal header line"),
+            # A well-formed head: framing, then a second Host, version, Host, target.
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\nContent-Length: x\r\n\r\n",
+                400,
+                "invalid Content-Length",
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                501,
+                "unsupported",
+            ),
+            (
+                b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                400,
+                "both",
+            ),
+            (
+                b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+                400,
+                "invalid Transfer",
+            ),
+            (b"GET / HTTP/2.0\r\nHost: a\r\nhost: b\r\n\r\n", 400, "more than one Host"),
+            (b"GET / HTTP/2.0\r\n\r\n", 505, "unsupported HTTP version"),
+            (
+                b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nHost: a b\r\n\r\n",
+                400,
+                "Transfer-Encoding in",
+            ),
+            (b"CONNECT a:1 HTTP/1.1\r\n\r\n", 400, "missing Host"),
+            (b"CONNECT a:1 HTTP/1.1\r\nHost: a b\r\n\r\n", 400, "invalid Host"),
+            (b"CONNECT a:1 HTTP/1.1\r\nHost: a\r\n\r\n", 405, "CONNECT"),
+            (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400, "asterisk-form"),
+        ],
+    )
+    def test_first_rule_broken(self, raw: bytes, status: int, reason: str) -> None:
+        with pytest.raises(HeadError) as info:
+            parse_head(raw)
+        assert (info.value.status, info.value.reason[: len(reason)]) == (status, reason)
+
+    def test_a_valid_host_does_not_let_an_invalid_one_through(self) -> None:
+        for _ in range(2):
+            assert parse_head(head("Host: a.example:80")).body_length == 0
+            with pytest.raises(HeadError) as info:
+                parse_head(head("Host: a.example:80/x"))
+            assert (info.value.status, info.value.reason) == (400, "invalid Host")
+
+    def test_host_memory_is_bounded(self) -> None:
+        for number in range(http11_head.HOSTS_MAX * 2 + 3):
+            parse_head(head(f"Host: h{number}"))
+        assert 0 < len(http11_head._HOSTS) <= http11_head.HOSTS_MAX
+
+
 def test_parsed_head() -> None:
     parsed = parse_head(b"OPTIONS * HTTP/1.1\r\nHost: a:1\r\nX-A: b\r\n\r\n")
     assert parsed == RequestHead(

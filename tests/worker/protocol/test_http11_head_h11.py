@@ -1,10 +1,10 @@
 """The request-head grammar reads exactly as h11's (RFC 9112 sections 3 and 5).
 
-``split_head`` is our own reading of the request-line and field lines, on the
-hot path; h11 is the reference: for every head (lines ending in CRLF, no
-obs-fold, as ``parse_head`` guarantees before it asks), both accept or both
-refuse, and an accepted head yields the same method, target, version and
-fields.
+``split_head`` is our own reading of the request-line and field lines, the
+grammar and the splits ``parse_head`` runs on the hot path; h11 is the
+reference: for every head (lines ending in CRLF, no obs-fold, which
+``parse_head`` refuses for their own reasons), both accept or both refuse,
+and an accepted head yields the same method, target, version and fields.
 """
 
 from __future__ import annotations

@@ -1,15 +1,21 @@
 """Parse and validate one HTTP/1.1 request head (RFC 9112 sections 2 to 7).
 
-The head is read in one pass of compiled regular expressions, on the hot
-path of every HTTP/1.1 request. The grammar of the request-line and of the
-field lines is h11's, character for character (``_REQUEST_LINE``, ``_FIELD``:
-token methods and field names, a target of visible ASCII, field values of
-anything but NUL and whitespace with inner spaces and tabs, optional white
-space around them), so that the fast path accepts exactly what ``h11``
-accepts; ``tests/worker/protocol/test_http11_head_h11.py`` checks the two
-against each other. h11 is lenient or lossy in places that matter to a
-server sitting behind proxies, so the framing rules are ours and run on the
-raw bytes first:
+On the hot path of every HTTP/1.1 request a head is read in two passes: one
+regular expression (``_HEAD_RE``) validates the whole head, then plain
+splits (lines, the request-line's three parts, each field at its colon) take
+it apart, and one loop over the fields lower-cases the names and picks up
+Host, the framing fields, Connection, Expect and Upgrade. The grammar of the
+request-line and of the field lines is h11's (token methods and field names,
+a target of visible ASCII, field values of anything but NUL and white space
+with inner spaces and tabs, optional white space around them), so that the
+reader accepts exactly what ``h11`` accepts;
+``tests/worker/protocol/test_http11_head_h11.py`` checks the two against each
+other. h11 is lenient or lossy in places that matter to a server sitting
+behind proxies, so the rules below are ours, and a head that breaks several
+is refused for the first of them in this order. The first two break the
+grammar too: only once the grammar has refused a head does ``_refuse`` look
+for them, and for the framing fields on the raw bytes, before naming the
+line the grammar refused.
 
 - every line ends in CRLF (h11 also accepts a bare LF);
 - no obs-fold continuation lines (h11 joins them);
@@ -31,9 +37,9 @@ gets through: anything ambiguous is refused, and the connection then closes.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Final, NoReturn
 
-from hypercorn.worker.protocol.events import Headers
+from hypercorn.worker.protocol.events import Event, Headers
 
 CHUNKED = -1
 """``RequestHead.body_length`` of a chunked body."""
@@ -41,21 +47,24 @@ CHUNKED = -1
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _TOKEN_RE = re.compile(_TOKEN)
 # RFC 9110 section 5.5 as h11 reads it: field-vchar is anything but NUL and
-# (ASCII) white space, so obs-text and other controls pass, as they do in h11.
-# Written so that every line matches in one way only (spaces after the colon
-# belong to the value's left OWS unless a value follows): no backtracking
-# across lines, whatever a refused head holds.
-_VCHARS = rb"[^\x00\s]+"
-_VALUE = _VCHARS + rb"(?:[ \t]+" + _VCHARS + rb")*"
-_FIELD_RE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(?:(" + _VALUE + rb")[ \t]*)?\r\n")
-_FIELDS_RE = re.compile(rb"(?:" + _TOKEN + rb":[ \t]*(?:" + _VALUE + rb"[ \t]*)?\r\n)*\r\n")
-_REQUEST_LINE_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9]\.[0-9])\r\n")
+# (ASCII) white space, so obs-text and other controls pass, as they do in h11;
+# a value is runs of them parted by spaces and tabs, with optional white space
+# around it. Those lines are exactly the lines whose every byte after the
+# colon is a space, a tab or a field-vchar, the class below: one way to match
+# each line, no backtracking, whatever a refused head holds.
+_FIELDS = rb"(?:" + _TOKEN + rb":[^\x00\n\r\x0b\x0c]*\r\n)*\r\n"
+_REQUEST_LINE = _TOKEN + rb" [\x21-\x7e]+ HTTP/[0-9]\.[0-9]\r\n"
+_REQUEST_LINE_RE = re.compile(_REQUEST_LINE)
+_HEAD_RE = re.compile(_REQUEST_LINE + _FIELDS)
 _DIGITS_RE = re.compile(rb"[0-9]{1,19}")
 # Framing fields, found on the lower-cased head: a field line always follows a
 # CRLF, so the request-line can never match.
 _FRAMING_RE = re.compile(rb"\r\n(content-length|transfer-encoding):([^\r]*)")
 _HOST_RE = re.compile(rb"(?:\[[0-9a-fA-F:.]+\]|[-a-zA-Z0-9._~!$&'()*+,;=%]*)(?::[0-9]*)?")
 _ABSOLUTE_RE = re.compile(rb"(?i:https?)://([^/?#@]+)([/?][\x21-\x7e]*)?")
+_HOSTS: set[bytes] = set()
+HOSTS_MAX = 64
+"""Valid Host values remembered (clients name the same few hosts again and again)."""
 
 
 class HeadError(Exception):
@@ -67,20 +76,53 @@ class HeadError(Exception):
         self.reason = reason
 
 
-class RequestHead(NamedTuple):
+class RequestHead(Event):
     """A validated request head, ready to become a ``RequestReceived``.
 
-    A named tuple: it is built once per request, on the hot path.
+    Not an event itself, but made as the events are (a native class with
+    ``Final`` fields, equal by value): compiled, it is built by a C call, once
+    per request on the hot path.
     """
 
-    method: str
-    target: bytes
-    headers: Headers
-    http_version: str
-    keep_alive: bool
-    expects_continue: bool
-    body_length: int  # bytes of Content-Length, or CHUNKED
-    upgrade: bytes = b""  # lower-cased Upgrade value when Connection lists "upgrade"
+    __match_args__ = (
+        "method",
+        "target",
+        "headers",
+        "http_version",
+        "keep_alive",
+        "expects_continue",
+        "body_length",
+        "upgrade",
+    )
+    __slots__ = __match_args__
+    method: Final[str]
+    target: Final[bytes]
+    headers: Final[Headers]
+    http_version: Final[str]
+    keep_alive: Final[bool]
+    expects_continue: Final[bool]
+    body_length: Final[int]  # bytes of Content-Length, or CHUNKED
+    upgrade: Final[bytes]  # lower-cased Upgrade value when Connection lists "upgrade"
+
+    def __init__(
+        self,
+        method: str,
+        target: bytes,
+        headers: Headers,
+        http_version: str,
+        keep_alive: bool,
+        expects_continue: bool,
+        body_length: int,
+        upgrade: bytes = b"",
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.http_version = http_version
+        self.keep_alive = keep_alive
+        self.expects_continue = expects_continue
+        self.body_length = body_length
+        self.upgrade = upgrade
 
 
 def parse_head(head: bytes) -> RequestHead:
@@ -96,19 +138,77 @@ def parse_head(head: bytes) -> RequestHead:
         HeadError: the request must be answered with ``status`` and the
             connection closed.
     """
-    if head.count(b"\n") != head.count(b"\r\n"):
-        raise HeadError(400, "bare LF in request head")
-    if b"\r\n " in head or b"\r\n\t" in head:
-        raise HeadError(400, "obsolete line folding in request head")
-    body_length = _framing(head)
-    method_bytes, target, version, fields = split_head(head)
-    headers, host_index, connection, expect, upgrade = _read_fields(fields)
+    if _HEAD_RE.fullmatch(head) is None:
+        _refuse(head)
+    method_bytes, target, version, lines = _lines(head)
+    host_index = hosts = -1
+    host = connection = expect = upgrade = b""
+    lengths: list[bytes] = []
+    codings: list[bytes] = []
+    headers: list[tuple[bytes, bytes]] = []
+    for index, line in enumerate(lines):
+        name, value = split_field(line)
+        name = name.lower()
+        if name == b"host":
+            hosts += 1
+            host_index = index
+            host = value
+        elif name == b"connection":
+            connection += b"," + value.lower()
+        elif name == b"expect":
+            expect += b"," + value.lower()
+        elif name == b"upgrade":
+            upgrade += b"," + value.lower()
+        elif name == b"content-length":
+            lengths.append(value)
+        elif name == b"transfer-encoding":
+            value = value.lower()  # as h11 hands it out: the coding names are case-insensitive
+            codings.extend([coding.strip(b" \t") for coding in value.split(b",")])
+        headers.append((name, value))
+    body_length = _body_length(lengths, codings) if lengths or codings else 0
+    if hosts > 0:
+        raise HeadError(400, "more than one Host")
+    return _request_head(
+        method_bytes,
+        target,
+        version,
+        tuple(headers),
+        host_index,
+        host,
+        body_length,
+        connection,
+        expect,
+        upgrade,
+    )
+
+
+def _request_head(
+    method_bytes: bytes,
+    target: bytes,
+    version: bytes,
+    headers: Headers,
+    host_index: int,
+    host: bytes,
+    body_length: int,
+    connection: bytes,
+    expect: bytes,
+    upgrade: bytes,
+) -> RequestHead:
+    """Check the version, Host and target; read persistence and expectations.
+
+    Raises:
+        HeadError: as ``parse_head``.
+    """
     http_version = _version(version, body_length)
     if host_index < 0:
         if http_version == "1.1":
             raise HeadError(400, "missing Host")
-    elif _HOST_RE.fullmatch(headers[host_index][1]) is None:
-        raise HeadError(400, "invalid Host")
+    elif host not in _HOSTS:
+        if _HOST_RE.fullmatch(host) is None:
+            raise HeadError(400, "invalid Host")
+        if len(_HOSTS) >= HOSTS_MAX:
+            _HOSTS.clear()
+        _HOSTS.add(host)
     method = method_bytes.decode("ascii")
     if target[0] != 0x2F:  # not origin-form
         target, headers = _other_form(method, target, headers, host_index)
@@ -134,37 +234,10 @@ def parse_head(head: bytes) -> RequestHead:
     )
 
 
-def _read_fields(
-    fields: list[tuple[bytes, bytes]],
-) -> tuple[Headers, int, bytes, bytes, bytes]:
-    """Lower-case the names; find Host and gather Connection, Expect and Upgrade.
-
-    Returns:
-        The headers, the index of Host (-1 if none) and the Connection, Expect
-        and Upgrade values, lower-cased, each list led by a comma.
-
-    Raises:
-        HeadError: 400 for a second Host.
-    """
-    host_index = -1
-    connection = expect = upgrade = b""
-    headers: list[tuple[bytes, bytes]] = []
-    for raw_name, value in fields:
-        name = raw_name.lower()
-        if name == b"host":
-            if host_index >= 0:
-                raise HeadError(400, "more than one Host")
-            host_index = len(headers)
-        elif name == b"connection":
-            connection += b"," + value.lower()
-        elif name == b"expect":
-            expect += b"," + value.lower()
-        elif name == b"upgrade":
-            upgrade += b"," + value.lower()
-        elif name == b"transfer-encoding":
-            value = value.lower()  # as h11 hands it out: the coding names are case-insensitive
-        headers.append((name, value))
-    return tuple(headers), host_index, connection, expect, upgrade
+def split_field(line: bytes) -> tuple[bytes, bytes]:
+    """A field line of a head ``_HEAD_RE`` accepted: its name as sent, its value without OWS."""
+    name, _, value = line.partition(b":")
+    return name, value.strip(b" \t")
 
 
 def _version(version: bytes, body_length: int) -> str:
@@ -174,8 +247,10 @@ def _version(version: bytes, body_length: int) -> str:
         HeadError: 505 for a major version other than 1; 400 for a chunked
             HTTP/1.0 request.
     """
-    if version == b"1.1" or version == b"1.0":
-        http_version = version.decode()
+    if version == b"1.1":
+        http_version = "1.1"
+    elif version == b"1.0":
+        http_version = "1.0"
     elif version[:2] == b"1.":
         http_version = "1.1"  # RFC 9112 section 2.3: a higher minor version reads as ours
     else:
@@ -225,28 +300,59 @@ def split_head(head: bytes) -> tuple[bytes, bytes, bytes, list[tuple[bytes, byte
     Raises:
         HeadError: a line breaks the grammar (400).
     """
-    line = _REQUEST_LINE_RE.match(head)
-    if line is None:
-        raise HeadError(400, "illegal request line")
-    start = line.end()
-    if _FIELDS_RE.fullmatch(head, start) is None:
+    if _HEAD_RE.fullmatch(head) is None:
+        if _REQUEST_LINE_RE.match(head) is None:
+            raise HeadError(400, "illegal request line")
         raise HeadError(400, "illegal header line")
-    return line[1], line[2], line[3], _FIELD_RE.findall(head, start)
+    method, target, version, lines = _lines(head)
+    return method, target, version, [split_field(line) for line in lines]
+
+
+def _lines(head: bytes) -> tuple[bytes, bytes, bytes, list[bytes]]:
+    """Split a head ``_HEAD_RE`` accepted: method, target, version and the field lines."""
+    lines = head.split(b"\r\n")
+    method, target, version = lines[0].split(b" ")
+    return method, target, version[5:], lines[1:-2]
+
+
+def _refuse(head: bytes) -> NoReturn:
+    """Say why a head breaks the grammar: the first of the checks it fails.
+
+    The order is the reading's: bare LF, obs-fold, the framing fields as the
+    raw bytes announce them, then the request-line and the field lines.
+
+    Raises:
+        HeadError: always.
+    """
+    if head.count(b"\n") != head.count(b"\r\n"):
+        raise HeadError(400, "bare LF in request head")
+    if head.find(b"\r\n ") >= 0 or head.find(b"\r\n\t") >= 0:
+        raise HeadError(400, "obsolete line folding in request head")
+    _framing(head)
+    split_head(head)
+    raise AssertionError("a head the grammar refused was read")  # pragma: no cover
 
 
 def _framing(head: bytes) -> int:
-    """Return the body length the framing fields announce (or ``CHUNKED``)."""
-    lower = head.lower()
-    if b"\r\ncontent-length:" not in lower and b"\r\ntransfer-encoding:" not in lower:
-        return 0
+    """Return the body length the framing fields of the raw head announce."""
     lengths: list[bytes] = []
     codings: list[bytes] = []
-    for match in _FRAMING_RE.finditer(lower):
+    for match in _FRAMING_RE.finditer(head.lower()):
         value = match[2].strip(b" \t")
         if match[1] == b"content-length":
             lengths.append(value)
         else:
-            codings.extend(coding.strip(b" \t") for coding in value.split(b","))
+            codings.extend([coding.strip(b" \t") for coding in value.split(b",")])
+    return _body_length(lengths, codings) if lengths or codings else 0
+
+
+def _body_length(lengths: list[bytes], codings: list[bytes]) -> int:
+    """The body length that Content-Length values or transfer codings announce.
+
+    Raises:
+        HeadError: 400 for ambiguous or invalid framing, 501 for a
+            well-formed coding list other than ``chunked`` alone.
+    """
     if codings:
         if lengths:
             raise HeadError(400, "both Content-Length and Transfer-Encoding")
