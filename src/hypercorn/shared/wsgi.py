@@ -27,9 +27,9 @@ so there are as few as the semantics allow:
   there and schedules one drain unless one is already scheduled, so the calls
   a thread finishes back to back wake the loop once (``call_soon_threadsafe``
   is a ``Handle`` and, on asyncio, a write to the loop's self-pipe each).
-  ``loop_inbox`` keeps the running asyncio loop's inbox per thread, which also
-  spares a ``get_running_loop()`` (a ``getpid()`` system call on 3.11) per
-  request.
+  ``WSGIWrapper`` keeps the running asyncio loop's inbox per thread, which
+  also spares a ``get_running_loop()`` (a ``getpid()`` system call on 3.11)
+  per request.
 
 Invariants:
 
@@ -50,17 +50,15 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import io
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from hypercorn.shared.eventloop import EventLoop, Future, current_loop
+from hypercorn.shared.eventloop import EventLoop, Future
 from hypercorn.shared.headers import build_and_validate_headers
 from hypercorn.typing import ASGISendCallable, ASGISendEvent, HTTPScope
 
@@ -71,7 +69,6 @@ __all__ = [
     "WSGIClientGoneError",
     "WSGIResponder",
     "build_environ",
-    "loop_inbox",
 ]
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -229,35 +226,6 @@ class Inbox:
         ready = self._ready
         while ready:
             ready.popleft()._arrived()
-
-
-_LOCAL = threading.local()
-
-
-def _forget_loops() -> None:
-    global _LOCAL  # a forked child starts without its parent's loops
-    _LOCAL = threading.local()
-
-
-os.register_at_fork(after_in_child=_forget_loops)
-
-
-def loop_inbox() -> Inbox:
-    """The ``Inbox`` of the loop running in this thread (kept per thread for asyncio).
-
-    Raises:
-        RuntimeError: no loop runs in this thread.
-    """
-    inbox: Inbox | None = getattr(_LOCAL, "inbox", None)
-    # A loop that still runs is still this thread's: a running loop stays in its
-    # thread, and a thread runs one loop at a time.
-    if inbox is not None and inbox.loop.is_running():  # type: ignore[attr-defined]
-        return inbox
-    loop = current_loop()
-    inbox = Inbox(loop)
-    if isinstance(loop, asyncio.AbstractEventLoop):  # trio's TrioLoop: one per call
-        _LOCAL.inbox = inbox
-    return inbox
 
 
 class Exchange:
