@@ -16,7 +16,7 @@ one 64 KiB body).
 
     python benchmarks/inprocess.py [--requests N] [--rounds R] [--loop asyncio|uvloop]
                                    [--only http11|http11-unique|http11-close|http11-64k|
-                                           h2c|h2c-server|ws]
+                                           h2c|h2c-server|ws|wsgi]
                                    [--lazy]
 
 ``--lazy`` gives the loop a task factory, which makes a worker start every
@@ -36,9 +36,10 @@ import h2.config
 import h2.connection
 import h2.events
 import hpack
-from apps import BIG, app  # benchmarks/ is the script's directory, as for run.py
+from apps import BIG, app, wsgi  # benchmarks/ is the script's directory, as for run.py
 
 from hypercorn.config import Config
+from hypercorn.shared.wrappers import WSGIWrapper
 from hypercorn.worker.context import WorkerContext
 from hypercorn.worker.io import HTTPConnection
 
@@ -84,17 +85,17 @@ class FakeTransport:
         return 0
 
 
-def _context(loop: asyncio.AbstractEventLoop) -> WorkerContext:
+def _context(loop: asyncio.AbstractEventLoop, served: Any = app) -> WorkerContext:
     config = Config()
     config.keep_alive_max_requests = 10**9
     config.keep_alive_timeout = 3600.0  # a slow run (valgrind on a busy machine) is not idle
-    return WorkerContext(app, config, loop, {})  # type: ignore[arg-type]
+    return WorkerContext(served, config, loop, {})
 
 
 def _connection(
-    loop: asyncio.AbstractEventLoop, transport: FakeTransport | None = None
+    loop: asyncio.AbstractEventLoop, transport: FakeTransport | None = None, served: Any = app
 ) -> tuple[HTTPConnection, FakeTransport]:
-    connection = HTTPConnection(_context(loop), secure=False)
+    connection = HTTPConnection(_context(loop, served), secure=False)
     transport = transport or FakeTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
     return connection, transport
@@ -181,6 +182,51 @@ async def http11_big(requests: int) -> float:
         connection.data_received(head)
         await transport.waiter
     return (time.process_time() - started) / requests
+
+
+WSGI_CONNECTIONS = 64
+"""Connections with a request in flight at once in the WSGI scenario, as under wrk."""
+
+
+async def wsgi_hello(requests: int) -> float:
+    """Keep-alive WSGI hello on ``WSGI_CONNECTIONS`` connections, each sending its
+    next request as soon as its response is written (the figure counts every
+    thread's CPU: the loop's and the WSGI threads')."""
+    loop = asyncio.get_running_loop()
+    wrapper = WSGIWrapper(wsgi, 2**20)
+    head = b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: inprocess\r\n\r\n"
+    done = loop.create_future()
+    left = [requests]  # requests still to send
+    answered = [0]
+
+    def answer(connection: HTTPConnection) -> None:
+        answered[0] += 1
+        if left[0]:
+            left[0] -= 1
+            connection.data_received(head)
+        elif answered[0] == requests and not done.done():
+            done.set_result(None)
+
+    class Client(FakeTransport):
+        connection: HTTPConnection
+
+        def write(self, data: bytes) -> None:
+            if b"Hello, world!" in data:
+                loop.call_soon(answer, self.connection)
+
+    clients = []
+    for _ in range(WSGI_CONNECTIONS):
+        client = Client()
+        client.connection, _ = _connection(loop, client, wrapper)
+        clients.append(client.connection)
+    started = time.process_time()
+    for connection in clients[:requests]:
+        left[0] -= 1
+        connection.data_received(head)
+    await done
+    elapsed = time.process_time() - started
+    wrapper.close()
+    return elapsed / requests
 
 
 async def h2c(requests: int) -> float:
@@ -282,6 +328,7 @@ SCENARIOS = {
     "h2c": "h2c hello (one stream at a time)",
     "h2c-server": "h2c hello, server only",
     "ws": "WebSocket echo (per message)",
+    "wsgi": f"WSGI hello ({WSGI_CONNECTIONS} connections)",
 }
 
 
@@ -312,6 +359,7 @@ def main() -> None:
         "h2c": lambda: h2c(n // 4),
         "h2c-server": lambda: h2c_server(n // 4),
         "ws": lambda: websocket(n),
+        "wsgi": lambda: wsgi_hello(n),
     }
     with runner:
         if args.lazy:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hypercorn.shared.wsgi import STREAM_BUFFER, Exchange, WSGIClientGoneError
+from hypercorn.shared.wsgi import STREAM_BUFFER, Exchange, Inbox, WSGIClientGoneError
 from tests.shared import test_wrappers
 from tests.shared.test_wrappers import TIMEOUT, Channel, call
 
@@ -38,11 +38,12 @@ class ClosingList(list[bytes]):
 async def test_a_list_goes_out_whole_and_is_closed_once(wrapper_factory: Any) -> None:
     body = ClosingList([b"a", b"", b"b"])
     posts: list[int] = []
-    deliver = Exchange._deliver
+    following = Exchange._next
 
-    def counting(self: Exchange, batch: Any) -> None:
+    async def counting(self: Exchange) -> Any:
+        batch = await following(self)
         posts.append(len(batch[0]))
-        deliver(self, batch)
+        return batch
 
     def app(environ: Any, start_response: Any) -> ClosingList:
         start_response("200 OK", [("Content-Length", "2")])
@@ -50,7 +51,7 @@ async def test_a_list_goes_out_whole_and_is_closed_once(wrapper_factory: Any) ->
 
     channel = Channel()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Exchange, "_deliver", counting)
+        patch.setattr(Exchange, "_next", counting)
         await call(wrapper_factory(app), channel)
     assert posts == [3]  # head and both chunks, in the thread's one (last) post
     assert body.closed == 1
@@ -148,7 +149,7 @@ async def test_a_write_past_the_buffer_waits_for_the_client(wrapper_factory: Any
 async def test_a_closed_loop_means_the_client_is_gone() -> None:
     loop = asyncio.new_event_loop()
     loop.close()
-    exchange = Exchange(loop)
+    exchange = Exchange(Inbox(loop))
     message: Any = {"type": "http.response.body", "body": b"x", "more_body": True}
     with pytest.raises(WSGIClientGoneError):
         exchange.post([message], 1)

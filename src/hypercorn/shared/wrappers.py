@@ -12,16 +12,18 @@ behalf and closes every ``websocket``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
-import queue
+import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from hypercorn.shared.eventloop import current_loop
 from hypercorn.shared.wsgi import (
     Exchange,
+    Inbox,
     WSGIApp,
     WSGIClientGoneError,
     WSGIResponder,
@@ -55,11 +57,21 @@ class WSGIThreadPool:
 
     Lighter than a ``ThreadPoolExecutor`` per call (no ``Future``, no
     ``Condition``): a job is a callable that never raises and reports its own
-    outcome (``WSGIResponder`` posts it to its ``Exchange``). Threads are
-    started on demand, when a job arrives and none is idle, up to
-    ``max_threads``; a job given to ``submit`` before ``shutdown`` still runs.
-    The threads are daemons: the server drains its requests before it exits,
-    and a stuck application must not keep the process alive.
+    outcome (``WSGIResponder`` posts it to its ``Exchange``). A job given to
+    ``submit`` before ``shutdown`` still runs. The threads are daemons: the
+    server drains its requests before it exits, and a stuck application must
+    not keep the process alive.
+
+    Waking a sleeping thread is a system call and a context switch, dearer
+    than a small WSGI call itself, so a job wakes one only when no thread is
+    *spare*: awake and not inside a job (just woken, or between two jobs). A
+    spare thread takes the queued jobs one after the other, so a burst of
+    quick calls costs one wake-up, not one each. When a thread takes a job and
+    more are queued with no spare thread left, it wakes (or starts, up to
+    ``max_threads``) another first: a call that blocks (a database, a slow
+    upstream) never holds back the jobs queued behind it while a thread is
+    free. Sleeping threads are woken last-in first-out, so the same few stay
+    warm.
     """
 
     def __init__(self, max_threads: int, name: str) -> None:
@@ -71,9 +83,10 @@ class WSGIThreadPool:
         """
         self._max_threads = max_threads
         self._name = name
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._jobs: collections.deque[Callable[[], None]] = collections.deque()
         self._threads: list[threading.Thread] = []
-        self._idle = 0  # threads that will take a queued job without a new one started
+        self._sleeping: list[threading.Lock] = []  # each held until its thread is woken
+        self._spare = 0  # awake threads outside a job: they will take a queued job
         self._lock = threading.Lock()
         self._shut_down = False
 
@@ -86,20 +99,13 @@ class WSGIThreadPool:
         Raises:
             RuntimeError: the pool was shut down.
         """
-        with self._lock:
-            if self._shut_down:
-                raise RuntimeError("the WSGI thread pool was shut down")
-            if self._idle:
-                self._idle -= 1
-            elif len(self._threads) < self._max_threads:
-                thread = threading.Thread(
-                    target=self._work,
-                    name=f"{self._name}_{len(self._threads)}",
-                    daemon=True,
-                )
-                thread.start()
-                self._threads.append(thread)
-        self._jobs.put(job)
+        if self._shut_down:
+            raise RuntimeError("the WSGI thread pool was shut down")
+        # No lock while a thread is spare: it sees the job (see ``_work``).
+        self._jobs.append(job)
+        if not self._spare:
+            with self._lock:
+                self._wake()
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the threads once the jobs already submitted are done.
@@ -110,22 +116,99 @@ class WSGIThreadPool:
         with self._lock:
             self._shut_down = True
             threads = list(self._threads)
-        for _ in threads:
-            self._jobs.put(None)
+            while self._sleeping:
+                self._spare += 1
+                self._sleeping.pop().release()
         if wait:
             for thread in threads:
                 thread.join()
 
+    def _wake(self) -> None:
+        """Wake a sleeping thread, or start one if none sleeps (under ``_lock``)."""
+        if self._sleeping:
+            self._spare += 1
+            self._sleeping.pop().release()
+        elif len(self._threads) < self._max_threads:
+            self._spare += 1
+            thread = threading.Thread(
+                target=self._work,
+                name=f"{self._name}_{len(self._threads)}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+        # Else every thread is inside a job: the first to finish takes this one.
+
     def _work(self) -> None:
-        jobs, lock = self._jobs, self._lock
-        while (job := jobs.get()) is not None:
+        jobs, lock, sleeping = self._jobs, self._lock, self._sleeping
+        alarm = threading.Lock()
+        alarm.acquire()
+        spare = True  # this thread was counted spare when it was started
+        while True:
+            with lock:
+                if jobs:
+                    job = jobs.popleft()
+                    if spare:
+                        spare = False
+                        self._spare -= 1
+                    if jobs and not self._spare:
+                        self._wake()  # the jobs behind this one get a thread
+                else:
+                    if spare:
+                        spare = False
+                        self._spare -= 1
+                    if self._shut_down:
+                        return
+                    sleeping.append(alarm)
+                    job = None
+            if job is None:
+                # ``submit`` appends without the lock, then wakes a thread only if
+                # none is spare: a job it appended while this thread still counted
+                # as spare is seen here, and this thread stays awake for it.
+                if jobs:
+                    with lock:
+                        if alarm in sleeping:
+                            sleeping.remove(alarm)
+                            self._spare += 1
+                            spare = True
+                            continue
+                alarm.acquire()  # released by ``_wake`` (or ``shutdown``), counted spare
+                spare = True
+                continue
             try:
                 job()
             except BaseException as error:  # a job must not raise; keep the thread
                 sys.excepthook(type(error), error, error.__traceback__)
             del job
-            with lock:
-                self._idle += 1
+
+
+_LOCAL = threading.local()
+
+
+def _forget_loops() -> None:
+    global _LOCAL  # a forked child starts without its parent's loops
+    _LOCAL = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_loops)
+
+
+def loop_inbox() -> Inbox:
+    """The ``Inbox`` of the loop running in this thread (kept per thread for asyncio).
+
+    Raises:
+        RuntimeError: no loop runs in this thread.
+    """
+    inbox: Inbox | None = getattr(_LOCAL, "inbox", None)
+    # A loop that still runs is still this thread's: a running loop stays in its
+    # thread, and a thread runs one loop at a time.
+    if inbox is not None and cast(asyncio.AbstractEventLoop, inbox.loop).is_running():
+        return inbox
+    loop = current_loop()
+    inbox = Inbox(loop)
+    if isinstance(loop, asyncio.AbstractEventLoop):  # trio's TrioLoop: one per call
+        _LOCAL.inbox = inbox
+    return inbox
 
 
 class ASGIWrapper:
@@ -278,10 +361,10 @@ class WSGIWrapper:
             )
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        loop = current_loop()
-        exchange = Exchange(loop)
+        inbox = loop_inbox()
+        exchange = Exchange(inbox)
         responder = WSGIResponder(self.app, build_environ(scope, body), exchange)
-        if self._owns_executor and not isinstance(loop, asyncio.AbstractEventLoop):
+        if self._owns_executor and not isinstance(inbox.loop, asyncio.AbstractEventLoop):
             from hypercorn.shared.trio_loop import run_in_thread
 
             run_in_thread(responder)  # trio's own worker threads

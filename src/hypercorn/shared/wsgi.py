@@ -23,6 +23,13 @@ so there are as few as the semantics allow:
   the call, so ``return [body]`` costs one hand-off each way. Any other
   iterable is posted chunk by chunk: its next chunk may be slow to come
   (server-sent events, long polls) and must not hold back the ones before.
+* Posts reach the loop through its ``Inbox``: a post queues its ``Exchange``
+  there and schedules one drain unless one is already scheduled, so the calls
+  a thread finishes back to back wake the loop once (``call_soon_threadsafe``
+  is a ``Handle`` and, on asyncio, a write to the loop's self-pipe each).
+  ``WSGIWrapper`` keeps the running asyncio loop's inbox per thread, which
+  also spares a ``get_running_loop()`` (a ``getpid()`` system call on 3.11)
+  per request.
 
 Invariants:
 
@@ -44,7 +51,6 @@ Invariants:
 from __future__ import annotations
 
 import collections
-import contextlib
 import io
 import sys
 import threading
@@ -59,6 +65,7 @@ from hypercorn.typing import ASGISendCallable, ASGISendEvent, HTTPScope
 __all__ = [
     "STREAM_BUFFER",
     "Exchange",
+    "Inbox",
     "WSGIClientGoneError",
     "WSGIResponder",
     "build_environ",
@@ -104,6 +111,19 @@ def _header_key(raw_name: bytes) -> str | None:
     return key
 
 
+_TEMPLATE: dict[str, Any] = {
+    "SCRIPT_NAME": "",
+    "wsgi.version": (1, 0),
+    "wsgi.input_terminated": True,
+    "wsgi.multithread": True,
+    "wsgi.multiprocess": True,
+    "wsgi.run_once": False,
+}
+"""What every environ holds: copied, then the request's own keys are set."""
+
+_PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}
+
+
 def build_environ(scope: HTTPScope, body: bytes) -> dict[str, Any]:
     """Build the PEP 3333 environ of an ASGI ``http`` request.
 
@@ -116,33 +136,30 @@ def build_environ(scope: HTTPScope, body: bytes) -> dict[str, Any]:
         could otherwise be forged with ``x_a:`` where a proxy checked ``x-a:``;
         repeated headers are joined with ``", "`` (``cookie`` with ``"; "``).
     """
+    environ = _TEMPLATE.copy()
     scheme = scope.get("scheme", "http")
     server = scope.get("server")
     if server is not None and server[1] is not None:
-        server_name, server_port = str(server[0]), str(server[1])
+        environ["SERVER_NAME"] = str(server[0])
+        environ["SERVER_PORT"] = str(server[1])
     else:
-        server_name, server_port = "localhost", _DEFAULT_PORTS.get(scheme, "80")
-    root_path = scope.get("root_path", "")
+        environ["SERVER_NAME"] = "localhost"
+        environ["SERVER_PORT"] = _DEFAULT_PORTS.get(scheme, "80")
     path = scope["path"]
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": scope["method"],
-        "SCRIPT_NAME": root_path.encode("utf-8", "surrogateescape").decode("latin-1")
-        if root_path
-        else "",
-        "PATH_INFO": _path_info(path, root_path) if root_path or not path.isascii() else path,
-        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
-        "SERVER_NAME": server_name,
-        "SERVER_PORT": server_port,
-        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": scheme,
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.input_terminated": True,
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
+    root_path = scope.get("root_path", "")
+    if root_path:
+        environ["SCRIPT_NAME"] = root_path.encode("utf-8", "surrogateescape").decode("latin-1")
+        environ["PATH_INFO"] = _path_info(path, root_path)
+    else:
+        environ["PATH_INFO"] = path if path.isascii() else _path_info(path, root_path)
+    environ["REQUEST_METHOD"] = scope["method"]
+    query = scope.get("query_string", b"")
+    environ["QUERY_STRING"] = query.decode("latin-1") if query else ""
+    version = scope.get("http_version", "1.1")
+    environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(version) or f"HTTP/{version}"
+    environ["wsgi.url_scheme"] = scheme
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["wsgi.errors"] = sys.stderr
     client = scope.get("client")
     if client is not None:
         environ["REMOTE_ADDR"] = str(client[0])
@@ -167,6 +184,50 @@ def build_environ(scope: HTTPScope, body: bytes) -> dict[str, Any]:
 _Post = tuple[list[ASGISendEvent], int, bool, BaseException | None]
 
 
+class Inbox:
+    """Where one loop's WSGI threads leave word of their posts: a wake-up per batch.
+
+    ``notify`` (any thread) queues an ``Exchange`` and schedules ``_drain`` on
+    the loop unless a drain is already scheduled; ``_drain`` clears that mark
+    before it empties the queue, so a call queued while it runs is seen by it
+    or schedules the next one. The quick calls a thread runs back to back thus
+    reach the loop together, with one ``call_soon_threadsafe`` between them.
+    """
+
+    __slots__ = ("_ready", "_scheduled", "loop")
+
+    def __init__(self, loop: EventLoop) -> None:
+        """Make the inbox of ``loop``.
+
+        Args:
+            loop: the loop whose coroutines relay the posts.
+        """
+        self.loop = loop
+        self._ready: collections.deque[Exchange] = collections.deque()
+        self._scheduled = False
+
+    def notify(self, exchange: Exchange) -> None:
+        """Have the loop look at ``exchange``'s posts (from any thread).
+
+        Raises:
+            RuntimeError: the loop is closed.
+        """
+        self._ready.append(exchange)
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                self.loop.call_soon_threadsafe(self._drain)
+            except BaseException:
+                self._scheduled = False
+                raise
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        ready = self._ready
+        while ready:
+            ready.popleft()._arrived()
+
+
 class Exchange:
     """The hand-off between one request's WSGI thread and its coroutine on the loop.
 
@@ -175,15 +236,15 @@ class Exchange:
     loop only, so their difference, the bytes in flight, needs no lock.
     """
 
-    __slots__ = ("_batches", "_drained", "_loop", "_posted", "_sent", "_waiter", "gone")
+    __slots__ = ("_batches", "_drained", "_inbox", "_posted", "_sent", "_waiter", "gone")
 
-    def __init__(self, loop: EventLoop) -> None:
+    def __init__(self, inbox: Inbox) -> None:
         """Make the hand-off of one request.
 
         Args:
-            loop: the loop whose coroutine calls ``relay``.
+            inbox: the inbox of the loop whose coroutine calls ``relay``.
         """
-        self._loop = loop
+        self._inbox = inbox
         self._batches: collections.deque[_Post] = collections.deque()
         self._waiter: Future[None] | None = None
         self._posted = 0
@@ -206,10 +267,14 @@ class Exchange:
         """
         if self.gone:
             raise WSGIClientGoneError("the request was cancelled")
+        if self._inbox.loop.is_closed():
+            self.gone = True
+            raise WSGIClientGoneError("the event loop is closed")
         self._posted += size
+        self._batches.append((messages, size, False, None))
         try:
-            self._loop.call_soon_threadsafe(self._deliver, (messages, size, False, None))
-        except RuntimeError:  # the loop is closed
+            self._inbox.notify(self)
+        except RuntimeError:  # the loop closed meanwhile
             self.gone = True
             raise WSGIClientGoneError("the event loop is closed") from None
         if self._posted - self._sent > STREAM_BUFFER:
@@ -222,8 +287,11 @@ class Exchange:
             messages: the last ASGI send messages, in order.
             error: what the call raised, to be raised by ``relay``; or None.
         """
-        with contextlib.suppress(RuntimeError):  # a closed loop has no one to tell
-            self._loop.call_soon_threadsafe(self._deliver, (messages, 0, True, error))
+        self._batches.append((messages, 0, True, error))
+        try:
+            self._inbox.notify(self)
+        except RuntimeError:
+            return  # a closed loop has no one to tell
 
     def _wait_for_the_loop(self) -> None:
         drained = self._drained
@@ -234,14 +302,13 @@ class Exchange:
             # Checked after clear(): a send completed since then sets it again.
             if self._posted - self._sent <= STREAM_BUFFER:
                 return
-            if self.gone or self._loop.is_closed():
+            if self.gone or self._inbox.loop.is_closed():
                 raise WSGIClientGoneError("the request was cancelled")
             drained.wait(_POLL)
 
     # -- the loop's side ---------------------------------------------------------
 
-    def _deliver(self, batch: _Post) -> None:
-        self._batches.append(batch)
+    def _arrived(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -249,7 +316,9 @@ class Exchange:
     async def _next(self) -> _Post:
         batches = self._batches
         while not batches:
-            waiter = self._waiter = self._loop.create_future()
+            # The thread appends before it notifies, and the notice is handled on
+            # this loop, so a batch appended after this check still wakes us.
+            waiter = self._waiter = self._inbox.loop.create_future()
             try:
                 await waiter
             finally:
