@@ -141,22 +141,31 @@ unnamed is named ``Task-N`` as it is made: a string formatted per request on
 Python 3.11."""
 
 
-def start_task(loop: EventLoop, coro: Coroutine[Any, Any, Any], /) -> Task:
-    """Run ``coro`` as a task named ``TASK_NAME`` whose first step runs now, in
-    the caller, where the loop allows it (asyncio's eager start, Python 3.12+).
+def start_task(
+    loop: EventLoop,
+    coro: Coroutine[Any, Any, Any],
+    /,
+    name: str = TASK_NAME,
+    *,
+    eager: bool = True,
+) -> Task:
+    """Run ``coro`` as a task called ``name`` whose first step runs now, in the
+    caller, where the loop allows it and ``eager`` asks for it (asyncio's eager
+    start, Python 3.12+).
 
     An app that answers without suspending is then done before this returns:
     no loop turn, no scheduling. ``asyncio.current_task()`` is the new task
     during that step, as anyio's cancel scopes need. Python 3.11 has no eager
-    start: the task runs from the loop's next turn. An asyncio loop with a task
+    start: the task runs from the loop's next turn. The name spares Python
+    3.11 formatting a ``Task-N`` one per task. An asyncio loop with a task
     factory of its own (set by the app or a tool) keeps it, and the usual
     start; so does trio, which has no eager start (the task runs in the
     scheduler's next batch).
     """
     if isinstance(loop, asyncio.AbstractEventLoop) and loop.get_task_factory() is None:
-        if sys.version_info >= (3, 12):
-            return asyncio.Task(coro, loop=loop, name=TASK_NAME, eager_start=True)
-        return asyncio.Task(coro, loop=loop, name=TASK_NAME)
+        if eager and sys.version_info >= (3, 12):
+            return asyncio.Task(coro, loop=loop, name=name, eager_start=True)
+        return asyncio.Task(coro, loop=loop, name=name)
     return loop.create_task(coro)
 
 

@@ -33,11 +33,13 @@ import asyncio
 import errno
 import socket
 import ssl
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+from hypercorn.shared.eventloop import start_task
 
 if TYPE_CHECKING:
-    from hypercorn.shared.eventloop import Handle, Task
+    from hypercorn.shared.eventloop import Handle
     from hypercorn.worker.context import WorkerContext
     from hypercorn.worker.io import HTTPConnection
 
@@ -140,15 +142,9 @@ class Listener:
         protocol.sock_fd = fd
         protocol.peername = peer
         protocol.sockname = self._local
-        self._ctx.arrive(protocol, self._start(self._establish(conn, protocol)))
-
-    def _start(self, coroutine: Coroutine[Any, Any, None]) -> Task:
-        loop = self._loop
-        if isinstance(loop, asyncio.AbstractEventLoop):
-            # Named, so that Python 3.11 does not format a "Task-N" name for
-            # each connection (later versions name tasks lazily).
-            return asyncio.Task(coroutine, loop=loop, name=_TASK)
-        return loop.create_task(coroutine)
+        # Not eagerly: the connection is made from the loop, not inside this accept.
+        task = start_task(self._loop, self._establish(conn, protocol), _TASK, eager=False)
+        self._ctx.arrive(protocol, task)
 
     async def _establish(self, conn: socket.socket, protocol: HTTPConnection) -> None:
         # The worker's own loop, not get_running_loop() (a getpid() per call);

@@ -337,12 +337,8 @@ class H11Protocol:
 
     def data_to_send(self) -> bytes:
         """Return (and forget) the bytes to write to the peer."""
-        out = self._out
-        if not out:
-            return b""
-        self._out = []
-        self._out_large = False
-        return out[0] if len(out) == 1 else b"".join(out)
+        pieces = self.pieces_to_send()
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def pieces_to_send(self) -> list[bytes]:
         """Return (and forget) the bytes to write to the peer, as pieces for
