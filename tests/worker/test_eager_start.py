@@ -1,5 +1,6 @@
 """Eager request starts (Python 3.12+): an app that answers without suspending
-is served inside the ``data_received`` that brought its request.
+is served inside the ``data_received`` that brought its request; what it (or
+the protocol) sends there leaves at the end of the loop's pass.
 
 Deterministic: the real ``HTTPConnection``, streams and apps on the virtual
 clock loop over an in-memory transport (see ``test_io``). On 3.11 the same
@@ -12,8 +13,12 @@ import asyncio
 import sys
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.events
 import pytest
 
+from hypercorn.worker.io import HOLD_LIMIT
 from tests.worker.test_io import GET, Client, run
 
 EAGER = sys.version_info >= (3, 12)
@@ -31,13 +36,30 @@ async def instant(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @pytest.mark.skipif(not EAGER, reason="eager task starts need Python 3.12")
 def test_a_request_is_answered_within_data_received() -> None:
+    """The app is done before ``data_received`` returns; its answer leaves at
+    the end of the loop's pass over ready sockets (``io.py`` holds it)."""
+
     async def test() -> None:
         client = Client(instant)
         client.send(GET)  # no await: the loop does not turn
-        answer = client.transport.take()
-        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n/")
         assert not client.ctx.tasks  # done already: never tracked
         assert client.ctx.requests_served == 1
+        assert client.transport.take() == b""  # held for the pass's end
+        await asyncio.sleep(0)  # one loop turn
+        answer = client.transport.take()
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n/")
+
+    run(test)
+
+
+@pytest.mark.skipif(not EAGER, reason="eager task starts need Python 3.12")
+def test_an_answer_held_for_the_pass_leaves_before_the_close() -> None:
+    async def test() -> None:
+        client = Client(instant)
+        client.send(b"GET /bye HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert client.transport.closed  # closed inside data_received, after writing
+        answer = client.transport.take()
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n/bye")
 
     run(test)
 
@@ -75,26 +97,54 @@ def test_a_pipelined_burst_leaves_in_order_without_recursion() -> None:
     run(test)
 
 
-def test_what_an_app_sends_in_its_first_step_is_written_as_it_sends() -> None:
-    """Not held until the step ends: the transport's buffer must see it, or an
-    app sending in a loop would never meet back-pressure."""
-    written: list[int] = []
+def test_an_app_sending_much_in_its_first_step_meets_the_transport_as_it_sends() -> None:
+    """At most ``HOLD_LIMIT`` bytes wait for the end of the pass: beyond that,
+    what an app sends reaches the transport's buffer as it sends, or an app
+    sending in a loop would never meet back-pressure."""
+    chunk = b"x" * (HOLD_LIMIT // 3)
+    unwritten: list[int] = []
     clients: list[Client] = []
 
     async def streams(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         await send({"type": "http.response.start", "status": 200, "headers": []})
-        for _ in range(3):
-            await send({"type": "http.response.body", "body": b"x", "more_body": True})
-            written.append(len(clients[0].transport.written))
+        sent = 0
+        for _ in range(12):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
+            written = sum(len(piece) for piece in clients[0].transport.written)
+            unwritten.append(sent - written)
         await send({"type": "http.response.body"})
 
     async def test() -> None:
         clients.append(Client(streams))
         clients[0].send(GET)
-        await clients[0].response()
-        assert written == [1, 2, 3]
+        answer = await clients[0].response()
+        assert answer.count(b"x") == 12 * len(chunk)
+        assert len(unwritten) == 12 and max(unwritten) <= HOLD_LIMIT
+
+    run(test)
+
+
+def test_output_made_while_reading_leaves_at_the_end_of_the_pass() -> None:
+    """Not only an app's answer: what the protocol itself answers to a read
+    (here HTTP/2's SETTINGS and PING acknowledgements) waits for the pass's
+    end too, so two connections read in one pass are answered together."""
+
+    async def test() -> None:
+        clients = [Client(instant), Client(instant)]
+        peers = [h2.connection.H2Connection(h2.config.H2Configuration()) for _ in clients]
+        for client, peer in zip(clients, peers, strict=True):
+            peer.initiate_connection()
+            peer.ping(b"12345678")
+            client.send(peer.data_to_send())
+        assert [client.transport.take() for client in clients] == [b"", b""]
+        await asyncio.sleep(0)  # one loop turn: the pass's end
+        for client, peer in zip(clients, peers, strict=True):
+            events = peer.receive_data(client.transport.take())
+            kinds = {type(event) for event in events}
+            assert {h2.events.RemoteSettingsChanged, h2.events.PingAckReceived} <= kinds
 
     run(test)
 

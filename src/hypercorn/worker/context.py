@@ -17,7 +17,10 @@ On asyncio (and uvloop) from Python 3.12 an application task starts eagerly
 (``shared.eventloop.start_task``): its first step runs inside ``spawn``, so a
 request whose app answers without suspending is served within the
 ``data_received`` that brought it, and its task is never tracked. The
-connection's step takes that re-entry into account (``worker/io.py``).
+connection's step takes that re-entry into account (``worker/io.py``), and
+holds what is sent there for the end of the loop's pass over ready sockets:
+``hold_output`` lists the connections holding some, and one callback per
+pass has each write it.
 trio has no eager start: its task runs in the scheduler's next batch.
 
 An idle keep-alive connection is not closed the instant draining starts: a
@@ -73,6 +76,13 @@ class Drainable(Protocol):
         """Close at once, dropping whatever is unsent."""
 
 
+class HoldsOutput(Protocol):
+    """A connection holding output for the end of the loop's pass."""
+
+    def release_held(self) -> None:
+        """Write what it holds (nothing, if it was since lost or written)."""
+
+
 class WorkerContext:
     """State shared by the connections of one serving worker.
 
@@ -110,12 +120,27 @@ class WorkerContext:
         self.arriving: dict[Drainable, Task] = {}
         self.draining = False
         self.requests_served = 0
+        self._held_output: list[HoldsOutput] = []  # see ``hold_output``
         self.counters = WorkerCounters()  # responses by status class and latency
         self.drain_grace = min(config.keep_alive_timeout, config.graceful_timeout, MAX_DRAIN_GRACE)
         self.request_limit: int | None = None
         self._on_limit: Callable[[], None] | None = None
         self._idle: Future[bool] = loop.create_future()  # True: drained
         self._tasks_ended: Future[None] | None = None  # made by abort()
+
+    def hold_output(self, connection: HoldsOutput) -> None:
+        """Have ``connection`` write what it holds at the end of this pass of the
+        loop (one callback for every connection that holds some)."""
+        held = self._held_output
+        if not held:
+            self.loop.call_soon(self._release_output)
+        held.append(connection)
+
+    def _release_output(self) -> None:
+        held = self._held_output
+        self._held_output = []
+        for connection in held:
+            connection.release_held()
 
     def default_headers(self, protocol: str) -> tuple[Headers, frozenset[bytes]]:
         """``Config.response_headers(protocol)`` and their names, made once a second."""

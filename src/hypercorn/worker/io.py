@@ -24,7 +24,9 @@ a connection's streams sent in that turn leaves in one write.
 Writing is flow-controlled by the transport: between ``pause_writing`` and
 ``resume_writing`` a stream's ``drain()`` waits, so the app's ``send`` blocks
 while the client does not read; the protocol hears of it too
-(``set_write_paused``). Connection loss ends every stream and wakes every
+(``set_write_paused``). asyncio's plain socket transport skips that check in
+``writelines`` from Python 3.12 (``UNPACED_LINES``): there the pieces are
+joined and written with ``write``. Connection loss ends every stream and wakes every
 drain waiter.
 
 A file body (``http.response.pathsend``, ``zerocopysend``) leaves by
@@ -46,6 +48,19 @@ RST, which can also destroy a response the client has not read yet. A close
 for idleness with bytes unread gives way to them (``input_waiting``).
 
 There is no task per connection: only the application's task per request.
+
+Output made while a read is handled waits for the end of the loop's pass
+over ready sockets (``_write``; ``WorkerContext.hold_output`` has one
+callback per pass write it). On Python 3.12+ an app that answers without
+suspending runs inside ``data_received``: writing its answer at once would
+wake the client for each connection in turn while the worker goes on reading
+the others (on loopback, a cross-CPU wake-up per response). Held, the pass's
+answers leave together, as they do where each request's task runs from the
+loop's next turn. Only a little is held (``HOLD_LIMIT``): an app sending
+more from inside the read meets the transport's back-pressure as before.
+Whatever writes next (a later flush, a file body, a close) writes what is
+held first, so the order is kept; a lost or aborted connection drops it.
+
 A connection leaves no reference cycle behind once it is lost: the router
 (which points back at it) is dropped, so reference counting frees the
 connection and everything it holds at once, and a worker closing thousands
@@ -55,6 +70,7 @@ of connections a second does not feed the cyclic garbage collector.
 from __future__ import annotations
 
 import asyncio
+import sys
 from fcntl import ioctl
 from termios import FIONREAD
 from typing import TYPE_CHECKING, cast
@@ -81,8 +97,12 @@ class HTTPConnection(asyncio.Protocol):
         "_deadline",
         "_drain_waiters",
         "_grace",
+        "_held",
+        "_held_size",
+        "_join_lines",
         "_lost",
         "_proxy_trust",
+        "_reading",
         "_reading_paused",
         "_sending_file",
         "_step_soon",
@@ -131,12 +151,17 @@ class HTTPConnection(asyncio.Protocol):
         self._sending_file = False  # a file body is being written: hold other output
         self._stepping = False  # inside ``_step``: an app may run eagerly and send
         self._stepped_inside = False  # and it did: the protocol may have new events
+        self._reading = False  # inside ``data_received``: output made now is held
+        self._held: list[bytes] | None = None  # held output, written at the pass's end
+        self._held_size = 0
+        self._join_lines = False  # the transport's ``writelines`` skips flow control
 
     # -- asyncio.Protocol -------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        self._join_lines = UNPACED_LINES is not None and isinstance(transport, UNPACED_LINES)
         ctx = self.ctx
         now = self.loop.time()
         self.protocol = protocol = ServerConnection(
@@ -158,7 +183,11 @@ class HTTPConnection(asyncio.Protocol):
         protocol = self.protocol
         assert protocol is not None
         protocol.receive_data(data, self.loop.time())
-        self._step()
+        self._reading = True
+        try:
+            self._step()
+        finally:
+            self._reading = False
 
     def eof_received(self) -> bool:
         protocol = self.protocol
@@ -173,6 +202,7 @@ class HTTPConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._closing = True
+        self._held = None
         self._cancel_timer()
         if self._grace is not None:
             self._grace.cancel()
@@ -256,6 +286,7 @@ class HTTPConnection(asyncio.Protocol):
         if self.secure or self._closing or self._sending_file:
             return 0  # TLS encrypts in user space: the stream reads and sends the bytes
         self._flush()  # the response head (and anything else queued) leaves first
+        self.release_held()
         allowed = protocol.raw_body_allowed(stream_id, count)
         sock = socket_fd(transport)
         if not allowed or sock is None or self._closing:
@@ -319,6 +350,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def abort(self) -> None:
         self._closing = True
+        self._held = None
         self._cancel_timer()
         if self.transport is not None:
             self.transport.abort()
@@ -366,10 +398,7 @@ class HTTPConnection(asyncio.Protocol):
         if not self._sending_file:  # else it writes alone; output waits for its end
             pieces = protocol.pieces_to_send()
             if pieces:
-                if len(pieces) == 1:
-                    transport.write(pieces[0])
-                else:
-                    transport.writelines(pieces)
+                self._write(transport, pieces)
             if self._drain_waiters.futures:
                 self._drain_waiters.wake()  # flow-control windows may have opened
             if protocol.should_close and self._close(protocol):
@@ -391,6 +420,46 @@ class HTTPConnection(asyncio.Protocol):
                     self._timer.cancel()
                 self._deadline = deadline
                 self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _write(self, transport: asyncio.Transport, pieces: list[bytes]) -> None:
+        """Write ``pieces`` after what is held, or hold them (see the module doc)."""
+        held = self._held
+        if self._reading:
+            size = self._held_size
+            for piece in pieces:
+                size += len(piece)
+            if size <= HOLD_LIMIT:
+                if held is None:
+                    self._held = pieces
+                    self.ctx.hold_output(self)
+                else:
+                    held += pieces
+                self._held_size = size
+                return
+        if held is not None:
+            self._held = None
+            self._held_size = 0
+            held += pieces
+            pieces = held
+        self._send(transport, pieces)
+
+    def _send(self, transport: asyncio.Transport, pieces: list[bytes]) -> None:
+        if len(pieces) == 1:
+            transport.write(pieces[0])
+        elif self._join_lines:
+            transport.write(b"".join(pieces))  # flow control sees it (``UNPACED_LINES``)
+        else:
+            transport.writelines(pieces)
+
+    def release_held(self) -> None:
+        """Write what is held (the end of the loop's pass, or before other output)."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._held_size = 0
+            transport = self.transport
+            if transport is not None and not self._closing:
+                self._send(transport, held)
 
     def _update_reading(self) -> None:
         assert self.protocol is not None and self.transport is not None
@@ -423,6 +492,7 @@ class HTTPConnection(asyncio.Protocol):
             self.ctx.log.error_logger.debug(
                 "closing %s: %s", protocol.info.client, protocol.close_reason
             )
+        self.release_held()  # the last answer leaves before the close
         unread = _unread(transport, self.sock_fd)
         gently = protocol.linger_on_close
         if gently and unread:
@@ -470,3 +540,25 @@ def _unread(transport: asyncio.BaseTransport, fd: int) -> bool:
 
 
 _NONE = bytes(4)
+
+
+def _unpaced_lines() -> type | None:
+    """asyncio's plain socket transport from Python 3.12, whose ``writelines``
+    buffers what the socket does not take without pausing the protocol: a
+    slow reader's output would grow without bound. Its ``write`` does pause."""
+    version = sys.version_info  # (a name: checked at run time, not by the type checker)
+    if version < (3, 12):
+        return None  # ``writelines`` is ``write`` of the pieces joined
+    from asyncio import selector_events
+
+    found = getattr(selector_events, "_SelectorSocketTransport", None)
+    return found if isinstance(found, type) else None
+
+
+UNPACED_LINES = _unpaced_lines()
+"""The transport class whose pieces are joined and written with ``write``
+(None: ``writelines`` is used wherever there are several)."""
+
+HOLD_LIMIT = 256 * 1024
+"""The most output a connection holds for the end of the loop's pass, in
+bytes; more is written at once (it meets the transport's back-pressure)."""
