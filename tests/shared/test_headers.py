@@ -69,6 +69,16 @@ class TestBuildAndValidateHeaders:
         with pytest.raises(ValueError, match="CR, LF or NUL"):
             build_and_validate_headers([(b"x", value)])
 
+    @pytest.mark.parametrize("byte", range(256))
+    def test_every_byte_of_a_value_is_judged_by_rfc_9110(self, byte: int) -> None:
+        # Only CR, LF and NUL are refused, wherever they stand in the value.
+        for value in (bytes([byte]), b"a" + bytes([byte]), bytes([byte]) + b"b", b"a%cb" % byte):
+            if byte in (0x0D, 0x0A, 0x00):
+                with pytest.raises(ValueError, match="CR, LF or NUL"):
+                    build_and_validate_headers([(b"x", value)])
+            else:
+                assert build_and_validate_headers([(b"x", value)]) == [(b"x", value)]
+
     def test_value_outside_latin1_is_rejected(self) -> None:
         with pytest.raises(ValueError, match="latin-1"):
             build_and_validate_headers([("x", "\u20ac")])

@@ -13,8 +13,6 @@ from typing import Any
 
 # RFC 9110 section 5.6.2: token = 1*tchar.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 9110 section 5.5: CR, LF and NUL are never valid in a field value.
-_FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
 
 _VALID_NAMES: dict[bytes, bytes] = {}
 """Header names found valid, with their lower-case form (apps repeat a few names)."""
@@ -77,7 +75,10 @@ def validate_headers(headers: Any) -> list[tuple[bytes, bytes]]:
             lower = name.lower()
             if len(valid_names) < _VALID_NAMES_MAX:
                 valid_names[name] = lower
-        if _FORBIDDEN_IN_VALUE.search(value) is not None:
+        # RFC 9110 section 5.5: CR, LF and NUL are never valid in a field value.
+        # Integer needles: a scan each (memchr), where a regular expression's
+        # search costs several times as much on a short value.
+        if 13 in value or 10 in value or 0 in value:
             raise ValueError(f"value of header {name!r} contains CR, LF or NUL")
         validated.append((lower, value))
     return validated
