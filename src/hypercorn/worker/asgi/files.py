@@ -185,9 +185,7 @@ async def _send_file(stream: HTTPStream, body: FileBody, *, more_body: bool) -> 
         except (ValueError, RuntimeError):
             stream.state = ResponseState.WAITING  # refused unwritten: a 500 can follow
             raise
-    response = stream._response
-    assert response is not None
-    if not _has_body(stream.request.method, response["status"]):
+    if not _has_body(stream.request.method, stream._status):
         body.count = 0  # the head says it all
     sent = 0
     if body.count != 0:
