@@ -50,7 +50,6 @@ switch), the drain.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -404,8 +403,9 @@ class ServerConnection:
             self._proxy = None
             self._rebind()
             if header.client is not None:
-                self.info = dataclasses.replace(
-                    self.info, client=header.client, server=header.server
+                info = self.info
+                self.info = ConnectionInfo(
+                    info.protocol, info.scheme, header.client, header.server, info.tls
                 )
             data = header.remaining
         if self._sniffed is not None and data:
@@ -425,7 +425,8 @@ class ServerConnection:
         """Serve HTTP/2 from now on (ALPN, prior knowledge or ``Upgrade: h2c``)."""
         from hypercorn.worker.protocol.h2 import H2Protocol
 
-        self.info = dataclasses.replace(self.info, protocol="h2")
+        info = self.info
+        self.info = ConnectionInfo("h2", info.scheme, info.client, info.server, info.tls)
         self._protocol = h2 = self._h2 = H2Protocol(
             self._settings, tls=self._tls, now=now, upgrade=upgrade
         )

@@ -17,7 +17,6 @@ wsproto and aioquic objects stay inside ``worker/protocol``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Final
 
 Headers = tuple[tuple[bytes, bytes], ...]
@@ -48,15 +47,35 @@ class Event:
         return f"{type(self).__name__}({fields})"
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionInfo:
-    """What a connection knows once, for every request on it."""
+class ConnectionInfo(Event):
+    """What a connection knows once, for every request on it.
 
-    protocol: str  # "h11", "h2" or "h3" (the ``server`` header names it)
-    scheme: str  # "http" or "https"
-    client: tuple[str, int] | None
-    server: tuple[str, int | None] | None
-    tls: dict[object, object] | None = None
+    Not an event, but built like one (a native class when compiled, equal by
+    value): one is made per connection, and a frozen dataclass's ``__init__``
+    cost more than the rest of the connection's set-up together.
+    """
+
+    __slots__ = ("client", "protocol", "scheme", "server", "tls")
+    __match_args__ = ("protocol", "scheme", "client", "server", "tls")
+    protocol: Final[str]  # "h11", "h2" or "h3" (the ``server`` header names it)
+    scheme: Final[str]  # "http" or "https"
+    client: Final[tuple[str, int] | None]
+    server: Final[tuple[str, int | None] | None]
+    tls: Final[dict[object, object] | None]
+
+    def __init__(
+        self,
+        protocol: str,
+        scheme: str,
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        tls: dict[object, object] | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.scheme = scheme
+        self.client = client
+        self.server = server
+        self.tls = tls
 
 
 # --------------------------------------------------------------------------
