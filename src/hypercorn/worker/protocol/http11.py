@@ -176,9 +176,13 @@ class H11Protocol:
         self._max_head = config.h11_max_incomplete_size
         self._keep_alive_timeout = config.keep_alive_timeout
         self._keep_alive_max = config.keep_alive_max_requests
-        self._read_timeout = config.read_timeout
-        timeouts = [t for t in (config.read_timeout, config.body_timeout) if t is not None]
-        self._body_timeout = min(timeouts, default=None)
+        self._read_timeout = read = config.read_timeout
+        body = config.body_timeout
+        # The earlier of the two that are set (no list and no ``min``: one is
+        # made per connection).
+        self._body_timeout = (
+            body if read is None else read if body is None or read <= body else body
+        )
         self._buf = bytearray()
         self._scanned = 0
         self._empty_lines = 0
