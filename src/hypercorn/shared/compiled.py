@@ -66,6 +66,7 @@ COMPILED = (
     "hypercorn.worker.context",
     "hypercorn.shared.header_rules",
     "hypercorn.shared.metrics",
+    "hypercorn.shared.wsgi",
 )
 """The modules mypyc compiles (``setup.py`` reads this tuple)."""
 

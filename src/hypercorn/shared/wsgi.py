@@ -50,7 +50,7 @@ Invariants:
 
 from __future__ import annotations
 
-import collections
+import concurrent.futures
 import io
 import sys
 import threading
@@ -58,9 +58,10 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from hypercorn.shared.errors import WSGIClientGoneError
 from hypercorn.shared.eventloop import EventLoop, Future
-from hypercorn.shared.headers import build_and_validate_headers
-from hypercorn.typing import ASGISendCallable, ASGISendEvent, HTTPScope
+from hypercorn.shared.header_rules import validate_headers
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, HTTPScope
 
 __all__ = [
     "STREAM_BUFFER",
@@ -69,6 +70,7 @@ __all__ = [
     "WSGIClientGoneError",
     "WSGIResponder",
     "build_environ",
+    "serve",
 ]
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -90,10 +92,6 @@ _HEADER_KEYS: dict[bytes, str | None] = {
 
 _HEADER_KEYS_MAX = 1024
 """Names remembered in ``_HEADER_KEYS``: clients choose them, so the cache is bounded."""
-
-
-class WSGIClientGoneError(OSError):
-    """Raised in a WSGI thread once its request was cancelled (the client left)."""
 
 
 def _path_info(path: str, root_path: str) -> str:
@@ -203,7 +201,7 @@ class Inbox:
             loop: the loop whose coroutines relay the posts.
         """
         self.loop = loop
-        self._ready: collections.deque[Exchange] = collections.deque()
+        self._ready: list[Exchange] = []
         self._scheduled = False
 
     def notify(self, exchange: Exchange) -> None:
@@ -225,7 +223,7 @@ class Inbox:
         self._scheduled = False
         ready = self._ready
         while ready:
-            ready.popleft()._arrived()
+            ready.pop(0)._arrived()
 
 
 class Exchange:
@@ -245,7 +243,7 @@ class Exchange:
             inbox: the inbox of the loop whose coroutine calls ``relay``.
         """
         self._inbox = inbox
-        self._batches: collections.deque[_Post] = collections.deque()
+        self._batches: list[_Post] = []
         self._waiter: Future[None] | None = None
         self._posted = 0
         self._sent = 0
@@ -323,7 +321,13 @@ class Exchange:
                 await waiter
             finally:
                 self._waiter = None
-        return batches.popleft()
+        return batches.pop(0)
+
+    def cancelled(self, future: concurrent.futures.Future[Any]) -> None:
+        """The done callback of an executor's future: a call cancelled before it ran
+        (the executor was shut down) will not finish by itself, so finish it."""
+        if future.cancelled():
+            self.finish([], RuntimeError("the executor cancelled the WSGI call"))
 
     def _abandon(self) -> None:
         self.gone = True
@@ -342,9 +346,12 @@ class Exchange:
                 or what ``send`` raised, once the thread has stopped.
             BaseException: cancelled: at once; the thread stops by itself.
         """
+        batches = self._batches
         try:
             while True:
-                messages, size, last, error = await self._next()
+                # A batch already posted is taken without a wait (and no coroutine).
+                post = batches.pop(0) if batches else await self._next()
+                messages, size, last, error = post
                 try:
                     for message in messages:
                         await send(message)
@@ -367,15 +374,6 @@ class Exchange:
             raise
 
 
-def _validated_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    try:
-        # PEP 3333 headers are pairs of str; as bytes they take the validator's fast path.
-        encoded = [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers]
-    except (AttributeError, TypeError, ValueError):
-        return build_and_validate_headers(headers)  # not str pairs: it says what is wrong
-    return build_and_validate_headers(encoded)
-
-
 def _status_code(status: object) -> int:
     if not isinstance(status, str):
         raise TypeError(f"the WSGI status must be a str, not {type(status).__name__}")
@@ -385,26 +383,28 @@ def _status_code(status: object) -> int:
     return int(code)
 
 
-class WSGIResponder:
-    """One WSGI call, run in a worker thread (see the module docstring)."""
+class WSGIResponder(Exchange):
+    """One WSGI call, run in a worker thread, and its hand-off (see the module docstring)."""
 
-    def __init__(self, app: WSGIApp, environ: dict[str, Any], exchange: Exchange) -> None:
+    __slots__ = ("_last", "app", "environ", "headers", "headers_sent", "status")
+
+    def __init__(self, app: WSGIApp, environ: dict[str, Any], inbox: Inbox) -> None:
         """Prepare the call.
 
         Args:
             app: the WSGI application.
             environ: the request's environ.
-            exchange: where the response's messages go.
+            inbox: the inbox of the loop whose coroutine calls ``relay``.
         """
+        super().__init__(inbox)  # one object per call: the responder is its own hand-off
         self.app = app
         self.environ = environ
-        self._exchange = exchange
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_sent = False
         self._last: list[ASGISendEvent] = []
 
-    def __call__(self) -> None:
+    def run(self) -> None:
         """Run the application and post its response, then the outcome.
 
         Never raises: what the application (or a post) raised travels with the
@@ -415,7 +415,7 @@ class WSGIResponder:
             self._run()
         except BaseException as exc:  # handed to the loop, which raises it
             error = exc
-            if not self.headers_sent and not self._exchange.gone:
+            if not self.headers_sent and not self.gone:
                 self.headers_sent = True
                 self._last = [
                     {
@@ -425,7 +425,7 @@ class WSGIResponder:
                     },
                     {"type": "http.response.body", "body": b"", "more_body": False},
                 ]
-        self._exchange.finish(self._last, error)
+        self.finish(self._last, error)
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
@@ -454,7 +454,9 @@ class WSGIResponder:
         elif self.status is not None:
             raise RuntimeError("start_response() was already called (pass exc_info to retry)")
         code = _status_code(status)
-        validated = _validated_headers(headers)
+        # One pass: str pairs are encoded and checked together (the errors name the
+        # bad item); the stream checks the bytes again on the loop, on its fast path.
+        validated = validate_headers(headers)
         self.status, self.headers = code, validated
         return self.write
 
@@ -478,7 +480,7 @@ class WSGIResponder:
         """Call the application; keep the messages of the last post in ``_last``."""
         result = self.app(self.environ, self.start_response)
         try:
-            if isinstance(result, list | tuple):
+            if isinstance(result, (list, tuple)):
                 # Complete already: its last chunk ends the body, all in one post.
                 chunks = [_as_bytes(chunk) for chunk in result if chunk]
                 last = self._head()
@@ -511,7 +513,64 @@ class WSGIResponder:
     def _post(self, body: bytes) -> None:
         messages = self._head()
         messages.append({"type": "http.response.body", "body": body, "more_body": True})
-        self._exchange.post(messages, len(body))
+        self.post(messages, len(body))
+
+
+async def serve(
+    app: WSGIApp,
+    max_body_size: int,
+    scope: HTTPScope,
+    receive: ASGIReceiveCallable,
+    send: ASGISendCallable,
+    inbox: Inbox,
+    submit: Callable[[Callable[[], None]], object],
+) -> None:
+    """Serve one ``http`` scope: read the body, run ``app`` through ``submit``, relay.
+
+    Args:
+        app: the WSGI application.
+        max_body_size: the largest body given to ``app``; past it, 413.
+        scope: the request's ASGI scope.
+        receive: the ASGI receive callable.
+        send: the ASGI send callable.
+        inbox: the running loop's inbox.
+        submit: runs a job in a worker thread: ``WSGIThreadPool.submit``, trio's
+            ``run_in_thread``, or an executor's ``submit`` (whose future, if
+            cancelled before the job ran, ends the call with an error).
+
+    Raises:
+        Exception: what the call or ``send`` raised (see ``Exchange.relay``).
+    """
+    collected = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if not message.get("more_body", False):
+                if collected:
+                    collected += chunk
+                    body = bytes(collected)
+                else:
+                    body = bytes(chunk)  # no copy of a bytes body: the common case
+                break
+            collected += chunk
+            if len(collected) > max_body_size:
+                body = bytes(collected)
+                break
+        elif message["type"] == "http.disconnect":
+            return
+    if len(body) > max_body_size:
+        # New messages each time: an ASGI middleware around us may change them.
+        await send(
+            {"type": "http.response.start", "status": 413, "headers": [(b"content-length", b"0")]}
+        )
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
+    responder = WSGIResponder(app, build_environ(scope, body), inbox)
+    future = submit(responder.run)
+    if isinstance(future, concurrent.futures.Future):
+        future.add_done_callback(responder.cancelled)
+    await responder.relay(send)
 
 
 def _as_bytes(chunk: object) -> bytes:
