@@ -14,19 +14,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias, cast
+from typing import TypeAlias
 
 from hypercorn.shared.errors import WSGIClientGoneError
-from hypercorn.shared.eventloop import current_loop
-from hypercorn.shared.wsgi import Inbox, WSGIApp, serve
+from hypercorn.shared.wsgi import WSGIApp, loop_inbox, serve
 from hypercorn.typing import (
     ASGIReceiveCallable,
     ASGISendCallable,
-    HTTPScope,
     Scope,
 )
 
@@ -176,35 +173,6 @@ class WSGIThreadPool:
             del job
 
 
-_LOCAL = threading.local()
-
-
-def _forget_loops() -> None:
-    global _LOCAL  # a forked child starts without its parent's loops
-    _LOCAL = threading.local()
-
-
-os.register_at_fork(after_in_child=_forget_loops)
-
-
-def loop_inbox() -> Inbox:
-    """The ``Inbox`` of the loop running in this thread (kept per thread for asyncio).
-
-    Raises:
-        RuntimeError: no loop runs in this thread.
-    """
-    inbox: Inbox | None = getattr(_LOCAL, "inbox", None)
-    # A loop that still runs is still this thread's: a running loop stays in its
-    # thread, and a thread runs one loop at a time.
-    if inbox is not None and cast(asyncio.AbstractEventLoop, inbox.loop).is_running():
-        return inbox
-    loop = current_loop()
-    inbox = Inbox(loop)
-    if isinstance(loop, asyncio.AbstractEventLoop):  # trio's TrioLoop: one per call
-        _LOCAL.inbox = inbox
-    return inbox
-
-
 class ASGIWrapper:
     """An ASGI application, called as is."""
 
@@ -280,7 +248,16 @@ class WSGIWrapper:
                 when no response head had been sent), or what ``send`` raised.
         """
         if scope["type"] == "http":
-            await self._handle_http(scope, receive, send)
+            # Here rather than in a method of its own: a coroutine less per request.
+            inbox = loop_inbox()
+            submit: Callable[[Callable[[], None]], object]
+            if self._owns_executor and not isinstance(inbox.loop, asyncio.AbstractEventLoop):
+                from hypercorn.shared.trio_loop import run_in_thread
+
+                submit = run_in_thread  # trio's own worker threads
+            else:
+                submit = self._get_executor().submit
+            await serve(self.app, self.max_body_size, scope, receive, send, inbox, submit)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1000, "reason": None})
         elif scope["type"] == "lifespan":
@@ -320,19 +297,6 @@ class WSGIWrapper:
                 self.close(wait=False)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-    async def _handle_http(
-        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        inbox = loop_inbox()
-        submit: Callable[[Callable[[], None]], object]
-        if self._owns_executor and not isinstance(inbox.loop, asyncio.AbstractEventLoop):
-            from hypercorn.shared.trio_loop import run_in_thread
-
-            submit = run_in_thread  # trio's own worker threads
-        else:
-            submit = self._get_executor().submit
-        await serve(self.app, self.max_body_size, scope, receive, send, inbox, submit)
 
 
 AppWrapper: TypeAlias = ASGIWrapper | WSGIWrapper

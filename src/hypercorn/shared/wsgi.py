@@ -50,16 +50,18 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import io
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, Final, cast
 
 from hypercorn.shared.errors import WSGIClientGoneError
-from hypercorn.shared.eventloop import EventLoop, Future
+from hypercorn.shared.eventloop import EventLoop, Future, current_loop
 from hypercorn.shared.header_rules import validate_headers
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, HTTPScope
 
@@ -70,27 +72,30 @@ __all__ = [
     "WSGIClientGoneError",
     "WSGIResponder",
     "build_environ",
+    "loop_inbox",
     "serve",
 ]
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-STREAM_BUFFER = 64 * 1024
+STREAM_BUFFER: Final = 64 * 1024
 """Body bytes a WSGI thread may post ahead of what the loop has sent, before it waits."""
 
-_POLL = 0.1
+_POLL: Final = 0.1
 """Seconds between two checks, by a WSGI thread waiting for the loop, that the request lives."""
 
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
+# The module's tables are Final: compiled code reaches them without a lookup in the
+# module's namespace.
+_DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
 
-_HEADER_KEYS: dict[bytes, str | None] = {
+_HEADER_KEYS: Final[dict[bytes, str | None]] = {
     b"content-type": "CONTENT_TYPE",
     b"content-length": "CONTENT_LENGTH",
 }
 """Request header name -> environ key (None: left out), filled as names are seen."""
 
-_HEADER_KEYS_MAX = 1024
+_HEADER_KEYS_MAX: Final = 1024
 """Names remembered in ``_HEADER_KEYS``: clients choose them, so the cache is bounded."""
 
 
@@ -109,7 +114,7 @@ def _header_key(raw_name: bytes) -> str | None:
     return key
 
 
-_TEMPLATE: dict[str, Any] = {
+_TEMPLATE: Final[dict[str, Any]] = {
     "SCRIPT_NAME": "",
     "wsgi.version": (1, 0),
     "wsgi.input_terminated": True,
@@ -119,7 +124,7 @@ _TEMPLATE: dict[str, Any] = {
 }
 """What every environ holds: copied, then the request's own keys are set."""
 
-_PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}
+_PROTOCOLS: Final = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}
 
 
 def build_environ(scope: HTTPScope, body: bytes) -> dict[str, Any]:
@@ -224,6 +229,35 @@ class Inbox:
         ready = self._ready
         while ready:
             ready.pop(0)._arrived()
+
+
+_LOCAL = threading.local()
+
+
+def _forget_loops() -> None:
+    global _LOCAL  # a forked child starts without its parent's loops
+    _LOCAL = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_loops)
+
+
+def loop_inbox() -> Inbox:
+    """The ``Inbox`` of the loop running in this thread (kept per thread for asyncio).
+
+    Raises:
+        RuntimeError: no loop runs in this thread.
+    """
+    inbox: Inbox | None = getattr(_LOCAL, "inbox", None)
+    # A loop that still runs is still this thread's: a running loop stays in its
+    # thread, and a thread runs one loop at a time.
+    if inbox is not None and cast(asyncio.AbstractEventLoop, inbox.loop).is_running():
+        return inbox
+    loop = current_loop()
+    inbox = Inbox(loop)
+    if isinstance(loop, asyncio.AbstractEventLoop):  # trio's TrioLoop: one per call
+        _LOCAL.inbox = inbox
+    return inbox
 
 
 class Exchange:
@@ -349,9 +383,13 @@ class Exchange:
         batches = self._batches
         try:
             while True:
-                # A batch already posted is taken without a wait (and no coroutine).
-                post = batches.pop(0) if batches else await self._next()
-                messages, size, last, error = post
+                while not batches:  # as in ``_next``, without a coroutine of its own
+                    waiter = self._waiter = self._inbox.loop.create_future()
+                    try:
+                        await waiter
+                    finally:
+                        self._waiter = None
+                messages, size, last, error = batches.pop(0)
                 try:
                     for message in messages:
                         await send(message)
@@ -374,13 +412,26 @@ class Exchange:
             raise
 
 
+_STATUS_CODES: Final[dict[str, int]] = {}
+"""Status lines found valid, with their code (apps repeat a few)."""
+
+_STATUS_CODES_MAX: Final = 256
+
+
 def _status_code(status: object) -> int:
-    if not isinstance(status, str):
+    if type(status) is str:
+        known = _STATUS_CODES.get(status)
+        if known is not None:
+            return known
+    elif not isinstance(status, str):
         raise TypeError(f"the WSGI status must be a str, not {type(status).__name__}")
     code, _, _ = status.partition(" ")
-    if len(code) != 3 or not code.isdigit() or int(code) < 100:
+    number = int(code) if len(code) == 3 and code.isdigit() else 0
+    if number < 100:
         raise ValueError(f"invalid WSGI status {status!r}: expected e.g. '200 OK'")
-    return int(code)
+    if type(status) is str and len(_STATUS_CODES) < _STATUS_CODES_MAX:
+        _STATUS_CODES[status] = number
+    return number
 
 
 class WSGIResponder(Exchange):
@@ -497,9 +548,12 @@ class WSGIResponder(Exchange):
             # Kept before close(): if close() raises, the complete response still goes.
             self._last = last
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            # A plain list or tuple has no close(), and a failed look-up would
+            # build an AttributeError (with its message) to drop it.
+            if type(result) is not list and type(result) is not tuple:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
 
     def _head(self) -> list[ASGISendEvent]:
         """``[http.response.start]`` the first time, then ``[]``."""
