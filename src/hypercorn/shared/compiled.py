@@ -67,6 +67,7 @@ COMPILED = (
     "hypercorn.shared.header_rules",
     "hypercorn.shared.metrics",
     "hypercorn.shared.wsgi",
+    "hypercorn.shared.wsgi_environ",
 )
 """The modules mypyc compiles (``setup.py`` reads this tuple)."""
 

@@ -1,13 +1,16 @@
-"""WSGI (PEP 3333) over ASGI: the environ of a request, and the response side.
+"""WSGI (PEP 3333) over ASGI: a call in a worker thread, and its response's way back.
 
 Theory of operation
 -------------------
-``WSGIWrapper`` (in ``wrappers``) reads the whole request body on the event
-loop, builds the environ here, and gives a ``WSGIResponder`` to a worker
-thread. The responder calls the application and implements ``start_response``
-and ``write``; it posts the response's ASGI messages to an ``Exchange``, the
-one hand-off between that thread and the request's coroutine on the loop,
-which ``relay``s them to the server's ``send``.
+``WSGIWrapper`` (in ``wrappers``) awaits ``serve``, which reads the whole
+request body on the event loop, builds the environ (``wsgi_environ``), and
+gives a ``WSGIResponder`` to a worker thread. The responder calls the
+application and implements ``start_response`` and ``write``; it is also its
+own ``Exchange``, the one hand-off between that thread and the request's
+coroutine on the loop: it posts the response's ASGI messages, which ``relay``
+sends to the server's ``send``. This module is compiled with the serving core
+(a call is then one native object and native calls; ``WSGIClientGoneError``
+lives in ``errors``, since a compiled class cannot derive from ``OSError``).
 
 A hand-off between threads is what a WSGI request costs beyond an ASGI one,
 so there are as few as the semantics allow:
@@ -52,9 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import io
 import os
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -63,6 +64,7 @@ from typing import Any, Final, cast
 from hypercorn.shared.errors import WSGIClientGoneError
 from hypercorn.shared.eventloop import EventLoop, Future, current_loop
 from hypercorn.shared.header_rules import validate_headers
+from hypercorn.shared.wsgi_environ import build_environ
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, HTTPScope
 
 __all__ = [
@@ -84,104 +86,6 @@ STREAM_BUFFER: Final = 64 * 1024
 
 _POLL: Final = 0.1
 """Seconds between two checks, by a WSGI thread waiting for the loop, that the request lives."""
-
-# The module's tables are Final: compiled code reaches them without a lookup in the
-# module's namespace.
-_DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
-
-_HEADER_KEYS: Final[dict[bytes, str | None]] = {
-    b"content-type": "CONTENT_TYPE",
-    b"content-length": "CONTENT_LENGTH",
-}
-"""Request header name -> environ key (None: left out), filled as names are seen."""
-
-_HEADER_KEYS_MAX: Final = 1024
-"""Names remembered in ``_HEADER_KEYS``: clients choose them, so the cache is bounded."""
-
-
-def _path_info(path: str, root_path: str) -> str:
-    if root_path and (path == root_path or path.startswith(root_path + "/")):
-        path = path[len(root_path) :]
-    # PEP 3333 "Unicode issues": native strings carry the bytes as latin-1.
-    return path.encode("utf-8", "surrogateescape").decode("latin-1")
-
-
-def _header_key(raw_name: bytes) -> str | None:
-    name = raw_name.decode("latin-1").lower()
-    key = None if "_" in name or name.startswith(":") else "HTTP_" + name.upper().replace("-", "_")
-    if len(_HEADER_KEYS) < _HEADER_KEYS_MAX:
-        _HEADER_KEYS[raw_name] = key
-    return key
-
-
-_TEMPLATE: Final[dict[str, Any]] = {
-    "SCRIPT_NAME": "",
-    "wsgi.version": (1, 0),
-    "wsgi.input_terminated": True,
-    "wsgi.multithread": True,
-    "wsgi.multiprocess": True,
-    "wsgi.run_once": False,
-}
-"""What every environ holds: copied, then the request's own keys are set."""
-
-_PROTOCOLS: Final = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}
-
-
-def build_environ(scope: HTTPScope, body: bytes) -> dict[str, Any]:
-    """Build the PEP 3333 environ of an ASGI ``http`` request.
-
-    Args:
-        scope: the request's ASGI scope.
-        body: the complete request body.
-
-    Returns:
-        The environ. Header names with ``_`` are left out, since ``HTTP_X_A``
-        could otherwise be forged with ``x_a:`` where a proxy checked ``x-a:``;
-        repeated headers are joined with ``", "`` (``cookie`` with ``"; "``).
-    """
-    environ = _TEMPLATE.copy()
-    scheme = scope.get("scheme", "http")
-    server = scope.get("server")
-    if server is not None and server[1] is not None:
-        environ["SERVER_NAME"] = str(server[0])
-        environ["SERVER_PORT"] = str(server[1])
-    else:
-        environ["SERVER_NAME"] = "localhost"
-        environ["SERVER_PORT"] = _DEFAULT_PORTS.get(scheme, "80")
-    path = scope["path"]
-    root_path = scope.get("root_path", "")
-    if root_path:
-        environ["SCRIPT_NAME"] = root_path.encode("utf-8", "surrogateescape").decode("latin-1")
-        environ["PATH_INFO"] = _path_info(path, root_path)
-    else:
-        environ["PATH_INFO"] = path if path.isascii() else _path_info(path, root_path)
-    environ["REQUEST_METHOD"] = scope["method"]
-    query = scope.get("query_string", b"")
-    environ["QUERY_STRING"] = query.decode("latin-1") if query else ""
-    version = scope.get("http_version", "1.1")
-    environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(version) or f"HTTP/{version}"
-    environ["wsgi.url_scheme"] = scheme
-    environ["wsgi.input"] = io.BytesIO(body)
-    environ["wsgi.errors"] = sys.stderr
-    client = scope.get("client")
-    if client is not None:
-        environ["REMOTE_ADDR"] = str(client[0])
-        environ["REMOTE_PORT"] = str(client[1])
-    keys = _HEADER_KEYS
-    for raw_name, raw_value in scope.get("headers", ()):
-        key = keys[raw_name] if raw_name in keys else _header_key(raw_name)
-        if key is None:
-            continue
-        value = raw_value.decode("latin-1")
-        if key in environ:
-            separator = "; " if key == "HTTP_COOKIE" else ", "
-            value = environ[key] + separator + value
-        environ[key] = value
-    if body or "CONTENT_LENGTH" in environ:
-        # The body is complete: its length is known even for a chunked request.
-        environ["CONTENT_LENGTH"] = str(len(body))
-    return environ
-
 
 # A post: (messages, body bytes in them, last post?, the call's error if last).
 _Post = tuple[list[ASGISendEvent], int, bool, BaseException | None]
