@@ -14,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from hypercorn.shared.errors import WSGIClientGoneError
-from hypercorn.shared.wsgi import WSGIApp, loop_inbox, serve
+from hypercorn.shared.eventloop import current_loop
+from hypercorn.shared.wsgi import Inbox, WSGIApp, serve
 from hypercorn.typing import (
     ASGIReceiveCallable,
     ASGISendCallable,
@@ -171,6 +173,35 @@ class WSGIThreadPool:
             except BaseException as error:  # a job must not raise; keep the thread
                 sys.excepthook(type(error), error, error.__traceback__)
             del job
+
+
+_LOCAL = threading.local()
+
+
+def _forget_loops() -> None:
+    global _LOCAL  # a forked child starts without its parent's loops
+    _LOCAL = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_loops)
+
+
+def loop_inbox() -> Inbox:
+    """The ``Inbox`` of the loop running in this thread (kept per thread for asyncio).
+
+    Raises:
+        RuntimeError: no loop runs in this thread.
+    """
+    inbox: Inbox | None = getattr(_LOCAL, "inbox", None)
+    # A loop that still runs is still this thread's: a running loop stays in its
+    # thread, and a thread runs one loop at a time.
+    if inbox is not None and cast(asyncio.AbstractEventLoop, inbox.loop).is_running():
+        return inbox
+    loop = current_loop()
+    inbox = Inbox(loop)
+    if isinstance(loop, asyncio.AbstractEventLoop):  # trio's TrioLoop: one per call
+        _LOCAL.inbox = inbox
+    return inbox
 
 
 class ASGIWrapper:

@@ -53,16 +53,14 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
-import os
 import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from hypercorn.shared.errors import WSGIClientGoneError
-from hypercorn.shared.eventloop import EventLoop, Future, current_loop
+from hypercorn.shared.eventloop import EventLoop, Future
 from hypercorn.shared.header_rules import validate_headers
 from hypercorn.shared.wsgi_environ import build_environ
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, HTTPScope
@@ -74,7 +72,6 @@ __all__ = [
     "WSGIClientGoneError",
     "WSGIResponder",
     "build_environ",
-    "loop_inbox",
     "serve",
 ]
 
@@ -133,35 +130,6 @@ class Inbox:
         ready = self._ready
         while ready:
             ready.pop(0)._arrived()
-
-
-_LOCAL = threading.local()
-
-
-def _forget_loops() -> None:
-    global _LOCAL  # a forked child starts without its parent's loops
-    _LOCAL = threading.local()
-
-
-os.register_at_fork(after_in_child=_forget_loops)
-
-
-def loop_inbox() -> Inbox:
-    """The ``Inbox`` of the loop running in this thread (kept per thread for asyncio).
-
-    Raises:
-        RuntimeError: no loop runs in this thread.
-    """
-    inbox: Inbox | None = getattr(_LOCAL, "inbox", None)
-    # A loop that still runs is still this thread's: a running loop stays in its
-    # thread, and a thread runs one loop at a time.
-    if inbox is not None and cast(asyncio.AbstractEventLoop, inbox.loop).is_running():
-        return inbox
-    loop = current_loop()
-    inbox = Inbox(loop)
-    if isinstance(loop, asyncio.AbstractEventLoop):  # trio's TrioLoop: one per call
-        _LOCAL.inbox = inbox
-    return inbox
 
 
 class Exchange:
