@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from hypercorn.shared import errors, wsgi
 from hypercorn.shared.wrappers import (
     DEFAULT_WSGI_THREADS,
     ASGIWrapper,
@@ -416,9 +417,10 @@ async def test_cancelling_the_request_stops_the_thread_and_closes(wrapper_factor
     assert len(produced) <= STREAM_BUFFER // 1024 + 2  # it waited, then stopped
 
 
-@pytest.mark.asyncio
-async def test_client_gone_error_is_an_oserror() -> None:
+def test_client_gone_error_is_an_oserror_under_every_import_name() -> None:
     assert issubclass(WSGIClientGoneError, OSError)
+    # Its home is ``errors`` (a compiled class cannot derive from OSError).
+    assert wsgi.WSGIClientGoneError is errors.WSGIClientGoneError is WSGIClientGoneError
 
 
 def test_close_is_idempotent_and_before_use(wrapper_factory: Any) -> None:

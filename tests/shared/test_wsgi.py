@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hypercorn.shared.wsgi import build_environ
+from hypercorn.shared.wsgi import _status_code, build_environ
 from tests.shared import test_wrappers
 from tests.shared.test_wrappers import TIMEOUT, Channel, call, http_scope
 
@@ -266,6 +266,32 @@ async def test_invalid_responses_become_500(
     with pytest.raises(error):
         await call(wrapper_factory(app), channel)
     assert channel.status == 500
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("200 OK", 200),
+        ("404 Not Found", 404),
+        ("200", 200),
+        ("599 Custom", 599),
+        ("099 Low", ValueError),
+        ("20 OK", ValueError),
+        ("2000 OK", ValueError),
+        ("OK 200", ValueError),
+        ("", ValueError),
+        (b"200 OK", TypeError),
+    ],
+)
+async def test_a_status_line_gives_the_same_code_remembered_or_not(
+    status: Any, expected: int | type[Exception]
+) -> None:
+    for _ in range(2):  # a valid line is read the first time, remembered the second
+        if isinstance(expected, int):
+            assert _status_code(status) == expected
+        else:
+            with pytest.raises(expected):
+                _status_code(status)
 
 
 async def test_no_start_response_is_a_500(wrapper_factory: Any) -> None:

@@ -8,14 +8,21 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from hypercorn.shared.wsgi import STREAM_BUFFER, Exchange, Inbox, WSGIClientGoneError
+from hypercorn.shared.wsgi import (
+    STREAM_BUFFER,
+    Exchange,
+    Inbox,
+    WSGIClientGoneError,
+    WSGIResponder,
+    serve,
+)
 from tests.shared import test_wrappers
-from tests.shared.test_wrappers import TIMEOUT, Channel, call
+from tests.shared.test_wrappers import TIMEOUT, Channel, call, http_scope
 
 pytestmark = pytest.mark.asyncio
 
@@ -35,24 +42,29 @@ class ClosingList(list[bytes]):
             raise OSError("close failed")
 
 
-async def test_a_list_goes_out_whole_and_is_closed_once(wrapper_factory: Any) -> None:
+async def test_a_list_goes_out_whole_and_is_closed_once() -> None:
     body = ClosingList([b"a", b"", b"b"])
     posts: list[int] = []
-    following = Exchange._next
-
-    async def counting(self: Exchange) -> Any:
-        batch = await following(self)
-        posts.append(len(batch[0]))
-        return batch
 
     def app(environ: Any, start_response: Any) -> ClosingList:
         start_response("200 OK", [("Content-Length", "2")])
         return body
 
+    def run_then_count(job: Callable[[], None]) -> None:
+        # The call runs to its end before the loop relays anything: what it
+        # queued meanwhile is every post it made.
+        thread = threading.Thread(target=job)
+        thread.start()
+        thread.join(TIMEOUT)
+        responder: WSGIResponder = getattr(job, "__self__")  # noqa: B009
+        posts.extend(len(post[0]) for post in responder._batches)
+
     channel = Channel()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Exchange, "_next", counting)
-        await call(wrapper_factory(app), channel)
+    inbox = Inbox(asyncio.get_running_loop())
+    await asyncio.wait_for(
+        serve(app, 1024, http_scope(), channel.receive, channel.send, inbox, run_then_count),  # type: ignore[arg-type]
+        TIMEOUT,
+    )
     assert posts == [3]  # head and both chunks, in the thread's one (last) post
     assert body.closed == 1
     assert channel.status == 200 and channel.body == b"ab" and channel.complete

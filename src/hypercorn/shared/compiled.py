@@ -66,6 +66,8 @@ COMPILED = (
     "hypercorn.worker.context",
     "hypercorn.shared.header_rules",
     "hypercorn.shared.metrics",
+    "hypercorn.shared.wsgi",
+    "hypercorn.shared.wsgi_environ",
 )
 """The modules mypyc compiles (``setup.py`` reads this tuple)."""
 

@@ -16,6 +16,7 @@ __all__ = [
     "NoAppError",
     "ShutdownError",
     "UnexpectedMessageError",
+    "WSGIClientGoneError",
 ]
 
 
@@ -117,4 +118,13 @@ class StreamStateError(RuntimeError):
     Defined here rather than beside the stream states: their module is compiled,
     and a compiled class cannot derive from ``RuntimeError`` (which the ASGI
     stream catches to turn a refused response head into a 500).
+    """
+
+
+class WSGIClientGoneError(OSError):
+    """Raised in a WSGI thread once its request was cancelled (the client left).
+
+    Defined here rather than beside the WSGI hand-off (``shared/wsgi.py``, which
+    re-exports it): that module is compiled, and a compiled class cannot derive
+    from ``OSError``.
     """

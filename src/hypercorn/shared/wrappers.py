@@ -20,19 +20,12 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeAlias, cast
 
+from hypercorn.shared.errors import WSGIClientGoneError
 from hypercorn.shared.eventloop import current_loop
-from hypercorn.shared.wsgi import (
-    Exchange,
-    Inbox,
-    WSGIApp,
-    WSGIClientGoneError,
-    WSGIResponder,
-    build_environ,
-)
+from hypercorn.shared.wsgi import Inbox, WSGIApp, serve
 from hypercorn.typing import (
     ASGIReceiveCallable,
     ASGISendCallable,
-    HTTPScope,
     Scope,
 )
 
@@ -57,7 +50,7 @@ class WSGIThreadPool:
 
     Lighter than a ``ThreadPoolExecutor`` per call (no ``Future``, no
     ``Condition``): a job is a callable that never raises and reports its own
-    outcome (``WSGIResponder`` posts it to its ``Exchange``). A job given to
+    outcome (``WSGIResponder`` posts it to the loop). A job given to
     ``submit`` before ``shutdown`` still runs. The threads are daemons: the
     server drains its requests before it exits, and a stuck application must
     not keep the process alive.
@@ -286,7 +279,16 @@ class WSGIWrapper:
                 when no response head had been sent), or what ``send`` raised.
         """
         if scope["type"] == "http":
-            await self._handle_http(scope, receive, send)
+            # Here rather than in a method of its own: a coroutine less per request.
+            inbox = loop_inbox()
+            submit: Callable[[Callable[[], None]], object]
+            if self._owns_executor and not isinstance(inbox.loop, asyncio.AbstractEventLoop):
+                from hypercorn.shared.trio_loop import run_in_thread
+
+                submit = run_in_thread  # trio's own worker threads
+            else:
+                submit = self._get_executor().submit
+            await serve(self.app, self.max_body_size, scope, receive, send, inbox, submit)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1000, "reason": None})
         elif scope["type"] == "lifespan":
@@ -326,65 +328,6 @@ class WSGIWrapper:
                 self.close(wait=False)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-    async def _read_body(self, receive: ASGIReceiveCallable) -> bytes | None:
-        """The whole body; None if the client left; ``b"..."`` past the limit, see caller."""
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.request":
-                chunk = message.get("body", b"")
-                if not message.get("more_body", False):
-                    if not body:
-                        return bytes(chunk)  # the common case: no copy of a bytes body
-                    body += chunk
-                    return bytes(body)
-                body += chunk
-                if len(body) > self.max_body_size:
-                    return bytes(body)
-            elif message["type"] == "http.disconnect":
-                return None
-
-    async def _handle_http(
-        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        body = await self._read_body(receive)
-        if body is None:
-            return
-        if len(body) > self.max_body_size:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 413,
-                    "headers": [(b"content-length", b"0")],
-                }
-            )
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return
-        inbox = loop_inbox()
-        exchange = Exchange(inbox)
-        responder = WSGIResponder(self.app, build_environ(scope, body), exchange)
-        if self._owns_executor and not isinstance(inbox.loop, asyncio.AbstractEventLoop):
-            from hypercorn.shared.trio_loop import run_in_thread
-
-            run_in_thread(responder)  # trio's own worker threads
-            await exchange.relay(send)
-            return
-        executor = self._get_executor()
-        if isinstance(executor, WSGIThreadPool):
-            executor.submit(responder)
-        else:
-            # Another executor may cancel the call before it runs: then say so.
-            executor.submit(responder).add_done_callback(_on_cancel(exchange))
-        await exchange.relay(send)
-
-
-def _on_cancel(exchange: Exchange) -> Callable[[concurrent.futures.Future[None]], None]:
-    def done(future: concurrent.futures.Future[None]) -> None:
-        if future.cancelled():
-            exchange.finish([], RuntimeError("the executor cancelled the WSGI call"))
-
-    return done
 
 
 AppWrapper: TypeAlias = ASGIWrapper | WSGIWrapper

@@ -1,13 +1,16 @@
-"""WSGI (PEP 3333) over ASGI: the environ of a request, and the response side.
+"""WSGI (PEP 3333) over ASGI: a call in a worker thread, and its response's way back.
 
 Theory of operation
 -------------------
-``WSGIWrapper`` (in ``wrappers``) reads the whole request body on the event
-loop, builds the environ here, and gives a ``WSGIResponder`` to a worker
-thread. The responder calls the application and implements ``start_response``
-and ``write``; it posts the response's ASGI messages to an ``Exchange``, the
-one hand-off between that thread and the request's coroutine on the loop,
-which ``relay``s them to the server's ``send``.
+``WSGIWrapper`` (in ``wrappers``) awaits ``serve``, which reads the whole
+request body on the event loop, builds the environ (``wsgi_environ``), and
+gives a ``WSGIResponder`` to a worker thread. The responder calls the
+application and implements ``start_response`` and ``write``; it is also its
+own ``Exchange``, the one hand-off between that thread and the request's
+coroutine on the loop: it posts the response's ASGI messages, which ``relay``
+sends to the server's ``send``. This module is compiled with the serving core
+(a call is then one native object and native calls; ``WSGIClientGoneError``
+lives in ``errors``, since a compiled class cannot derive from ``OSError``).
 
 A hand-off between threads is what a WSGI request costs beyond an ASGI one,
 so there are as few as the semantics allow:
@@ -50,17 +53,17 @@ Invariants:
 
 from __future__ import annotations
 
-import collections
-import io
-import sys
+import concurrent.futures
 import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
+from hypercorn.shared.errors import WSGIClientGoneError
 from hypercorn.shared.eventloop import EventLoop, Future
-from hypercorn.shared.headers import build_and_validate_headers
-from hypercorn.typing import ASGISendCallable, ASGISendEvent, HTTPScope
+from hypercorn.shared.header_rules import validate_headers
+from hypercorn.shared.wsgi_environ import build_environ
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, HTTPScope
 
 __all__ = [
     "STREAM_BUFFER",
@@ -69,116 +72,17 @@ __all__ = [
     "WSGIClientGoneError",
     "WSGIResponder",
     "build_environ",
+    "serve",
 ]
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-STREAM_BUFFER = 64 * 1024
+STREAM_BUFFER: Final = 64 * 1024
 """Body bytes a WSGI thread may post ahead of what the loop has sent, before it waits."""
 
-_POLL = 0.1
+_POLL: Final = 0.1
 """Seconds between two checks, by a WSGI thread waiting for the loop, that the request lives."""
-
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
-
-_HEADER_KEYS: dict[bytes, str | None] = {
-    b"content-type": "CONTENT_TYPE",
-    b"content-length": "CONTENT_LENGTH",
-}
-"""Request header name -> environ key (None: left out), filled as names are seen."""
-
-_HEADER_KEYS_MAX = 1024
-"""Names remembered in ``_HEADER_KEYS``: clients choose them, so the cache is bounded."""
-
-
-class WSGIClientGoneError(OSError):
-    """Raised in a WSGI thread once its request was cancelled (the client left)."""
-
-
-def _path_info(path: str, root_path: str) -> str:
-    if root_path and (path == root_path or path.startswith(root_path + "/")):
-        path = path[len(root_path) :]
-    # PEP 3333 "Unicode issues": native strings carry the bytes as latin-1.
-    return path.encode("utf-8", "surrogateescape").decode("latin-1")
-
-
-def _header_key(raw_name: bytes) -> str | None:
-    name = raw_name.decode("latin-1").lower()
-    key = None if "_" in name or name.startswith(":") else "HTTP_" + name.upper().replace("-", "_")
-    if len(_HEADER_KEYS) < _HEADER_KEYS_MAX:
-        _HEADER_KEYS[raw_name] = key
-    return key
-
-
-_TEMPLATE: dict[str, Any] = {
-    "SCRIPT_NAME": "",
-    "wsgi.version": (1, 0),
-    "wsgi.input_terminated": True,
-    "wsgi.multithread": True,
-    "wsgi.multiprocess": True,
-    "wsgi.run_once": False,
-}
-"""What every environ holds: copied, then the request's own keys are set."""
-
-_PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}
-
-
-def build_environ(scope: HTTPScope, body: bytes) -> dict[str, Any]:
-    """Build the PEP 3333 environ of an ASGI ``http`` request.
-
-    Args:
-        scope: the request's ASGI scope.
-        body: the complete request body.
-
-    Returns:
-        The environ. Header names with ``_`` are left out, since ``HTTP_X_A``
-        could otherwise be forged with ``x_a:`` where a proxy checked ``x-a:``;
-        repeated headers are joined with ``", "`` (``cookie`` with ``"; "``).
-    """
-    environ = _TEMPLATE.copy()
-    scheme = scope.get("scheme", "http")
-    server = scope.get("server")
-    if server is not None and server[1] is not None:
-        environ["SERVER_NAME"] = str(server[0])
-        environ["SERVER_PORT"] = str(server[1])
-    else:
-        environ["SERVER_NAME"] = "localhost"
-        environ["SERVER_PORT"] = _DEFAULT_PORTS.get(scheme, "80")
-    path = scope["path"]
-    root_path = scope.get("root_path", "")
-    if root_path:
-        environ["SCRIPT_NAME"] = root_path.encode("utf-8", "surrogateescape").decode("latin-1")
-        environ["PATH_INFO"] = _path_info(path, root_path)
-    else:
-        environ["PATH_INFO"] = path if path.isascii() else _path_info(path, root_path)
-    environ["REQUEST_METHOD"] = scope["method"]
-    query = scope.get("query_string", b"")
-    environ["QUERY_STRING"] = query.decode("latin-1") if query else ""
-    version = scope.get("http_version", "1.1")
-    environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(version) or f"HTTP/{version}"
-    environ["wsgi.url_scheme"] = scheme
-    environ["wsgi.input"] = io.BytesIO(body)
-    environ["wsgi.errors"] = sys.stderr
-    client = scope.get("client")
-    if client is not None:
-        environ["REMOTE_ADDR"] = str(client[0])
-        environ["REMOTE_PORT"] = str(client[1])
-    keys = _HEADER_KEYS
-    for raw_name, raw_value in scope.get("headers", ()):
-        key = keys[raw_name] if raw_name in keys else _header_key(raw_name)
-        if key is None:
-            continue
-        value = raw_value.decode("latin-1")
-        if key in environ:
-            separator = "; " if key == "HTTP_COOKIE" else ", "
-            value = environ[key] + separator + value
-        environ[key] = value
-    if body or "CONTENT_LENGTH" in environ:
-        # The body is complete: its length is known even for a chunked request.
-        environ["CONTENT_LENGTH"] = str(len(body))
-    return environ
-
 
 # A post: (messages, body bytes in them, last post?, the call's error if last).
 _Post = tuple[list[ASGISendEvent], int, bool, BaseException | None]
@@ -203,7 +107,7 @@ class Inbox:
             loop: the loop whose coroutines relay the posts.
         """
         self.loop = loop
-        self._ready: collections.deque[Exchange] = collections.deque()
+        self._ready: list[Exchange] = []
         self._scheduled = False
 
     def notify(self, exchange: Exchange) -> None:
@@ -225,7 +129,7 @@ class Inbox:
         self._scheduled = False
         ready = self._ready
         while ready:
-            ready.popleft()._arrived()
+            ready.pop(0)._arrived()
 
 
 class Exchange:
@@ -245,7 +149,7 @@ class Exchange:
             inbox: the inbox of the loop whose coroutine calls ``relay``.
         """
         self._inbox = inbox
-        self._batches: collections.deque[_Post] = collections.deque()
+        self._batches: list[_Post] = []
         self._waiter: Future[None] | None = None
         self._posted = 0
         self._sent = 0
@@ -323,7 +227,13 @@ class Exchange:
                 await waiter
             finally:
                 self._waiter = None
-        return batches.popleft()
+        return batches.pop(0)
+
+    def cancelled(self, future: concurrent.futures.Future[Any]) -> None:
+        """The done callback of an executor's future: a call cancelled before it ran
+        (the executor was shut down) will not finish by itself, so finish it."""
+        if future.cancelled():
+            self.finish([], RuntimeError("the executor cancelled the WSGI call"))
 
     def _abandon(self) -> None:
         self.gone = True
@@ -342,9 +252,16 @@ class Exchange:
                 or what ``send`` raised, once the thread has stopped.
             BaseException: cancelled: at once; the thread stops by itself.
         """
+        batches = self._batches
         try:
             while True:
-                messages, size, last, error = await self._next()
+                while not batches:  # as in ``_next``, without a coroutine of its own
+                    waiter = self._waiter = self._inbox.loop.create_future()
+                    try:
+                        await waiter
+                    finally:
+                        self._waiter = None
+                messages, size, last, error = batches.pop(0)
                 try:
                     for message in messages:
                         await send(message)
@@ -367,44 +284,50 @@ class Exchange:
             raise
 
 
-def _validated_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    try:
-        # PEP 3333 headers are pairs of str; as bytes they take the validator's fast path.
-        encoded = [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers]
-    except (AttributeError, TypeError, ValueError):
-        return build_and_validate_headers(headers)  # not str pairs: it says what is wrong
-    return build_and_validate_headers(encoded)
+_STATUS_CODES: Final[dict[str, int]] = {}
+"""Status lines found valid, with their code (apps repeat a few)."""
+
+_STATUS_CODES_MAX: Final = 256
 
 
 def _status_code(status: object) -> int:
-    if not isinstance(status, str):
+    if type(status) is str:
+        known = _STATUS_CODES.get(status)
+        if known is not None:
+            return known
+    elif not isinstance(status, str):
         raise TypeError(f"the WSGI status must be a str, not {type(status).__name__}")
     code, _, _ = status.partition(" ")
-    if len(code) != 3 or not code.isdigit() or int(code) < 100:
+    number = int(code) if len(code) == 3 and code.isdigit() else 0
+    if number < 100:
         raise ValueError(f"invalid WSGI status {status!r}: expected e.g. '200 OK'")
-    return int(code)
+    if type(status) is str and len(_STATUS_CODES) < _STATUS_CODES_MAX:
+        _STATUS_CODES[status] = number
+    return number
 
 
-class WSGIResponder:
-    """One WSGI call, run in a worker thread (see the module docstring)."""
+class WSGIResponder(Exchange):
+    """One WSGI call, run in a worker thread, and its hand-off (see the module docstring)."""
 
-    def __init__(self, app: WSGIApp, environ: dict[str, Any], exchange: Exchange) -> None:
+    __slots__ = ("_last", "app", "environ", "headers", "headers_sent", "status")
+
+    def __init__(self, app: WSGIApp, environ: dict[str, Any], inbox: Inbox) -> None:
         """Prepare the call.
 
         Args:
             app: the WSGI application.
             environ: the request's environ.
-            exchange: where the response's messages go.
+            inbox: the inbox of the loop whose coroutine calls ``relay``.
         """
+        super().__init__(inbox)  # one object per call: the responder is its own hand-off
         self.app = app
         self.environ = environ
-        self._exchange = exchange
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_sent = False
         self._last: list[ASGISendEvent] = []
 
-    def __call__(self) -> None:
+    def run(self) -> None:
         """Run the application and post its response, then the outcome.
 
         Never raises: what the application (or a post) raised travels with the
@@ -415,7 +338,7 @@ class WSGIResponder:
             self._run()
         except BaseException as exc:  # handed to the loop, which raises it
             error = exc
-            if not self.headers_sent and not self._exchange.gone:
+            if not self.headers_sent and not self.gone:
                 self.headers_sent = True
                 self._last = [
                     {
@@ -425,7 +348,7 @@ class WSGIResponder:
                     },
                     {"type": "http.response.body", "body": b"", "more_body": False},
                 ]
-        self._exchange.finish(self._last, error)
+        self.finish(self._last, error)
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
@@ -454,7 +377,9 @@ class WSGIResponder:
         elif self.status is not None:
             raise RuntimeError("start_response() was already called (pass exc_info to retry)")
         code = _status_code(status)
-        validated = _validated_headers(headers)
+        # One pass: str pairs are encoded and checked together (the errors name the
+        # bad item); the stream checks the bytes again on the loop, on its fast path.
+        validated = validate_headers(headers)
         self.status, self.headers = code, validated
         return self.write
 
@@ -478,7 +403,7 @@ class WSGIResponder:
         """Call the application; keep the messages of the last post in ``_last``."""
         result = self.app(self.environ, self.start_response)
         try:
-            if isinstance(result, list | tuple):
+            if isinstance(result, (list, tuple)):
                 # Complete already: its last chunk ends the body, all in one post.
                 chunks = [_as_bytes(chunk) for chunk in result if chunk]
                 last = self._head()
@@ -495,9 +420,12 @@ class WSGIResponder:
             # Kept before close(): if close() raises, the complete response still goes.
             self._last = last
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            # A plain list or tuple has no close(), and a failed look-up would
+            # build an AttributeError (with its message) to drop it.
+            if type(result) is not list and type(result) is not tuple:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
 
     def _head(self) -> list[ASGISendEvent]:
         """``[http.response.start]`` the first time, then ``[]``."""
@@ -511,7 +439,64 @@ class WSGIResponder:
     def _post(self, body: bytes) -> None:
         messages = self._head()
         messages.append({"type": "http.response.body", "body": body, "more_body": True})
-        self._exchange.post(messages, len(body))
+        self.post(messages, len(body))
+
+
+async def serve(
+    app: WSGIApp,
+    max_body_size: int,
+    scope: HTTPScope,
+    receive: ASGIReceiveCallable,
+    send: ASGISendCallable,
+    inbox: Inbox,
+    submit: Callable[[Callable[[], None]], object],
+) -> None:
+    """Serve one ``http`` scope: read the body, run ``app`` through ``submit``, relay.
+
+    Args:
+        app: the WSGI application.
+        max_body_size: the largest body given to ``app``; past it, 413.
+        scope: the request's ASGI scope.
+        receive: the ASGI receive callable.
+        send: the ASGI send callable.
+        inbox: the running loop's inbox.
+        submit: runs a job in a worker thread: ``WSGIThreadPool.submit``, trio's
+            ``run_in_thread``, or an executor's ``submit`` (whose future, if
+            cancelled before the job ran, ends the call with an error).
+
+    Raises:
+        Exception: what the call or ``send`` raised (see ``Exchange.relay``).
+    """
+    collected = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if not message.get("more_body", False):
+                if collected:
+                    collected += chunk
+                    body = bytes(collected)
+                else:
+                    body = bytes(chunk)  # no copy of a bytes body: the common case
+                break
+            collected += chunk
+            if len(collected) > max_body_size:
+                body = bytes(collected)
+                break
+        elif message["type"] == "http.disconnect":
+            return
+    if len(body) > max_body_size:
+        # New messages each time: an ASGI middleware around us may change them.
+        await send(
+            {"type": "http.response.start", "status": 413, "headers": [(b"content-length", b"0")]}
+        )
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
+    responder = WSGIResponder(app, build_environ(scope, body), inbox)
+    future = submit(responder.run)
+    if isinstance(future, concurrent.futures.Future):
+        future.add_done_callback(responder.cancelled)
+    await responder.relay(send)
 
 
 def _as_bytes(chunk: object) -> bytes:
