@@ -398,7 +398,9 @@ class HTTPConnection(asyncio.Protocol):
         if not self._sending_file:  # else it writes alone; output waits for its end
             pieces = protocol.pieces_to_send()
             if pieces:
-                self._write(transport, pieces)
+                # Nothing is held for a connection about to close: the close
+                # would write it at once.
+                self._write(transport, pieces, self._reading and not protocol.should_close)
             if self._drain_waiters.futures:
                 self._drain_waiters.wake()  # flow-control windows may have opened
             if protocol.should_close and self._close(protocol):
@@ -421,10 +423,11 @@ class HTTPConnection(asyncio.Protocol):
                 self._deadline = deadline
                 self._timer = self.loop.call_at(deadline, self._on_timer)
 
-    def _write(self, transport: asyncio.Transport, pieces: list[bytes]) -> None:
-        """Write ``pieces`` after what is held, or hold them (see the module doc)."""
+    def _write(self, transport: asyncio.Transport, pieces: list[bytes], hold: bool) -> None:
+        """Write ``pieces`` after what is held, or if ``hold`` hold them (see the
+        module doc)."""
         held = self._held
-        if self._reading:
+        if hold:
             size = self._held_size
             for piece in pieces:
                 size += len(piece)
