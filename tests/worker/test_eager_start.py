@@ -1,6 +1,6 @@
 """Eager request starts (Python 3.12+): an app that answers without suspending
-is served inside the ``data_received`` that brought its request; what it (or
-the protocol) sends there leaves at the end of the loop's pass.
+is served inside the ``data_received`` that brought its request. What it, the
+protocol, or an app's later task sends leaves at the end of the loop's pass.
 
 Deterministic: the real ``HTTPConnection``, streams and apps on the virtual
 clock loop over an in-memory transport (see ``test_io``). On 3.11 the same
@@ -145,6 +145,38 @@ def test_output_made_while_reading_leaves_at_the_end_of_the_pass() -> None:
             events = peer.receive_data(client.transport.take())
             kinds = {type(event) for event in events}
             assert {h2.events.RemoteSettingsChanged, h2.events.PingAckReceived} <= kinds
+
+    run(test)
+
+
+def test_answers_sent_from_tasks_leave_together_at_the_end_of_the_pass() -> None:
+    """An app that suspended answers from its task (on every interpreter):
+    what two connections' tasks send in one pass is held, and both answers
+    are written at the pass's end."""
+    gates: list[asyncio.Event] = []
+
+    async def waits(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        gate = asyncio.Event()
+        gates.append(gate)
+        await gate.wait()
+        await instant(scope, receive, send)
+
+    async def test() -> None:
+        clients = [Client(waits), Client(waits)]
+        for client in clients:
+            client.send(GET)
+        for client in clients:
+            await client.settle()
+        assert len(gates) == 2
+        for gate in gates:
+            gate.set()  # both tasks run in the next pass
+        await asyncio.sleep(0)  # that pass: both answer, and hold what they send
+        assert [client.transport.take() for client in clients] == [b"", b""]
+        await asyncio.sleep(0)  # the pass's end
+        for client in clients:
+            assert client.transport.take().endswith(b"\r\n\r\n/")
 
     run(test)
 

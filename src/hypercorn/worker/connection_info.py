@@ -52,12 +52,10 @@ def connection_info(
     client: tuple[str, int] | None = None
     server: tuple[str, int | None] | None = None
     if isinstance(sockname, tuple):
-        local = parse_socket_addr(socket.AF_INET, sockname)
+        server = _host_port(sockname)
         if peername is None:
             peername = transport.get_extra_info("peername")
-        peer = parse_socket_addr(socket.AF_INET, peername)
-        client = peer if isinstance(peer, tuple) else None
-        server = local if isinstance(local, tuple) else None
+        client = _host_port(peername)
     elif sockname is not None:
         path = parse_socket_addr(socket.AF_UNIX, sockname)
         server = (path if isinstance(path, str) else "", None)
@@ -73,6 +71,14 @@ def connection_info(
         server=server,
         tls=tls,
     )
+
+
+def _host_port(address: Any) -> tuple[str, int] | None:
+    """An IPv4 or IPv6 address as scopes give it (``parse_socket_addr``'s rule,
+    without its interpreted call per address)."""
+    if address is None:
+        return None
+    return (str(address[0]), int(address[1]))
 
 
 def selected_alpn(transport: ExtraInfo) -> str | None:

@@ -17,10 +17,10 @@ On asyncio (and uvloop) from Python 3.12 an application task starts eagerly
 (``shared.eventloop.start_task``): its first step runs inside ``spawn``, so a
 request whose app answers without suspending is served within the
 ``data_received`` that brought it, and its task is never tracked. The
-connection's step takes that re-entry into account (``worker/io.py``), and
-holds what is sent there for the end of the loop's pass over ready sockets:
-``hold_output`` lists the connections holding some, and one callback per
-pass has each write it.
+connection's step takes that re-entry into account (``worker/io.py``).
+Connections hold what they send for the end of the loop's pass (from a read
+or from a task alike): ``hold_output`` lists the connections holding some,
+and one callback per pass has each write it.
 trio has no eager start: its task runs in the scheduler's next batch.
 
 An idle keep-alive connection is not closed the instant draining starts: a

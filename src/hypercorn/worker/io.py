@@ -49,17 +49,20 @@ for idleness with bytes unread gives way to them (``input_waiting``).
 
 There is no task per connection: only the application's task per request.
 
-Output made while a read is handled waits for the end of the loop's pass
-over ready sockets (``_write``; ``WorkerContext.hold_output`` has one
-callback per pass write it). On Python 3.12+ an app that answers without
-suspending runs inside ``data_received``: writing its answer at once would
-wake the client for each connection in turn while the worker goes on reading
-the others (on loopback, a cross-CPU wake-up per response). Held, the pass's
-answers leave together, as they do where each request's task runs from the
-loop's next turn. Only a little is held (``HOLD_LIMIT``): an app sending
-more from inside the read meets the transport's back-pressure as before.
-Whatever writes next (a later flush, a file body, a close) writes what is
-held first, so the order is kept; a lost or aborted connection drops it.
+Output waits for the end of the loop's pass (``_write``;
+``WorkerContext.hold_output`` has one callback per pass write it): what an
+app sends from its task, and what the protocol answers to a read. Written at
+once, each answer would wake the client for each connection in turn while the
+worker goes on running the others (on loopback, a cross-CPU wake-up per
+response); held, the pass's answers leave together, and the client finds
+them all when it wakes. On Python 3.12+ an app that answers without
+suspending runs inside ``data_received``, so a whole keep-alive request is
+read, served and written in one pass. Only a little is held
+(``HOLD_LIMIT``): an app sending more meets the transport's back-pressure as
+before. A response that closes its connection is not held: the close writes
+it at once. Whatever writes next (a later flush, a file body, a close) writes
+what is held first, so the order is kept; a lost or aborted connection drops
+it.
 
 A connection leaves no reference cycle behind once it is lost: the router
 (which points back at it) is dropped, so reference counting frees the
@@ -102,7 +105,6 @@ class HTTPConnection(asyncio.Protocol):
         "_join_lines",
         "_lost",
         "_proxy_trust",
-        "_reading",
         "_reading_paused",
         "_sending_file",
         "_step_soon",
@@ -151,7 +153,6 @@ class HTTPConnection(asyncio.Protocol):
         self._sending_file = False  # a file body is being written: hold other output
         self._stepping = False  # inside ``_step``: an app may run eagerly and send
         self._stepped_inside = False  # and it did: the protocol may have new events
-        self._reading = False  # inside ``data_received``: output made now is held
         self._held: list[bytes] | None = None  # held output, written at the pass's end
         self._held_size = 0
         self._join_lines = False  # the transport's ``writelines`` skips flow control
@@ -183,11 +184,7 @@ class HTTPConnection(asyncio.Protocol):
         protocol = self.protocol
         assert protocol is not None
         protocol.receive_data(data, self.loop.time())
-        self._reading = True
-        try:
-            self._step()
-        finally:
-            self._reading = False
+        self._step()
 
     def eof_received(self) -> bool:
         protocol = self.protocol
@@ -400,7 +397,7 @@ class HTTPConnection(asyncio.Protocol):
             if pieces:
                 # Nothing is held for a connection about to close: the close
                 # would write it at once.
-                self._write(transport, pieces, self._reading and not protocol.should_close)
+                self._write(transport, pieces, not protocol.should_close)
             if self._drain_waiters.futures:
                 self._drain_waiters.wake()  # flow-control windows may have opened
             if protocol.should_close and self._close(protocol):
@@ -421,7 +418,10 @@ class HTTPConnection(asyncio.Protocol):
                 if self._timer is not None:
                     self._timer.cancel()
                 self._deadline = deadline
-                self._timer = self.loop.call_at(deadline, self._on_timer)
+                # call_later: uvloop's call_at is call_later with the delay
+                # worked out, behind one more call (3k instructions).
+                loop = self.loop
+                self._timer = loop.call_later(deadline - loop.time(), self._on_timer)
 
     def _write(self, transport: asyncio.Transport, pieces: list[bytes], hold: bool) -> None:
         """Write ``pieces`` after what is held, or if ``hold`` hold them (see the

@@ -61,6 +61,8 @@ class Listener:
         batch: connections accepted at most per readiness event (the backlog).
     """
 
+    _fixed_class = True  # accepted sockets' family and type are fixed on their class
+
     def __init__(
         self,
         ctx: WorkerContext,
@@ -83,6 +85,7 @@ class Listener:
         self._fd = sock.fileno()
         self._raw_accept = sock._accept  # type: ignore[attr-defined]  # socket.accept's own
         self._family, self._type, self._proto = int(sock.family), int(sock.type), sock.proto
+        self._socket_class = _accepted_class(sock) if self._fixed_class else socket.socket
         self._local = _fixed_local_address(sock)
         self._watch()
 
@@ -116,7 +119,7 @@ class Listener:
                 # The raw accept and a socket made from plain ints: socket.accept()
                 # converts the family and type to enums for every connection.
                 fd, peer = self._raw_accept()
-                conn = socket.socket(self._family, self._type, self._proto, fd)
+                conn = self._socket_class(self._family, self._type, self._proto, fd)
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
@@ -170,6 +173,15 @@ class Listener:
         self._retry = None
         if not self._closed:
             self._watch()
+
+
+def _accepted_class(sock: socket.socket) -> type[socket.socket]:
+    """The class of the sockets ``sock`` accepts: ``socket.socket`` with its
+    ``family`` and ``type`` fixed (the loop checks both for each connection, and
+    ``socket.socket`` makes each an enum member anew, a few thousand
+    instructions per connection)."""
+    fixed = {"__slots__": (), "family": sock.family, "type": sock.type}
+    return type("AcceptedSocket", (socket.socket,), fixed)
 
 
 def _fixed_local_address(sock: socket.socket) -> object:

@@ -306,6 +306,7 @@ class TrioListener(Listener):
     """``Listener`` on trio: readability from trio, a task per connection."""
 
     _watcher: Task | None = None
+    _fixed_class = False  # trio wraps only a ``socket.socket`` itself
 
     def _watch(self) -> None:
         self._watcher = self._loop.create_task(self._wait_readable())

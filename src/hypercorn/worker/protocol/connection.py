@@ -342,9 +342,18 @@ class ServerConnection:
         self.events_received = (
             self._events_and_leftovers if self._events else protocol.events_received
         )
+        self.send = self._send_h11 if h11 is not None else protocol.send
+        self._rebind_deadline()
+        self._rebind_receive()
+
+    def _rebind_deadline(self) -> None:
+        """``next_deadline`` alone: the linger set or cleared."""
         self.next_deadline = (
-            protocol.next_deadline if self._linger_until is None else self._deadline_or_linger
+            self._protocol.next_deadline if self._linger_until is None else self._deadline_or_linger
         )
+
+    def _rebind_receive(self) -> None:
+        """``receive_data`` alone: the preamble read, the drain, a close decided."""
         # HTTP/2 and WebSockets switch no more; only HTTP/2's deferred GOAWAY
         # still watches what arrives.
         direct = (
@@ -354,8 +363,7 @@ class ServerConnection:
             and not self._close_now
             and not (self._draining and self._h2 is not None)
         )
-        self.receive_data = protocol.receive_data if direct else self._receive
-        self.send = self._send_h11 if self._h11 is not None else protocol.send
+        self.receive_data = self._protocol.receive_data if direct else self._receive
 
     def _data_and_leftovers(self) -> bytes:
         """``data_to_send`` right after a switch: the replaced protocol's bytes first."""
@@ -385,8 +393,10 @@ class ServerConnection:
         return deadline
 
     def _set_linger(self, deadline: float | None) -> None:
+        """Set or clear the linger (a close may come with it: ``receive_data`` too)."""
         self._linger_until = deadline
-        self._rebind()
+        self._rebind_deadline()
+        self._rebind_receive()
 
     # -- switching ---------------------------------------------------------------
 
@@ -401,7 +411,7 @@ class ServerConnection:
             if header is None:
                 return b""
             self._proxy = None
-            self._rebind()
+            self._rebind_receive()
             if header.client is not None:
                 info = self.info
                 self.info = ConnectionInfo(
@@ -414,7 +424,7 @@ class ServerConnection:
                 self._sniffed = data
                 return b""
             self._sniffed = None
-            self._rebind()
+            self._rebind_receive()
             if data.startswith(PREFACE):
                 self._start_h2(now)
         return data
@@ -504,7 +514,7 @@ class ServerConnection:
     def _close(self, *, gently: bool) -> None:
         self._close_now = True
         self._gentle = gently
-        self._set_linger(None)  # and rebinds
+        self._set_linger(None)  # and rebinds ``receive_data``
 
     def _refuse(self, reason: str) -> None:
         self.close_reason = f"PROXY protocol: {reason}"
