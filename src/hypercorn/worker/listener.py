@@ -145,9 +145,12 @@ class Listener:
         protocol.sock_fd = fd
         protocol.peername = peer
         protocol.sockname = self._local
-        # Not eagerly: the connection is made from the loop, not inside this accept.
-        task = start_task(self._loop, self._establish(conn, protocol), _TASK, eager=False)
-        self._ctx.arrive(protocol, task)
+        # Eagerly where the loop allows it: the transport is made now, and the
+        # task first wakes when the connection is made (no loop turn to start
+        # it). A connection that failed at once has already ``arrived``.
+        task = start_task(self._loop, self._establish(conn, protocol), _TASK)
+        if not task.done():
+            self._ctx.arrive(protocol, task)
 
     async def _establish(self, conn: socket.socket, protocol: HTTPConnection) -> None:
         # The worker's own loop, not get_running_loop() (a getpid() per call);
