@@ -174,3 +174,35 @@ def _exc_info() -> Any:
         raise RuntimeError("retry")
     except RuntimeError as error:
         return (type(error), error, error.__traceback__)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "chunk", [b"body", b"", "", None, "text", bytearray(b"ab"), memoryview(b"mv"), 5]
+)
+async def test_a_one_chunk_list_is_sent_as_the_same_chunk_in_a_tuple(chunk: Any) -> None:
+    """``[chunk]`` takes its own path; ``(chunk,)`` the general one: same messages."""
+    from hypercorn.shared.wrappers import WSGIWrapper
+    from tests.shared.test_wrappers import Channel, call
+
+    def outcome_of(body: Iterable[Any]) -> Callable[..., Any]:
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return body
+
+        return app
+
+    results = []
+    for body in ([chunk], (chunk,)):
+        wrapper = WSGIWrapper(outcome_of(body), 1024)
+        channel = Channel()
+        try:
+            error = outcome(lambda: None)
+            try:
+                await call(wrapper, channel)
+            except Exception as exc:
+                error = ("error", type(exc))
+        finally:
+            wrapper.close()
+        results.append((channel.sent, error))
+    assert results[0] == results[1]
