@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias, cast
+from typing import Any, TypeAlias
 
 from hypercorn.shared.errors import WSGIClientGoneError
 from hypercorn.shared.eventloop import current_loop
@@ -195,8 +195,10 @@ def loop_inbox() -> Inbox:
     inbox: Inbox | None = getattr(_LOCAL, "inbox", None)
     # A loop that still runs is still this thread's: a running loop stays in its
     # thread, and a thread runs one loop at a time.
-    if inbox is not None and cast(asyncio.AbstractEventLoop, inbox.loop).is_running():
-        return inbox
+    if inbox is not None:
+        kept: Any = inbox.loop  # an asyncio loop (only those are kept); no cast() call
+        if kept.is_running():
+            return inbox
     loop = current_loop()
     inbox = Inbox(loop)
     if isinstance(loop, asyncio.AbstractEventLoop):  # trio's TrioLoop: one per call
@@ -259,6 +261,11 @@ class WSGIWrapper:
         self._executor: concurrent.futures.Executor | WSGIThreadPool | None = executor
         self._owns_executor = executor is None
         self._lock = threading.Lock()
+        # The executor's ``submit``, kept while it is the executor: a bound method
+        # less per request.
+        self._submit: Callable[[Callable[[], None]], object] | None = (
+            None if executor is None else executor.submit
+        )
 
     def __repr__(self) -> str:
         return f"WSGIWrapper({self.app!r}, max_body_size={self.max_body_size})"
@@ -287,7 +294,7 @@ class WSGIWrapper:
 
                 submit = run_in_thread  # trio's own worker threads
             else:
-                submit = self._get_executor().submit
+                submit = self._submit or self._get_executor().submit
             await serve(self.app, self.max_body_size, scope, receive, send, inbox, submit)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1000, "reason": None})
@@ -306,6 +313,7 @@ class WSGIWrapper:
             executor, owned = self._executor, self._owns_executor
             if owned:
                 self._executor = None
+                self._submit = None
         if owned and executor is not None:
             executor.shutdown(wait=wait)
 
@@ -316,6 +324,7 @@ class WSGIWrapper:
         with self._lock:
             if self._executor is None:
                 self._executor = WSGIThreadPool(DEFAULT_WSGI_THREADS, "hypercorn-wsgi")
+                self._submit = self._executor.submit
             return self._executor
 
     async def _handle_lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:

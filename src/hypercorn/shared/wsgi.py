@@ -284,6 +284,45 @@ class Exchange:
             raise
 
 
+_HEADER_PAIRS: Final[dict[tuple[str, str], tuple[bytes, bytes]]] = {}
+"""``(name, value)`` pairs of ``str`` found valid, with what ``validate_headers``
+made of them: apps send the same few (``Content-Type``, ``Cache-Control``...)."""
+
+_HEADER_PAIRS_MAX: Final = 512
+"""Pairs in ``_HEADER_PAIRS``; when it is full it starts again (values such as
+cookies and ETags change per response and would otherwise fill it for good)."""
+
+_HEADER_VALUE_CACHED_MAX: Final = 256
+"""The longest value remembered in ``_HEADER_PAIRS``."""
+
+
+def _wsgi_headers(headers: object) -> list[tuple[bytes, bytes]]:
+    """``validate_headers(headers)``, with the pairs it already validated remembered.
+
+    A pair is looked up only when it is a tuple of two exact ``str`` (what a
+    WSGI application sends, and hashable for sure); any other item, and a pair
+    not seen yet, goes through ``validate_headers``, so a bad one raises its
+    error, and only a valid pair is remembered.
+    """
+    if type(headers) is not list:
+        return validate_headers(headers)
+    known = _HEADER_PAIRS
+    validated: list[tuple[bytes, bytes]] = []
+    for pair in headers:
+        plain = (
+            type(pair) is tuple and len(pair) == 2 and type(pair[0]) is str and type(pair[1]) is str
+        )
+        hit = known.get(pair) if plain else None
+        if hit is None:
+            hit = validate_headers((pair,))[0]
+            if plain and len(pair[1]) <= _HEADER_VALUE_CACHED_MAX:
+                if len(known) >= _HEADER_PAIRS_MAX:
+                    known.clear()
+                known[pair] = hit
+        validated.append(hit)
+    return validated
+
+
 _STATUS_CODES: Final[dict[str, int]] = {}
 """Status lines found valid, with their code (apps repeat a few)."""
 
@@ -306,6 +345,12 @@ def _status_code(status: object) -> int:
     return number
 
 
+_NO_HEADERS: Final[list[tuple[bytes, bytes]]] = []
+_NO_MESSAGES: Final[list[ASGISendEvent]] = []
+"""What a responder holds until ``start_response`` and the call's end replace
+them (with lists of their own; these two are never changed): two lists less per call."""
+
+
 class WSGIResponder(Exchange):
     """One WSGI call, run in a worker thread, and its hand-off (see the module docstring)."""
 
@@ -323,9 +368,9 @@ class WSGIResponder(Exchange):
         self.app = app
         self.environ = environ
         self.status: int | None = None
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[tuple[bytes, bytes]] = _NO_HEADERS
         self.headers_sent = False
-        self._last: list[ASGISendEvent] = []
+        self._last: list[ASGISendEvent] = _NO_MESSAGES
 
     def run(self) -> None:
         """Run the application and post its response, then the outcome.
@@ -379,7 +424,7 @@ class WSGIResponder(Exchange):
         code = _status_code(status)
         # One pass: str pairs are encoded and checked together (the errors name the
         # bad item); the stream checks the bytes again on the loop, on its fast path.
-        validated = validate_headers(headers)
+        validated = _wsgi_headers(headers)
         self.status, self.headers = code, validated
         return self.write
 
@@ -403,7 +448,12 @@ class WSGIResponder(Exchange):
         """Call the application; keep the messages of the last post in ``_last``."""
         result = self.app(self.environ, self.start_response)
         try:
-            if isinstance(result, (list, tuple)):
+            if type(result) is list and len(result) == 1:
+                # What most applications return: ``[body]``, in one post with the head.
+                chunk = result[0]
+                body = _as_bytes(chunk) if chunk else b""  # before the head, as below
+                last = self._head()
+            elif isinstance(result, (list, tuple)):
                 # Complete already: its last chunk ends the body, all in one post.
                 chunks = [_as_bytes(chunk) for chunk in result if chunk]
                 last = self._head()
@@ -494,7 +544,8 @@ async def serve(
         return
     responder = WSGIResponder(app, build_environ(scope, body), inbox)
     future = submit(responder.run)
-    if isinstance(future, concurrent.futures.Future):
+    # ``WSGIThreadPool.submit`` returns None: no look-up of the Future class then.
+    if future is not None and isinstance(future, concurrent.futures.Future):
         future.add_done_callback(responder.cancelled)
     await responder.relay(send)
 

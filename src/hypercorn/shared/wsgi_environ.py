@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from hypercorn.typing import HTTPScope
 
-__all__ = ["build_environ"]
+__all__ = ["EMPTY_INPUT", "EmptyInput", "build_environ"]
 
 # The module's tables are Final: compiled code reaches them without a lookup in the
 # module's namespace.
@@ -43,15 +43,87 @@ def _header_key(raw_name: bytes) -> str | None:
     return key
 
 
-_TEMPLATE: Final[dict[str, Any]] = {
-    "SCRIPT_NAME": "",
-    "wsgi.version": (1, 0),
-    "wsgi.input_terminated": True,
-    "wsgi.multithread": True,
-    "wsgi.multiprocess": True,
-    "wsgi.run_once": False,
-}
-"""What every environ holds: copied, then the request's own keys are set."""
+class EmptyInput:
+    """The ``wsgi.input`` of every request without a body: a read-only empty file.
+
+    One instance serves every such request (a ``BytesIO`` each cost an object,
+    tracked by the garbage collector, per request), so it holds no state: it
+    reads as a ``BytesIO(b"")`` does (``read``, ``read1``, ``readinto``,
+    ``readline``, ``readlines``, iteration; PEP 3333 asks for the first four
+    reading calls) and ``close()`` leaves it open for the next request.
+    """
+
+    __slots__ = ()
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to ``size`` bytes (all of them by default): always ``b""``."""
+        _check_size(size)
+        return b""
+
+    def read1(self, size: int | None = -1) -> bytes:
+        """As ``read``."""
+        _check_size(size)
+        return b""
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` with what is left: nothing, so ``0``."""
+        if memoryview(buffer).readonly:  # a TypeError for a non-buffer, as BytesIO gives
+            raise TypeError("readinto() argument must be read-write bytes-like object")
+        return 0
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Read one line: always ``b""``."""
+        _check_size(size)
+        return b""
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        """Read the lines that are left: none."""
+        _check_size(hint)
+        return []
+
+    def __iter__(self) -> EmptyInput:
+        return self
+
+    def __next__(self) -> bytes:
+        raise StopIteration
+
+    def readable(self) -> bool:
+        """True: a request body can be read."""
+        return True
+
+    def writable(self) -> bool:
+        """False: a request body is not written to."""
+        return False
+
+    def seekable(self) -> bool:
+        """False: there is nowhere to seek to."""
+        return False
+
+    def tell(self) -> int:
+        """The position: always ``0``."""
+        return 0
+
+    @property
+    def closed(self) -> bool:
+        """False: it serves the next request, whoever closed it."""
+        return False
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __repr__(self) -> str:
+        return "<hypercorn empty wsgi.input>"
+
+
+def _check_size(size: object) -> None:
+    if size is not None and not isinstance(size, int):
+        raise TypeError(f"argument should be integer or None, not '{type(size).__name__}'")
+
+
+EMPTY_INPUT: Final = EmptyInput()
+"""The ``wsgi.input`` of a request without a body."""
+
+_WSGI_VERSION: Final = (1, 0)
 
 _PROTOCOLS: Final = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}
 
@@ -68,30 +140,43 @@ def build_environ(scope: HTTPScope, body: bytes) -> dict[str, Any]:
         could otherwise be forged with ``x_a:`` where a proxy checked ``x-a:``;
         repeated headers are joined with ``", "`` (``cookie`` with ``"; "``).
     """
-    environ = _TEMPLATE.copy()
     scheme = scope.get("scheme", "http")
     server = scope.get("server")
     if server is not None and server[1] is not None:
-        environ["SERVER_NAME"] = str(server[0])
-        environ["SERVER_PORT"] = str(server[1])
+        server_name = str(server[0])
+        server_port = str(server[1])
     else:
-        environ["SERVER_NAME"] = "localhost"
-        environ["SERVER_PORT"] = _DEFAULT_PORTS.get(scheme, "80")
+        server_name = "localhost"
+        server_port = _DEFAULT_PORTS.get(scheme, "80")
     path = scope["path"]
     root_path = scope.get("root_path", "")
     if root_path:
-        environ["SCRIPT_NAME"] = root_path.encode("utf-8", "surrogateescape").decode("latin-1")
-        environ["PATH_INFO"] = _path_info(path, root_path)
+        script_name = root_path.encode("utf-8", "surrogateescape").decode("latin-1")
+        path_info = _path_info(path, root_path)
     else:
-        environ["PATH_INFO"] = path if path.isascii() else _path_info(path, root_path)
-    environ["REQUEST_METHOD"] = scope["method"]
+        script_name = ""
+        path_info = path if path.isascii() else _path_info(path, root_path)
     query = scope.get("query_string", b"")
-    environ["QUERY_STRING"] = query.decode("latin-1") if query else ""
     version = scope.get("http_version", "1.1")
-    environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(version) or f"HTTP/{version}"
-    environ["wsgi.url_scheme"] = scheme
-    environ["wsgi.input"] = io.BytesIO(body)
-    environ["wsgi.errors"] = sys.stderr
+    # One dict display: the dict is made at its size, where a copy of a template
+    # and a key set at a time would grow it twice.
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": query.decode("latin-1") if query else "",
+        "SERVER_NAME": server_name,
+        "SERVER_PORT": server_port,
+        "SERVER_PROTOCOL": _PROTOCOLS.get(version) or f"HTTP/{version}",
+        "wsgi.version": _WSGI_VERSION,
+        "wsgi.url_scheme": scheme,
+        "wsgi.input": io.BytesIO(body) if body else EMPTY_INPUT,
+        "wsgi.errors": sys.stderr,
+        "wsgi.input_terminated": True,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
     client = scope.get("client")
     if client is not None:
         environ["REMOTE_ADDR"] = str(client[0])
