@@ -203,7 +203,8 @@ class ServerConnection:
         """
         protocol = self._protocol
         protocol.connection_lost()
-        self._set_linger(None)
+        self._linger_until = None  # only the deadline's forward: receive_data is set here
+        self._rebind_deadline()
         self.receive_data = protocol.receive_data
         self.send = protocol.send
 
