@@ -27,6 +27,7 @@ import httpx
 import pytest
 import trustme
 
+from hypercorn.worker.sendfile import UNSENT_LIMIT
 from tests.e2e.conftest import (
     close_raw,
     make_config,
@@ -117,6 +118,47 @@ async def test_plain_http11_sends_large_files_by_sendfile_and_keeps_the_connecti
             response = await client.get(f"{server.url}/range?1000-500000")
     assert response.content == expected[1000:500000]
     assert sendfile.sent == 2 * LARGE + 499000  # every body byte
+
+
+def _unsent_limit(fd: int) -> int:
+    sock = socket.socket(fileno=fd)
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT)
+    finally:
+        sock.detach()
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_NOTSENT_LOWAT"), reason="Linux TCP option")
+async def test_a_file_is_written_with_little_left_unsent_in_the_socket(
+    large: Path, monkeypatch: pytest.MonkeyPatch, worker_class: str
+) -> None:
+    """Every ``sendfile`` call meets the socket's unsent bytes limited to
+    ``UNSENT_LIMIT`` (``TCP_NOTSENT_LOWAT``; trio's socket streams hold 16 KiB
+    of their own, which is kept), and the connection's own setting is back
+    once the file is sent: the response after it is written as usual."""
+    own = 16384 if worker_class == "trio" else 0
+    seen: list[tuple[int, int]] = []
+    real = os.sendfile
+
+    def recording(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        seen.append((out_fd, _unsent_limit(out_fd)))
+        return real(out_fd, in_fd, offset, count)
+
+    monkeypatch.setattr(os, "sendfile", recording)
+    expected = digest(large.read_bytes())
+    async with running_server(file_app(large)) as server:
+        reader, writer = await open_raw(server)
+        try:
+            writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            head, body = await asyncio.wait_for(read_response(reader), scaled(20))
+            assert head.startswith(b"HTTP/1.1 200 ") and digest(body) == expected
+            assert seen and {limit for _, limit in seen} == {own or UNSENT_LIMIT}
+            assert _unsent_limit(seen[0][0]) == own
+            writer.write(b"GET /missing HTTP/1.1\r\nHost: a\r\n\r\n")
+            head, _ = await asyncio.wait_for(read_response(reader), scaled(20))
+            assert head.startswith(b"HTTP/1.1 500 ")  # the same connection serves on
+        finally:
+            await close_raw(writer)
 
 
 async def test_curl_http11_and_h2c(large: Path, tmp_path: Path, sendfile: type[Sendfile]) -> None:

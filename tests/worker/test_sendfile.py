@@ -1,5 +1,6 @@
 """The asyncio I/O layer's ``sendfile``: a real ``HTTPConnection`` on a real
-asyncio transport over a socket pair, with the client's end read by the test.
+asyncio transport over a socket pair (Unix, or TCP on 127.0.0.1), with the
+client's end read by the test.
 
 ``os.sendfile`` is wrapped to count its calls (the real call still runs), so a
 test tells a body that left by ``sendfile`` from one that was read and written.
@@ -8,6 +9,7 @@ test tells a body that left by ``sendfile`` from one that was read and written.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -21,6 +23,7 @@ from hypercorn.config import Config
 from hypercorn.worker.asgi.http import ClientDisconnectedError
 from hypercorn.worker.context import WorkerContext
 from hypercorn.worker.io import HTTPConnection
+from hypercorn.worker.sendfile import UNSENT_LIMIT
 from tests.e2e.conftest import scaled
 
 pytestmark = pytest.mark.asyncio
@@ -93,7 +96,7 @@ async def serve(content: Path) -> AsyncIterator[Any]:
     ``http.response.body`` then ``zerocopysend`` for ``/mixed``)."""
     peers: list[Peer] = []
 
-    async def start(**settings: Any) -> Peer:
+    async def start(*, tcp: bool = False, **settings: Any) -> Peer:
         outcomes: list[str] = []
 
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -121,7 +124,7 @@ async def serve(content: Path) -> AsyncIterator[Any]:
             setattr(config, name, value)
         loop = asyncio.get_running_loop()
         ctx = WorkerContext(app, config, loop, {})
-        server, client = socket.socketpair()
+        server, client = _tcp_pair() if tcp else socket.socketpair()
         for sock in (server, client):
             sock.setblocking(False)
         connection = HTTPConnection(ctx, secure=False)
@@ -136,6 +139,13 @@ async def serve(content: Path) -> AsyncIterator[Any]:
         peer.connection.abort()
         peer.sock.close()
     await asyncio.sleep(0)  # connection_lost callbacks
+
+
+def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    return server, client
 
 
 async def _until(condition: Any) -> None:
@@ -245,3 +255,35 @@ async def test_a_client_gone_before_a_read_file_ends_it_at_once(
     await _until(lambda: peer.outcomes)
     assert peer.outcomes == ["disconnected"]
     assert not [r for r in caplog.records if r.name == "asyncio"]
+
+
+SIOCOUTQNSD = 0x894B  # Linux: bytes in a TCP socket's send queue not sent yet
+
+
+def _unsent(sock: Any) -> int:
+    count = bytearray(4)
+    fcntl.ioctl(sock.fileno(), SIOCOUTQNSD, count)
+    return int.from_bytes(count, "little")
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_NOTSENT_LOWAT"), reason="Linux TCP option")
+async def test_a_file_queues_little_unsent_in_a_tcp_socket_and_restores_its_setting(
+    serve: Any, content: Path, sendfile_calls: Calls
+) -> None:
+    """While the client does not read, the socket holds about ``UNSENT_LIMIT``
+    bytes TCP has not sent, not as much as its send buffer takes; once the
+    file is sent the socket's setting is the system's default again."""
+    peer = await serve(tcp=True)
+    transport = peer.connection.transport
+    assert transport is not None
+    sock = transport.get_extra_info("socket")
+    await peer.send(GET)
+    await _until(lambda: sendfile_calls.blocked)  # the socket took all it would
+    notsent_lowat = socket.TCP_NOTSENT_LOWAT
+    assert sock.getsockopt(socket.IPPROTO_TCP, notsent_lowat) == UNSENT_LIMIT
+    assert 0 < _unsent(sock) <= 2 * UNSENT_LIMIT  # one buffer's worth of overshoot at most
+    data = await peer.read_until(SIZE)
+    await _until(lambda: peer.outcomes)
+    assert data.split(b"\r\n\r\n", 1)[1] == content.read_bytes()
+    assert peer.outcomes == ["sent"] and sendfile_calls.sent == SIZE
+    assert sock.getsockopt(socket.IPPROTO_TCP, notsent_lowat) == 0

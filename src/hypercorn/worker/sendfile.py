@@ -22,6 +22,16 @@ right:
   descriptor (a loop refuses a second watcher on the transport's own), and
   removes that watcher before closing the duplicate. The connection's drain
   waiters are the ones woken, so a lost connection wakes the transfer too.
+* While it writes, the socket holds at most ``UNSENT_LIMIT`` bytes that TCP
+  has not sent yet (``TCP_NOTSENT_LOWAT``, set by ``limit_unsent`` and
+  restored after; trio's transport does the same where trio's own lower
+  limit does not already hold): ``os.sendfile`` stops there and the
+  transfer waits until TCP has sent most of them. Without the limit one
+  call queues as much of the file as the send buffer holds (megabytes, once
+  it has grown), and TCP sends that backlog from wherever the client's
+  acknowledgements are handled: on loopback, the client's own CPU, which
+  then pays for both ends of the transfer. With it, each piece is sent as
+  it is written, by the server.
 
 Reading goes on meanwhile: a pipelined request waits in the protocol, and an
 EOF or a reset closes the transport, which ends the transfer. A file the
@@ -34,11 +44,18 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import socket
+from typing import Any
 
 from hypercorn.worker.waiters import Waiters
 
 CANNOT_SEND_FROM = frozenset((errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP))
 """``os.sendfile`` errors that mean this file (or socket) does not support it."""
+
+UNSENT_LIMIT = 128 * 1024
+"""Bytes of a file a socket may hold unsent while it is written (module doc)."""
+
+_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", None)
 
 
 def socket_fd(transport: asyncio.BaseTransport) -> int | None:
@@ -71,6 +88,8 @@ async def send_file(
     fd, offset, count = file
     sent = 0
     writer = -1  # the duplicate watched for writability, once the socket is full
+    sock_object = transport.get_extra_info("socket")
+    before = None if transport.is_closing() else limit_unsent(sock_object, UNSENT_LIMIT)
     try:
         while sent < count and not transport.is_closing():
             written = -1  # nothing written: wait until the socket takes more
@@ -96,4 +115,32 @@ async def send_file(
         if writer >= 0:
             loop.remove_writer(writer)
             os.close(writer)
+        if before is not None and not transport.is_closing():
+            limit_unsent(sock_object, before)
     return sent
+
+
+def limit_unsent(sock: Any, limit: int) -> int | None:
+    """Hold a TCP socket's unsent bytes to ``limit`` at most (``TCP_NOTSENT_LOWAT``,
+    module doc); a socket already held to less (trio's streams: 16 KiB) keeps its own.
+
+    The caller must know ``sock`` still open (its transport not closing).
+
+    Returns:
+        The value to restore after (0: the system's default); None where
+        nothing was changed (not TCP, a system without the option, or a
+        lower limit already set).
+    """
+    if _NOTSENT_LOWAT is None or sock is None or sock.family not in _INET:
+        return None
+    try:
+        before: int = sock.getsockopt(socket.IPPROTO_TCP, _NOTSENT_LOWAT)
+        if 0 < before <= limit:
+            return None
+        sock.setsockopt(socket.IPPROTO_TCP, _NOTSENT_LOWAT, limit)
+    except OSError:
+        return None
+    return before
+
+
+_INET = (socket.AF_INET, socket.AF_INET6)

@@ -26,7 +26,8 @@ does, and only bytes and time differ:
 * a file body (``send_file``, called by ``HTTPConnection`` while it holds
   all other output) waits for the writer to empty its queue, then goes by
   ``os.sendfile`` on the socket, waiting with ``wait_writable`` when it is
-  full: a plain socket only, as TLS encrypts in user space. It checks that
+  full, with the socket's unsent bytes limited as ``sendfile.py`` explains:
+  a plain socket only, as TLS encrypts in user space. It checks that
   the transport is not closing before each call, so the descriptor is still
   this connection's (trio closes the stream only after ``_closing`` is set).
 
@@ -49,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from hypercorn.worker.listener import Listener
-from hypercorn.worker.sendfile import CANNOT_SEND_FROM
+from hypercorn.worker.sendfile import CANNOT_SEND_FROM, UNSENT_LIMIT, limit_unsent
 
 if TYPE_CHECKING:
     from hypercorn.shared.eventloop import Task
@@ -176,23 +177,28 @@ class TrioTransport:
             await flushed.wait()
         fileno = sock.fileno()
         sent = 0
-        while sent < count and not self._closing:
-            try:
-                written = os.sendfile(fileno, fd, offset + sent, count - sent)
-            except BlockingIOError:
+        before = None if self._closing else limit_unsent(sock, UNSENT_LIMIT)
+        try:
+            while sent < count and not self._closing:
                 try:
-                    await trio.lowlevel.wait_writable(sock)
-                except trio.ClosedResourceError:
-                    break  # lost meanwhile: the caller sees the transport closing
-                continue
-            except OSError as error:
-                if error.errno in CANNOT_SEND_FROM:
-                    break
-                raise
-            if not written:
-                break  # the file ended before ``count``
-            sent += written
-            await trio.lowlevel.checkpoint()  # a fast reader must not hold the run
+                    written = os.sendfile(fileno, fd, offset + sent, count - sent)
+                except BlockingIOError:
+                    try:
+                        await trio.lowlevel.wait_writable(sock)
+                    except trio.ClosedResourceError:
+                        break  # lost meanwhile: the caller sees the transport closing
+                    continue
+                except OSError as error:
+                    if error.errno in CANNOT_SEND_FROM:
+                        break
+                    raise
+                if not written:
+                    break  # the file ended before ``count``
+                sent += written
+                await trio.lowlevel.checkpoint()  # a fast reader must not hold the run
+        finally:
+            if before is not None and not self._closing:
+                limit_unsent(sock, before)
         return sent
 
     def _wake_file(self) -> None:
