@@ -42,6 +42,7 @@ native part early; the caller sends the rest by reading it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import socket
@@ -116,7 +117,7 @@ async def send_file(
             loop.remove_writer(writer)
             os.close(writer)
         if before is not None and not transport.is_closing():
-            limit_unsent(sock_object, before)
+            restore_unsent(sock_object, before)
     return sent
 
 
@@ -141,6 +142,12 @@ def limit_unsent(sock: Any, limit: int) -> int | None:
     except OSError:
         return None
     return before
+
+
+def restore_unsent(sock: Any, before: int) -> None:
+    """Give the socket back the ``TCP_NOTSENT_LOWAT`` that ``limit_unsent`` returned."""
+    with contextlib.suppress(OSError):  # the connection failed meanwhile: it is closing
+        sock.setsockopt(socket.IPPROTO_TCP, _NOTSENT_LOWAT, before)
 
 
 _INET = (socket.AF_INET, socket.AF_INET6)

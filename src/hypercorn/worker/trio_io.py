@@ -50,7 +50,12 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from hypercorn.worker.listener import Listener
-from hypercorn.worker.sendfile import CANNOT_SEND_FROM, UNSENT_LIMIT, limit_unsent
+from hypercorn.worker.sendfile import (
+    CANNOT_SEND_FROM,
+    UNSENT_LIMIT,
+    limit_unsent,
+    restore_unsent,
+)
 
 if TYPE_CHECKING:
     from hypercorn.shared.eventloop import Task
@@ -198,7 +203,7 @@ class TrioTransport:
                 await trio.lowlevel.checkpoint()  # a fast reader must not hold the run
         finally:
             if before is not None and not self._closing:
-                limit_unsent(sock, before)
+                restore_unsent(sock, before)
         return sent
 
     def _wake_file(self) -> None:
