@@ -25,8 +25,8 @@ from typing import Any, Protocol, TypeVar
 T = TypeVar("T")
 
 __all__ = [
-    "EventLoop", "Future", "Handle", "Task", "current_loop", "next_turn", "settle", "start_task",
-    "task_loop", "wait_settled",
+    "EventLoop", "Future", "Handle", "Task", "current_loop", "eager_starter", "next_turn", "settle",
+    "start_task", "task_loop", "wait_settled",
 ]  # fmt: skip
 
 
@@ -167,6 +167,18 @@ def start_task(
             return asyncio.Task(coro, loop=loop, name=name, eager_start=True)
         return asyncio.Task(coro, loop=loop, name=name)
     return loop.create_task(coro)
+
+
+def eager_starter(loop: EventLoop) -> tuple[Any, Any] | None:
+    """``(task class, loop)`` where ``start_task`` starts tasks on ``loop`` eagerly
+    (asyncio, Python 3.12+), for a caller that makes its tasks itself, per
+    request, from compiled code: ``cls(coro, loop=loop, name=..., eager_start=True)``.
+    None elsewhere. The caller keeps ``start_task``'s other rule: a loop with a
+    task factory of its own (``loop.get_task_factory()``) keeps it.
+    """
+    if sys.version_info >= (3, 12) and isinstance(loop, asyncio.AbstractEventLoop):
+        return asyncio.Task, loop
+    return None
 
 
 def settle(future: Future[Any], value: Any = None) -> None:

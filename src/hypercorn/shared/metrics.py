@@ -18,6 +18,8 @@ the renderer's business.
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = [
     "BUCKETS",
     "GAUGE_SLOTS",
@@ -34,11 +36,21 @@ __all__ = [
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STATUS_CLASSES: tuple[str, ...] = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
-_STATUS = 0
-_BUCKET = _STATUS + len(STATUS_CLASSES)
-_SUM_US = _BUCKET + len(BUCKETS) + 1
-_OPEN = _SUM_US + 1
-SLOTS = _OPEN + 1
+# The layout's offsets are literals (``Final``: the compiled core inlines them
+# instead of looking up a module global per response); the check below keeps
+# them in step with the tuples above.
+_STATUS: Final = 0
+_BUCKET: Final = 5  # _STATUS + len(STATUS_CLASSES)
+_SUM_US: Final = 17  # _BUCKET + len(BUCKETS) + 1
+_OPEN: Final = 18  # _SUM_US + 1
+SLOTS: Final = 19  # _OPEN + 1
+if (
+    _STATUS + len(STATUS_CLASSES),
+    _BUCKET + len(BUCKETS) + 1,
+    _SUM_US + 1,
+    _OPEN + 1,
+) != (_BUCKET, _SUM_US, _OPEN, SLOTS):
+    raise ImportError("hypercorn.shared.metrics: the slot offsets do not match BUCKETS")
 GAUGE_SLOTS = frozenset({_OPEN})  # current values: summed over live workers only
 
 

@@ -44,11 +44,20 @@ than met with a closed connection.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Coroutine
+from time import time as wall_time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hypercorn.shared.eventloop import EventLoop, Future, Task, settle, start_task, wait_settled
+from hypercorn.shared.eventloop import (
+    TASK_NAME,
+    EventLoop,
+    Future,
+    Task,
+    eager_starter,
+    settle,
+    start_task,
+    wait_settled,
+)
 from hypercorn.shared.logging import Logger
 from hypercorn.shared.metrics import WorkerCounters
 from hypercorn.shared.wrappers import ASGIWrapper
@@ -103,9 +112,15 @@ class WorkerContext:
         # An ASGI app wrapped as is is called directly: one frame less per request.
         self.app = app.app if type(app) is ASGIWrapper else app
         self.config = config
+        self.server_names = config.server_names  # read per request: a native attribute
         # protocol name -> (second, default response headers, their names)
         self._default_headers: dict[str, tuple[int, Headers, frozenset[bytes]]] = {}
         self.loop = loop
+        # Where tasks start eagerly, ``spawn`` makes them itself (``start_task``'s
+        # rule, decided here once: ``spawn`` runs per request and is compiled).
+        starter = eager_starter(loop)
+        self._task_class: Any = None if starter is None else starter[0]
+        self._eager_loop: Any = None if starter is None else starter[1]
         self.state = state
         self.log: Logger = config.log
         # Cheap per-response test: only a configured access log, or a logger
@@ -144,7 +159,7 @@ class WorkerContext:
 
     def default_headers(self, protocol: str) -> tuple[Headers, frozenset[bytes]]:
         """``Config.response_headers(protocol)`` and their names, made once a second."""
-        now = int(time.time())
+        now = int(wall_time())  # no module attribute lookup per response
         cached = self._default_headers.get(protocol)
         if cached is None or cached[0] != now:
             headers = tuple(self.config.response_headers(protocol))
@@ -183,7 +198,12 @@ class WorkerContext:
         Where the loop allows it (``start_task``) the coroutine's first step
         runs now, inside the caller: a task that finished in it is not tracked.
         """
-        task = start_task(self.loop, self._tracked(coroutine))
+        tracked = self._tracked(coroutine)
+        loop = self._eager_loop
+        if loop is not None and loop.get_task_factory() is None:
+            task: Task = self._task_class(tracked, loop=loop, name=TASK_NAME, eager_start=True)
+        else:
+            task = start_task(self.loop, tracked)
         if not task.done():
             self.tasks[coroutine] = task
         return task

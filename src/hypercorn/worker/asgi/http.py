@@ -528,7 +528,7 @@ class HTTPStream:
 
     async def _run(self) -> None:
         log = self._ctx.log
-        if not server_name_matches(self._ctx.config.server_names, self.request.headers):
+        if not server_name_matches(self._ctx.server_names, self.request.headers):
             await self._respond_error(404)
             return
         try:

@@ -419,7 +419,7 @@ class WebSocketStream:
             error = self._handshake_error
             await self._respond_error(error.status, error.headers)
             return
-        if not server_name_matches(self._ctx.config.server_names, self.request.headers):
+        if not server_name_matches(self._ctx.server_names, self.request.headers):
             await self._respond_error(404)
             return
         log = self._ctx.log
