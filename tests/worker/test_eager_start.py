@@ -77,6 +77,30 @@ def test_without_eager_starts_the_answer_takes_a_loop_turn() -> None:
     run(test)
 
 
+def test_a_loop_with_a_task_factory_of_its_own_keeps_it() -> None:
+    """A task factory set on the loop (by the app or a tool) makes every
+    request's task, with no eager start around it: the request is served
+    from the loop's next turn, by a task the factory made."""
+    made: list[asyncio.Task[Any]] = []
+
+    def factory(loop: Any, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        made.append(task)
+        return task
+
+    async def test() -> None:
+        asyncio.get_running_loop().set_task_factory(factory)
+        client = Client(instant)
+        client.send(GET)
+        assert len(made) == 1 and not made[0].done()  # not started inside the read
+        assert client.transport.take() == b""
+        assert list(client.ctx.tasks.values()) == made
+        assert (await client.response()).startswith(b"HTTP/1.1 200 ")
+        assert not client.ctx.tasks
+
+    run(test)
+
+
 def test_a_pipelined_burst_leaves_in_order_without_recursion() -> None:
     """Each answer ends a response, which lets the protocol parse the next
     request: eagerly, that is an app run inside the step that dispatched the
