@@ -93,18 +93,11 @@ async def send_file(
     before = None if transport.is_closing() else limit_unsent(sock_object, UNSENT_LIMIT)
     try:
         while sent < count and not transport.is_closing():
-            written = -1  # nothing written: wait until the socket takes more
+            written = FULL  # nothing written: wait until the socket takes more
             if not transport.get_write_buffer_size():  # what it holds leaves first
-                try:
-                    written = os.sendfile(sock, fd, offset + sent, count - sent)
-                except BlockingIOError:
-                    pass
-                except OSError as exc:
-                    if exc.errno in CANNOT_SEND_FROM:
-                        break
-                    raise
+                written = send_some(sock, fd, offset + sent, count - sent)
                 if not written:
-                    break  # the file ended before ``count``
+                    break
             if written > 0:
                 sent += written
                 continue
@@ -119,6 +112,31 @@ async def send_file(
         if before is not None and not transport.is_closing():
             restore_unsent(sock_object, before)
     return sent
+
+
+FULL = -1
+"""``send_some``: the socket takes nothing more now."""
+
+
+def send_some(sock: int, fd: int, offset: int, count: int) -> int:
+    """One ``os.sendfile`` of up to ``count`` bytes of ``fd`` from ``offset``.
+
+    Returns:
+        The bytes written; ``FULL`` when the socket takes nothing now; 0 when
+        the transfer stops: the file ended, or cannot be sent from
+        (``CANNOT_SEND_FROM``).
+
+    Raises:
+        OSError: any other error (a reset connection, a failed read).
+    """
+    try:
+        return os.sendfile(sock, fd, offset, count)
+    except BlockingIOError:
+        return FULL
+    except OSError as exc:
+        if exc.errno in CANNOT_SEND_FROM:
+            return 0
+        raise
 
 
 def limit_unsent(sock: Any, limit: int) -> int | None:

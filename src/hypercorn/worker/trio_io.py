@@ -41,7 +41,6 @@ take at once is dropped, which QUIC recovers from.
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
 from collections.abc import Iterable
@@ -51,10 +50,11 @@ import trio
 
 from hypercorn.worker.listener import Listener
 from hypercorn.worker.sendfile import (
-    CANNOT_SEND_FROM,
+    FULL,
     UNSENT_LIMIT,
     limit_unsent,
     restore_unsent,
+    send_some,
 )
 
 if TYPE_CHECKING:
@@ -185,20 +185,15 @@ class TrioTransport:
         before = None if self._closing else limit_unsent(sock, UNSENT_LIMIT)
         try:
             while sent < count and not self._closing:
-                try:
-                    written = os.sendfile(fileno, fd, offset + sent, count - sent)
-                except BlockingIOError:
+                written = send_some(fileno, fd, offset + sent, count - sent)
+                if written == FULL:
                     try:
                         await trio.lowlevel.wait_writable(sock)
                     except trio.ClosedResourceError:
                         break  # lost meanwhile: the caller sees the transport closing
                     continue
-                except OSError as error:
-                    if error.errno in CANNOT_SEND_FROM:
-                        break
-                    raise
                 if not written:
-                    break  # the file ended before ``count``
+                    break  # the file ended before ``count``, or cannot be sent from
                 sent += written
                 await trio.lowlevel.checkpoint()  # a fast reader must not hold the run
         finally:
