@@ -127,3 +127,49 @@ async def test_keep_alive_timer_fires_at_the_exact_virtual_instant(
             await trio.testing.wait_all_tasks_blocked()
             assert not ctx.connections  # the connection is gone from the worker too
         nursery.cancel_scope.cancel()
+
+
+class _Finished:
+    """A coroutine as a compiled one behaves: its ``close()`` after it returned
+    raises (mypyc's coroutines drop their state as they end)."""
+
+    def __init__(self) -> None:
+        self.closed_after_end = False
+        self._ended = False
+
+    def __await__(self) -> Any:
+        return self
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> None:
+        return self.send(None)
+
+    def send(self, value: object) -> None:
+        self._ended = True
+        raise StopIteration(None)
+
+    def throw(self, *args: Any) -> None:
+        raise args[0] if isinstance(args[0], BaseException) else args[0](*args[1:2])
+
+    def close(self) -> None:
+        if self._ended:
+            self.closed_after_end = True
+            raise AttributeError("state of a finished coroutine")
+
+
+async def test_a_task_that_ran_is_not_closed_again_as_it_ends() -> None:
+    """``TrioLoop`` closes a task's coroutine only if it never ran it: closing
+    a compiled coroutine that has returned raises, and that would end the
+    worker's nursery (every connection, the lifespan) with it."""
+    finished = _Finished()
+    async with trio.open_nursery() as nursery:
+        loop = TrioLoop(nursery)
+        task = loop.create_task(finished)  # type: ignore[arg-type]  # duck-typed
+        with trio.fail_after(scaled(5)):
+            while not task.done():
+                await trio.sleep(0)
+        loop.close()
+        nursery.cancel_scope.cancel()
+    assert finished._ended and not finished.closed_after_end

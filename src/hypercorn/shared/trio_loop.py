@@ -168,14 +168,17 @@ class TrioLoop:
 
     @staticmethod
     async def _run(task: TrioTask, coro: Coroutine[Any, Any, Any]) -> None:
+        awaited = False
         try:
             with task._scope:
+                awaited = True  # from here the coroutine runs, and ends by itself
                 await coro
         except Exception:
             _log.exception("worker task failed")
         finally:
             task._done = True
-            coro.close()  # a task cancelled before its first step never ran it
+            if not awaited:
+                coro.close()  # never started: no "never awaited" warning
 
     @staticmethod
     async def _timer(
