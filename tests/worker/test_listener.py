@@ -297,3 +297,36 @@ async def test_a_closed_connection_is_freed_without_the_cycle_collector() -> Non
             await wait_until(lambda: live_connections() <= before, scaled(5))
     finally:
         gc.enable()
+
+
+async def test_a_loop_with_a_task_factory_of_its_own_makes_the_connecting_tasks() -> None:
+    """Each accepted socket is connected by a task the worker makes itself
+    (eagerly, where the loop starts tasks so); a task factory set on the loop
+    (by the app or a tool) makes that task instead, as it makes the request's.
+    The client runs in a thread, so every task the factory sees is the worker's."""
+    made: list[asyncio.Task[Any]] = []
+
+    def factory(loop: Any, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        made.append(task)
+        return task
+
+    def get(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=scaled(5)) as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := client.recv(65536):
+                data += chunk
+            return data
+
+    loop = asyncio.get_running_loop()
+    async with limited(None) as worker:
+        loop.set_task_factory(factory)
+        try:
+            answer = await asyncio.wait_for(
+                loop.run_in_executor(None, get, worker.port), scaled(10)
+            )
+        finally:
+            loop.set_task_factory(None)
+        assert answer.endswith(b"ok")
+    assert len(made) == 2, made  # the connecting task and the request's

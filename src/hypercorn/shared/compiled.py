@@ -62,6 +62,7 @@ COMPILED = (
     "hypercorn.worker.asgi.http",
     "hypercorn.worker.asgi.websocket",
     "hypercorn.worker.io",
+    "hypercorn.worker.listener",
     "hypercorn.worker.connection_info",
     "hypercorn.worker.context",
     "hypercorn.shared.header_rules",

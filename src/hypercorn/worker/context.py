@@ -192,18 +192,23 @@ class WorkerContext:
             on_limit, self._on_limit = self._on_limit, None
             on_limit()
 
+    def start(self, coroutine: Coroutine[Any, Any, None], name: str = TASK_NAME) -> Task:
+        """``start_task(self.loop, coroutine, name)``, made here where the loop
+        starts tasks eagerly: a call from compiled code to compiled code, not
+        to the interpreted ``start_task``, for every request and connection."""
+        loop = self._eager_loop
+        if loop is not None and loop.get_task_factory() is None:
+            task: Task = self._task_class(coroutine, loop=loop, name=name, eager_start=True)
+            return task
+        return start_task(self.loop, coroutine, name)
+
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> Task:
         """Run an application coroutine as a tracked task (untracked as it ends).
 
         Where the loop allows it (``start_task``) the coroutine's first step
         runs now, inside the caller: a task that finished in it is not tracked.
         """
-        tracked = self._tracked(coroutine)
-        loop = self._eager_loop
-        if loop is not None and loop.get_task_factory() is None:
-            task: Task = self._task_class(tracked, loop=loop, name=TASK_NAME, eager_start=True)
-        else:
-            task = start_task(self.loop, tracked)
+        task = self.start(self._tracked(coroutine))
         if not task.done():
             self.tasks[coroutine] = task
         return task

@@ -25,6 +25,12 @@ Accepting is batched: one readiness event accepts up to ``batch`` connections
 process's copy of the socket; the master's copy keeps the shared accept queue
 open. Running out of descriptors pauses accepting for a second instead of
 spinning.
+
+The listener is compiled with the rest of the serving core: on asyncio and
+uvloop the accept loop, each connection's protocol and its connecting task are
+made by native code. A loop that is not asyncio's (trio) brings its own part
+as ``AcceptHooks``: how to wait for readability, how to connect an accepted
+socket, and what to tell the loop before the socket closes.
 """
 
 from __future__ import annotations
@@ -33,21 +39,42 @@ import asyncio
 import errno
 import socket
 import ssl
-from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
-
-from hypercorn.shared.eventloop import start_task
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:
     from hypercorn.shared.eventloop import Handle
     from hypercorn.worker.context import WorkerContext
     from hypercorn.worker.io import HTTPConnection
 
-__all__ = ["Listener"]
+__all__ = ["AcceptHooks", "Listener"]
 
 _TASK = "hypercorn connect"  # the name of each accepted socket's connecting task
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 RESOURCE_RETRY = 1.0  # seconds accepting pauses when the process runs out of descriptors
+
+
+class AcceptHooks(Protocol):
+    """What a loop other than asyncio's does for a ``Listener`` (trio's are in
+    ``worker/trio_io.py``)."""
+
+    def watch(self, sock: socket.socket, readable: Callable[[], None]) -> None:
+        """Call ``readable`` whenever ``sock`` is readable, until ``unwatch``."""
+
+    def unwatch(self) -> None:
+        """Stop calling ``readable``."""
+
+    def closing(self, sock: socket.socket) -> None:
+        """``sock`` is about to be closed (it is still open)."""
+
+    def establish(
+        self,
+        conn: socket.socket,
+        protocol: HTTPConnection,
+        ssl_context: ssl.SSLContext | None,
+        handshake_timeout: float,
+    ) -> Awaitable[None]:
+        """Connect the accepted socket ``conn`` to ``protocol`` and serve it."""
 
 
 class Listener:
@@ -59,9 +86,9 @@ class Listener:
         factory: creates the protocol of one connection.
         ssl_context: TLS for every connection, or None.
         batch: connections accepted at most per readiness event (the backlog).
+        hooks: the loop's part where the loop is not asyncio's; None on asyncio
+            and uvloop.
     """
-
-    _fixed_class = True  # accepted sockets' family and type are fixed on their class
 
     def __init__(
         self,
@@ -71,6 +98,7 @@ class Listener:
         *,
         ssl_context: ssl.SSLContext | None = None,
         batch: int = 100,
+        hooks: AcceptHooks | None = None,
     ) -> None:
         self._ctx = ctx
         self._loop = ctx.loop
@@ -78,6 +106,7 @@ class Listener:
         self._factory = factory
         self._ssl = ssl_context
         self._batch = max(1, batch)
+        self._hooks = hooks
         self._closed = False
         self._retry: Handle | None = None
         sock.setblocking(False)
@@ -85,7 +114,8 @@ class Listener:
         self._fd = sock.fileno()
         self._raw_accept = sock._accept  # type: ignore[attr-defined]  # socket.accept's own
         self._family, self._type, self._proto = int(sock.family), int(sock.type), sock.proto
-        self._socket_class = _accepted_class(sock) if self._fixed_class else socket.socket
+        # trio wraps only a ``socket.socket`` itself.
+        self._socket_class = _accepted_class(sock) if hooks is None else socket.socket
         self._local = _fixed_local_address(sock)
         self._watch()
 
@@ -94,6 +124,8 @@ class Listener:
         if self._closed:
             return
         self._closed = True
+        if self._hooks is not None:
+            self._hooks.closing(self._sock)  # before the close, as trio asks
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
@@ -101,16 +133,21 @@ class Listener:
             self._unwatch()
         self._sock.close()
 
-    # -- what the loop does (``worker/trio_io.py`` has trio's) ------------------------
-
     def _watch(self) -> None:
-        """Call ``_accept`` whenever the socket is readable."""
-        asyncio.get_running_loop().add_reader(self._fd, self._accept)
+        """Call ``readable`` whenever the socket is readable."""
+        if self._hooks is None:
+            asyncio.get_running_loop().add_reader(self._fd, self.readable)
+        else:
+            self._hooks.watch(self._sock, self.readable)
 
     def _unwatch(self) -> None:
-        asyncio.get_running_loop().remove_reader(self._fd)
+        if self._hooks is None:
+            asyncio.get_running_loop().remove_reader(self._fd)
+        else:
+            self._hooks.unwatch()
 
-    def _accept(self) -> None:
+    def readable(self) -> None:
+        """Accept a batch of connections (the listening socket is readable)."""
         ctx = self._ctx
         for _ in range(self._batch):
             if self._closed:
@@ -148,7 +185,7 @@ class Listener:
         # Eagerly where the loop allows it: the transport is made now, and the
         # task first wakes when the connection is made (no loop turn to start
         # it). A connection that failed at once has already ``arrived``.
-        task = start_task(self._loop, self._establish(conn, protocol), _TASK)
+        task = self._ctx.start(self._establish(conn, protocol), _TASK)
         if not task.done():
             self._ctx.arrive(protocol, task)
 
@@ -156,8 +193,12 @@ class Listener:
         # The worker's own loop, not get_running_loop() (a getpid() per call);
         # keyword arguments only for TLS (uvloop parses them at a cost).
         loop = cast(asyncio.AbstractEventLoop, self._loop)
+        hooks = self._hooks
         try:
-            if self._ssl is None:
+            if hooks is not None:
+                timeout = self._ctx.config.ssl_handshake_timeout
+                await hooks.establish(conn, protocol, self._ssl, timeout)
+            elif self._ssl is None:
                 await loop.connect_accepted_socket(lambda: protocol, conn)
             else:
                 await loop.connect_accepted_socket(
@@ -167,6 +208,8 @@ class Listener:
                     ssl_handshake_timeout=self._ctx.config.ssl_handshake_timeout,
                 )
         except Exception as error:  # a failed TLS handshake, a client already gone
+            if hooks is not None:
+                raise  # the loop's own part reports its failures
             self._ctx.log.error_logger.debug("connection not established: %r", error)
         finally:
             # No done callback: one loop callback less per connection.

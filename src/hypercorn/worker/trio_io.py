@@ -31,9 +31,10 @@ does, and only bytes and time differ:
   the transport is not closing before each call, so the descriptor is still
   this connection's (trio closes the stream only after ``_closing`` is set).
 
-``TrioListener`` is ``Listener`` (``worker/listener.py``: batches, the
-request limit, running out of descriptors) waiting for readability with
-``trio.lowlevel.wait_readable`` and serving each accepted socket in a task.
+``trio_listener`` makes a ``Listener`` (``worker/listener.py``: batches, the
+request limit, running out of descriptors) whose trio part, ``TrioAccepting``,
+waits for readability with ``trio.lowlevel.wait_readable`` and serves each
+accepted socket in a task.
 ``TrioDatagramTransport`` and ``pump_datagrams`` feed a ``QuicServer``
 (``worker/udp.py``) from a trio UDP socket; a datagram the kernel cannot
 take at once is dropped, which QUIC recovers from.
@@ -43,8 +44,8 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
@@ -59,10 +60,18 @@ from hypercorn.worker.sendfile import (
 
 if TYPE_CHECKING:
     from hypercorn.shared.eventloop import Task
+    from hypercorn.shared.trio_loop import TrioLoop
+    from hypercorn.worker.context import WorkerContext
     from hypercorn.worker.io import HTTPConnection
     from hypercorn.worker.udp import QuicServer
 
-__all__ = ["TrioDatagramTransport", "TrioListener", "TrioTransport", "pump_datagrams"]
+__all__ = [
+    "TrioAccepting",
+    "TrioDatagramTransport",
+    "TrioTransport",
+    "pump_datagrams",
+    "trio_listener",
+]
 
 HIGH_WATER = 64 * 1024
 LOW_WATER = HIGH_WATER // 4
@@ -308,40 +317,55 @@ async def serve_connection(
     await TrioTransport(stream, trio_sock, protocol).run()
 
 
-class TrioListener(Listener):
-    """``Listener`` on trio: readability from trio, a task per connection."""
+class TrioAccepting:
+    """A ``Listener``'s part on trio (``AcceptHooks``): readability from trio, an
+    accepted socket served by ``serve_connection`` in its own task."""
 
-    _watcher: Task | None = None
-    _fixed_class = False  # trio wraps only a ``socket.socket`` itself
+    def __init__(self, loop: TrioLoop) -> None:
+        self._loop = loop
+        self._watcher: Task | None = None
 
-    def _watch(self) -> None:
-        self._watcher = self._loop.create_task(self._wait_readable())
+    def watch(self, sock: socket.socket, readable: Callable[[], None]) -> None:
+        self._watcher = self._loop.create_task(self._wait_readable(sock, readable))
 
-    def _unwatch(self) -> None:
+    def unwatch(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
 
-    def close(self) -> None:
-        if not self._closed:
-            trio.lowlevel.notify_closing(self._sock)  # before the close, as trio asks
-        super().close()
+    def closing(self, sock: socket.socket) -> None:
+        trio.lowlevel.notify_closing(sock)
 
-    async def _wait_readable(self) -> None:
+    async def establish(
+        self,
+        conn: socket.socket,
+        protocol: HTTPConnection,
+        ssl_context: ssl.SSLContext | None,
+        handshake_timeout: float,
+    ) -> None:
+        await serve_connection(conn, protocol, ssl_context, handshake_timeout)
+
+    @staticmethod
+    async def _wait_readable(sock: socket.socket, readable: Callable[[], None]) -> None:
         while True:
             try:
-                await trio.lowlevel.wait_readable(self._sock)
+                await trio.lowlevel.wait_readable(sock)
             except trio.ClosedResourceError:
                 return
-            self._accept()
+            readable()
 
-    async def _establish(self, conn: socket.socket, protocol: HTTPConnection) -> None:
-        try:
-            await serve_connection(
-                conn, protocol, self._ssl, self._ctx.config.ssl_handshake_timeout
-            )
-        finally:
-            self._ctx.arrived(protocol)
+
+def trio_listener(
+    ctx: WorkerContext,
+    sock: socket.socket,
+    factory: Callable[[], HTTPConnection],
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    batch: int = 100,
+) -> Listener:
+    """``Listener`` on trio."""
+    hooks = TrioAccepting(cast("TrioLoop", ctx.loop))
+    return Listener(ctx, sock, factory, ssl_context=ssl_context, batch=batch, hooks=hooks)
 
 
 class TrioDatagramTransport:

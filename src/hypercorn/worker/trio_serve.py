@@ -38,7 +38,7 @@ from hypercorn.shared.errors import ShutdownError
 from hypercorn.shared.shutdown import check_multiprocess_shutdown_event
 from hypercorn.shared.trio_loop import TrioLoop, using_trio_loop
 from hypercorn.worker.serve import NO_HOOKS, ShutdownTrigger, WorkerHooks, serve_sockets
-from hypercorn.worker.trio_io import TrioListener, pump_datagrams
+from hypercorn.worker.trio_io import pump_datagrams, trio_listener
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework
     from hypercorn.worker.context import WorkerContext
     from hypercorn.worker.io import HTTPConnection
+    from hypercorn.worker.listener import Listener
     from hypercorn.worker.udp import QuicServer
 
 __all__ = ["TrioIO", "binds", "run_trio", "serve_trio"]
@@ -72,8 +73,8 @@ class TrioIO:
         *,
         ssl_context: ssl.SSLContext | None,
         batch: int,
-    ) -> TrioListener:
-        return TrioListener(ctx, sock, factory, ssl_context=ssl_context, batch=batch)
+    ) -> Listener:
+        return trio_listener(ctx, sock, factory, ssl_context=ssl_context, batch=batch)
 
     async def open_datagram(self, server: QuicServer, sock: socket.socket) -> None:
         self._nursery.start_soon(pump_datagrams, sock, server)
