@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from hypercorn.shared.wrappers import WSGIThreadPool, WSGIWrapper
 from hypercorn.shared.wsgi import Exchange, Inbox
@@ -131,3 +134,25 @@ def test_one_wrapper_serves_one_loop_after_another_in_a_thread() -> None:
             assert channel.status == 200 and channel.body == b"got:"
     finally:
         wrapper.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+def test_the_pools_threads_do_not_preempt_the_loop_on_wake_up() -> None:
+    """A job runs in a thread under ``SCHED_BATCH``: woken, it waits for the
+    loop's thread to block instead of preempting it. The caller's own thread
+    keeps its policy."""
+    pool = WSGIThreadPool(2, "batch-test")
+    seen: list[int] = []
+    done = threading.Event()
+
+    def job() -> None:
+        seen.append(os.sched_getscheduler(0))
+        done.set()
+
+    try:
+        pool.submit(job)
+        assert done.wait(TIMEOUT)
+    finally:
+        pool.shutdown()
+    assert seen == [os.SCHED_BATCH]
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
