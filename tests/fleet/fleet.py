@@ -250,8 +250,9 @@ class Fleet:
                 "--out", str(out), "--progress", str(progress)]  # fmt: skip
         for key, value in options.items():
             argv += [f"--{key.replace('_', '-')}", str(value)]
-        process = self._spawn(self.network.balancer, argv, ROOT, self.base / f"{tag}.log")
-        client = Client(process, out, progress)
+        log = self.base / f"{tag}.log"
+        process = self._spawn(self.network.balancer, argv, ROOT, log)
+        client = Client(process, out, progress, log)
         try:
             yield client
         finally:
@@ -273,6 +274,7 @@ class Client:
     process: subprocess.Popen[bytes]
     out: Path
     progress_path: Path
+    log: Path
     result: dict[str, Any] = field(default_factory=dict)
 
     def progress(self) -> Any:
@@ -298,6 +300,21 @@ class Client:
         if not self.result:
             if self.process.poll() is None:
                 self.process.send_signal(signal.SIGTERM)
-            self.process.wait(scaled(30))
+            try:
+                self.process.wait(scaled(30))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+                raise AssertionError(
+                    f"the client did not stop within {scaled(30):.0f} s of SIGTERM; "
+                    f"its last progress: {self.progress()}; its log ends:\n{self._log_tail()}"
+                ) from None
             self.result = json.loads(self.out.read_text())
         return self.result
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-4000:]
+        except OSError as error:
+            return f"(no log: {error})"

@@ -71,10 +71,12 @@ def roll(fleet: Fleet, version: str, port: int, haproxy: bool, label: str) -> No
         steps = {}
         for host in fleet.hosts:
             steps[host.name] = roll_one(fleet, host.name, version, haproxy)
+        # Every host serves ``version`` now, whatever the load's result: the
+        # next scenarios start from it.
+        fleet.version = version
         end = max(step["end"] for step in steps.values())
         load.wait_sent(RATE)
         result = load.stop()
-    fleet.version = version
     rounded = {name: {k: round(v, 2) for k, v in step.items() if k != "end"}
                for name, step in steps.items()}  # fmt: skip
     report(label, result, steps=rounded)

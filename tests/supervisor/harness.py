@@ -226,6 +226,7 @@ class Load:
             threading.Thread(target=self._run, args=(reuse,), daemon=True)
             for reuse in [True] * keep_alive + [False] * fresh
         ]
+        self._hung: set[threading.Thread] = set()
         self._started = 0.0
 
     def __enter__(self) -> Load:
@@ -238,9 +239,18 @@ class Load:
         self.stop()
 
     def stop(self) -> LoadResult:
+        """Stop sending and wait for the requests in flight, for 20 s in all: a
+        request still unanswered by then is a failure of its own."""
         self._stop.set()
+        end = time.monotonic() + scaled(20)
         for thread in self._threads:
-            thread.join(scaled(30))
+            thread.join(max(0.0, end - time.monotonic()))
+        with self._lock:
+            for thread in self._threads:
+                if thread.is_alive() and thread not in self._hung:
+                    self._hung.add(thread)
+                    self.result.failures.append("a request still unanswered 20 s after stop")
+                    self.result.failed_at.append(time.monotonic())
         if not self.result.seconds:
             self.result.seconds = time.monotonic() - self._started
         return self.result
