@@ -19,6 +19,7 @@ from h2.connection import H2Connection
 from hypercorn.worker.io import HTTPConnection
 from hypercorn.worker.serve import WorkerHooks, serve_sockets
 from tests.e2e.conftest import make_config, scaled, serving
+from tests.supervisor.harness import request
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
 
@@ -311,22 +312,14 @@ async def test_a_loop_with_a_task_factory_of_its_own_makes_the_connecting_tasks(
         made.append(task)
         return task
 
-    def get(port: int) -> bytes:
-        with socket.create_connection(("127.0.0.1", port), timeout=scaled(5)) as client:
-            client.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-            data = b""
-            while chunk := client.recv(65536):
-                data += chunk
-            return data
-
     loop = asyncio.get_running_loop()
     async with limited(None) as worker:
         loop.set_task_factory(factory)
         try:
             answer = await asyncio.wait_for(
-                loop.run_in_executor(None, get, worker.port), scaled(10)
+                loop.run_in_executor(None, request, worker.port), scaled(10)
             )
         finally:
             loop.set_task_factory(None)
-        assert answer.endswith(b"ok")
+        assert answer == (200, "ok")
     assert len(made) == 2, made  # the connecting task and the request's
